@@ -1,0 +1,30 @@
+"""audioembed: fixed-size audio embeddings from a self-supervised CNN.
+
+`Embedder().embed("clip.wav")` gives a vector. Nothing heavy (torch, onnxruntime) is imported here.
+"""
+
+from .embedder import Embedder, FrameEmbeddings
+from .errors import (
+    AudioDecodeError,
+    AudioEmbedError,
+    AudioError,
+    BackendError,
+    IntegrityError,
+    ModelError,
+    ModelNotFoundError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioEmbedError",
+    "AudioError",
+    "BackendError",
+    "Embedder",
+    "FrameEmbeddings",
+    "IntegrityError",
+    "ModelError",
+    "ModelNotFoundError",
+    "__version__",
+]

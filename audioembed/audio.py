@@ -1,0 +1,168 @@
+"""Audio in: decode (libsndfile), mix to mono, scale integers, resample (soxr), validate.
+
+Everything streams in blocks, so memory does not grow with the length of a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import numpy as np
+
+from .errors import AudioDecodeError, AudioError
+
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .w64 .rf64 .caf".split()
+)
+MIN_RATE, MAX_RATE = 1_000, 768_000
+MAX_CHANNELS = 64  # beyond this a 2-D array is more likely a batch than a multichannel clip
+BLOCK_SECONDS = 10.0
+
+AudioInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a torch tensor
+
+
+def describe(source: AudioInput) -> str:
+    """A short name for an input, used in every error about it."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    shape = getattr(source, "shape", None)
+    return f"<{type(source).__name__} shape={tuple(shape)}>" if shape is not None else f"<{type(source).__name__}>"
+
+
+def check_rate(sr: Any, name: str) -> int:
+    if sr is None:
+        raise AudioError(f"{name}: a sample rate is required with array input (embed(x, sr=...))")
+    if isinstance(sr, bool) or not isinstance(sr, (int, float, np.integer, np.floating)):
+        raise AudioError(f"{name}: sample rate must be a number, got {type(sr).__name__}")
+    if not np.isfinite(sr) or sr != int(sr) or not MIN_RATE <= sr <= MAX_RATE:
+        raise AudioError(f"{name}: sample rate {sr!r} Hz is not supported (integer in {MIN_RATE}..{MAX_RATE})")
+    return int(sr)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if type(x).__module__.startswith("torch"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_mono_float32(x: Any, name: str) -> np.ndarray:
+    """Any supported array -> 1-D float32 in [-1, 1] scale. 2-D means (channels, samples) or (samples, channels)."""
+    try:
+        a = _to_numpy(x)
+    except Exception as exc:  # objects numpy cannot read
+        raise AudioError(f"{name}: cannot convert {type(x).__name__} to an array ({exc})") from exc
+    if a.dtype.kind in "iu":
+        if a.dtype.kind == "u":
+            half = 2 ** (8 * a.dtype.itemsize - 1)
+            a = (a.astype(np.float64) - half) / half
+        else:
+            a = a.astype(np.float64) / 2 ** (8 * a.dtype.itemsize - 1)
+    elif a.dtype.kind != "f":
+        raise AudioError(f"{name}: unsupported sample type {a.dtype} (use float or integer PCM)")
+    if a.ndim == 2:
+        channel_axis = 0 if a.shape[0] <= a.shape[1] else 1
+        if a.shape[channel_axis] > MAX_CHANNELS:
+            raise AudioError(
+                f"{name}: 2-D array of shape {a.shape} has {a.shape[channel_axis]} 'channels'; "
+                "to embed a batch, pass a list of 1-D arrays"
+            )
+        a = a.mean(axis=channel_axis)
+    elif a.ndim != 1:
+        raise AudioError(f"{name}: expected a 1-D (samples) or 2-D (channels, samples) array, got shape {a.shape}")
+    if a.size == 0:
+        raise AudioError(f"{name}: no audio samples (empty input)")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    check_finite(a, name)
+    return a
+
+
+def check_finite(block: np.ndarray, name: str) -> None:
+    if not np.isfinite(block).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+
+
+class _Resampler:
+    """soxr's streaming resampler; chunked output equals one-shot soxr.resample exactly."""
+
+    def __init__(self, in_rate: int, out_rate: int):
+        self.stream = None
+        if in_rate != out_rate:
+            import soxr
+
+            self.stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.stream is None:
+            return block
+        return self.stream.resample_chunk(block, last=last)
+
+
+def _array_blocks(x: Any, sr: Any, name: str, block: int) -> Iterator[tuple[np.ndarray, int]]:
+    rate = check_rate(sr, name)
+    a = to_mono_float32(x, name)
+    for start in range(0, len(a), block):
+        yield a[start : start + block], rate
+
+
+def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    import soundfile as sf
+
+    if path.is_dir():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    if not path.exists():
+        raise AudioError(f"{name}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{name}: empty file (0 bytes)")
+    try:
+        f = sf.SoundFile(path)
+    except Exception as exc:
+        raise AudioDecodeError(f"{name}: not a readable audio file ({exc})") from exc
+    with f:
+        rate = check_rate(f.samplerate, name)
+        if f.channels < 1:
+            raise AudioDecodeError(f"{name}: file reports {f.channels} channels")
+        frames = max(1, int(block_seconds * rate))
+        while True:
+            try:
+                data = f.read(frames, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioDecodeError(f"{name}: decoding failed ({exc})") from exc
+            if len(data) == 0:
+                break
+            mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+            check_finite(mono, name)
+            yield np.ascontiguousarray(mono), rate
+
+
+def stream(
+    source: AudioInput, sr: Any = None, target_sr: int = 16000, block_seconds: float = BLOCK_SECONDS
+) -> Iterator[np.ndarray]:
+    """Yield mono float32 blocks at target_sr. Raises AudioError (naming the input) on bad input."""
+    name = describe(source)
+    if isinstance(source, (str, os.PathLike)):
+        if sr is not None:
+            raise AudioError(f"{name}: sr= is only for array input; a file's rate is read from the file")
+        blocks = _file_blocks(Path(source), name, block_seconds)
+    else:
+        blocks = _array_blocks(source, sr, name, max(1, int(block_seconds * check_rate(sr, name))))
+    resample = None
+    total = 0
+    for block, rate in blocks:
+        if resample is None:
+            resample = _Resampler(rate, target_sr)
+        out = resample(block)
+        total += len(block)
+        if len(out):
+            yield out
+    if total == 0:
+        raise AudioError(f"{name}: no audio samples (empty input)")
+    tail = resample(np.zeros(0, np.float32), last=True)
+    if len(tail):
+        yield tail
+
+
+def load(source: AudioInput, sr: Any = None, target_sr: int = 16000) -> np.ndarray:
+    """The whole input as one mono float32 array at target_sr (for short clips and tests)."""
+    return np.concatenate(list(stream(source, sr, target_sr)))

@@ -1,0 +1,273 @@
+"""The Embedder: resolve a model -> load a backend -> turn audio into vectors.
+
+Inputs are decoded in worker threads and cut into bounded windows; windows from any inputs are
+batched together (similar lengths first) and run through the backend while decoding goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from . import audio, backends, hub, windows
+from .errors import AudioEmbedError, AudioError
+
+
+@dataclasses.dataclass
+class FrameEmbeddings:
+    """Frame-level embeddings (T, D) and each frame's centre time in milliseconds (HEAR convention)."""
+
+    embeddings: np.ndarray
+    timestamps: np.ndarray
+
+
+@dataclasses.dataclass
+class Result:
+    """One input's outcome: its clip embedding and, when asked for, its frames; or the error."""
+
+    index: int
+    source: str
+    embedding: np.ndarray | None = None
+    frames: FrameEmbeddings | None = None
+    error: AudioEmbedError | None = None
+
+
+class _Accumulator:
+    """Running mean + max over an input's output frames, and the frames themselves if wanted."""
+
+    def __init__(self, keep_frames: bool):
+        self.sum: np.ndarray | None = None
+        self.max: np.ndarray | None = None
+        self.count = 0
+        self.parts: list[tuple[int, np.ndarray]] | None = [] if keep_frames else None
+        self.windows_done = 0
+        self.windows_total: int | None = None
+
+    def add(self, start: int, frames: np.ndarray) -> None:
+        s, m = frames.sum(axis=0, dtype=np.float64), frames.max(axis=0)
+        self.sum = s if self.sum is None else self.sum + s
+        self.max = m if self.max is None else np.maximum(self.max, m)
+        self.count += len(frames)
+        if self.parts is not None:
+            self.parts.append((start, frames))
+        self.windows_done += 1
+
+    @property
+    def finished(self) -> bool:
+        return self.windows_total is not None and self.windows_done == self.windows_total
+
+
+def _is_single(x: Any) -> bool:
+    return not isinstance(x, (list, tuple))
+
+
+class Embedder:
+    """Load a model once, then `embed` files, arrays or tensors: one vector per clip, any length.
+
+    model: a hub repo id (with `revision`) or a local model folder; None is the default model.
+    backend: "auto" (torch if installed, else ONNX Runtime), "torch" or "onnx".
+    device: "auto", "cpu" or "cuda" (torch backend).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        revision: str | None = None,
+        backend: str = "auto",
+        device: str = "auto",
+        batch_size: int = 16,
+        num_threads: int | None = None,
+        num_workers: int | None = None,
+    ):
+        self.backend_name = backends.choose(backend)
+        weight_file = backends.BACKEND_FILES[self.backend_name]
+        self.resolved = hub.resolve(model, revision, weight_file)
+        self.config = hub.load_config(self.resolved.folder)
+        hub.verify(self.resolved.folder, self.config, [weight_file])
+        self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.batch_size = batch_size
+        self.num_workers = num_workers or min(4, os.cpu_count() or 1)
+
+    def __repr__(self) -> str:
+        r = self.resolved
+        return (
+            f"Embedder(model={r.model_id!r}, source={r.source}, backend={self.backend_name}, "
+            f"device={self.backend.device}, dim={self.dim})"
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    # Public API -------------------------------------------------------------------------------
+
+    def embed(self, audio_in: Any, sr: int | Sequence[int] | None = None) -> np.ndarray:
+        """Clip embedding(s): (D,) for one input, (N, D) for a list. Raises on the first bad input."""
+        results = self._collect(audio_in, sr, frames=False)
+        vectors = [r.embedding for r in results]
+        return vectors[0] if _is_single(audio_in) else np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+
+    def embed_frames(self, audio_in: Any, sr: int | Sequence[int] | None = None) -> FrameEmbeddings | list[FrameEmbeddings]:
+        """Frame embeddings (T, D) with centre timestamps in ms, one per 80 ms by default."""
+        results = [r.frames for r in self._collect(audio_in, sr, frames=True)]
+        return results[0] if _is_single(audio_in) else results
+
+    def iter_results(
+        self, inputs: Sequence[Any], sr: int | Sequence[int] | None = None, frames: bool = False
+    ) -> Iterator[Result]:
+        """Yield a Result per input as each finishes (not in input order); bad inputs give Result.error."""
+        items = list(inputs)
+        rates = list(sr) if isinstance(sr, (list, tuple)) else [sr] * len(items)
+        if len(rates) != len(items):
+            raise ValueError(f"got {len(rates)} sample rates for {len(items)} inputs")
+        yield from _Pipeline(self, items, rates, frames).run()
+
+    # Internals --------------------------------------------------------------------------------
+
+    def _collect(self, audio_in: Any, sr: Any, frames: bool) -> list[Result]:
+        items = [audio_in] if _is_single(audio_in) else list(audio_in)
+        results: list[Result | None] = [None] * len(items)
+        for result in self.iter_results(items, sr, frames):
+            if result.error is not None:
+                raise result.error
+            results[result.index] = result
+        return results  # type: ignore[return-value]
+
+    def timestamps(self, n: int) -> np.ndarray:
+        """Centre time (ms) of output frames 0..n-1."""
+        cfg = self.config
+        r = cfg.time_reduction
+        return (np.arange(n) * r + (r - 1) / 2) * cfg.hop_length / cfg.sample_rate * 1000.0
+
+
+class _Pipeline:
+    """Decode workers -> bounded queue of windows -> length-sorted batches -> backend -> accumulators."""
+
+    def __init__(self, embedder: Embedder, items: list[Any], rates: list[Any], frames: bool):
+        self.e = embedder
+        self.items, self.rates, self.frames = items, rates, frames
+        self.queue: queue.Queue = queue.Queue(maxsize=4 * embedder.batch_size)
+        self.stop = threading.Event()
+        self.next_item = 0
+        self.lock = threading.Lock()
+
+    def _put(self, msg: tuple) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _worker(self) -> None:
+        cfg = self.e.config
+        try:
+            while not self.stop.is_set():
+                with self.lock:
+                    index = self.next_item
+                    self.next_item += 1
+                if index >= len(self.items):
+                    break
+                source = self.items[index]
+                count = 0
+                try:
+                    blocks = audio.stream(source, self.rates[index], cfg.sample_rate)
+                    for win in windows.windows(blocks, cfg):
+                        if not self._put(("window", index, win)):
+                            return
+                        count += 1
+                except AudioEmbedError as exc:
+                    self._put(("error", index, exc))
+                    continue
+                except Exception as exc:  # anything unexpected still names the input
+                    self._put(("error", index, AudioError(f"{audio.describe(source)}: {type(exc).__name__}: {exc}")))
+                    continue
+                self._put(("done", index, count))
+        finally:
+            self._put(("exit", -1, None))
+
+    def run(self) -> Iterator[Result]:
+        n_workers = max(1, min(self.e.num_workers, len(self.items)))
+        threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(n_workers)]
+        for t in threads:
+            t.start()
+        acc: dict[int, _Accumulator] = {}
+        pending: list[tuple[int, windows.Window]] = []
+        alive = n_workers
+        failed: set[int] = set()
+        try:
+            while alive or pending:
+                if alive and (not pending or len(pending) < self.e.batch_size):
+                    block = not pending
+                    try:
+                        while True:
+                            kind, index, payload = self.queue.get(block=block)
+                            block = False
+                            if kind == "exit":
+                                alive -= 1
+                            elif kind == "error":
+                                failed.add(index)
+                                acc.pop(index, None)
+                                yield Result(index, audio.describe(self.items[index]), error=payload)
+                            elif kind == "window":
+                                acc.setdefault(index, _Accumulator(self.frames))
+                                pending.append((index, payload))
+                            else:  # done
+                                a = acc.setdefault(index, _Accumulator(self.frames))
+                                a.windows_total = payload
+                                if a.finished:
+                                    yield self._finish(index, acc.pop(index))
+                            if len(pending) >= 2 * self.e.batch_size or not alive:
+                                break
+                    except queue.Empty:
+                        pass
+                if not pending:
+                    continue
+                pending.sort(key=lambda p: len(p[1].wave), reverse=True)
+                batch, pending = pending[: self.e.batch_size], pending[self.e.batch_size :]
+                for index, frames_out in self._run_batch(batch):
+                    if index in failed:
+                        continue
+                    a = acc[index]
+                    a.add(*frames_out)
+                    if a.finished:
+                        yield self._finish(index, acc.pop(index))
+        finally:
+            self.stop.set()
+            for t in threads:
+                t.join(timeout=5)
+
+    def _run_batch(self, batch: list[tuple[int, windows.Window]]) -> list[tuple[int, tuple[int, np.ndarray]]]:
+        longest = max(len(w.wave) for _, w in batch)
+        wave = np.zeros((len(batch), longest), np.float32)
+        for row, (_, w) in enumerate(batch):
+            wave[row, : len(w.wave)] = w.wave
+        n_frames = np.array([w.n_frames for _, w in batch], np.int64)
+        out = self.e.backend.run(wave, n_frames)
+        results = []
+        for row, (index, w) in enumerate(batch):
+            start, stop = w.keep
+            results.append((index, (start, out[row, start - w.first_out : stop - w.first_out])))
+        return results
+
+    def _finish(self, index: int, a: _Accumulator) -> Result:
+        embedding = (a.max + a.sum / a.count).astype(np.float32)
+        frames = None
+        if a.parts is not None:
+            a.parts.sort(key=lambda p: p[0])
+            emb = np.concatenate([p[1] for p in a.parts]).astype(np.float32, copy=False)
+            frames = FrameEmbeddings(emb, self.e.timestamps(len(emb)))
+        return Result(index, audio.describe(self.items[index]), embedding, frames)

@@ -1,0 +1,128 @@
+"""Find a model folder: a local folder, the Hugging Face Hub (cache, offline, pinned revision), or
+the weights bundled with the package. Also checks weight files against their recorded sha256."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+from .config import ModelConfig
+from .errors import IntegrityError, ModelError, ModelNotFoundError
+
+DEFAULT_MODEL = "audioembed/audioembed-base"
+DEFAULT_REVISION = "v0.1.0"  # a tag on the hub; pass a commit sha to pin harder
+PACKAGE_WEIGHTS = Path(__file__).parent / "weights"  # filled in the wheel from models/
+SOURCE_MODELS = Path(__file__).resolve().parent.parent / "models"  # a source checkout
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedModel:
+    folder: Path
+    source: str  # "local", "hub", "cache" or "bundled"
+    model_id: str
+    revision: str | None
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or os.path.exists(model)
+
+
+def bundled_folder(model_id: str, weight_file: str) -> Path | None:
+    """The weights shipped inside the wheel (or in models/ of a source checkout), if any."""
+    name = model_id.rsplit("/", 1)[-1]
+    for root in (PACKAGE_WEIGHTS, SOURCE_MODELS):
+        folder = root / name
+        if (folder / "config.json").is_file() and (folder / weight_file).is_file():
+            return folder
+    return None
+
+
+def _download(model_id: str, revision: str | None, weight_file: str, offline: bool) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    paths = [
+        hf_hub_download(model_id, name, revision=revision, local_files_only=offline)
+        for name in ("config.json", weight_file)
+    ]
+    return Path(paths[0]).parent
+
+
+def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: str) -> ResolvedModel:
+    """local folder -> hub (with its cache) -> cache only -> bundled weights, warning on each fallback."""
+    if model is None:
+        model, revision = DEFAULT_MODEL, revision or DEFAULT_REVISION
+    model = os.fspath(model)
+    if looks_like_path(model):
+        folder = Path(model).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ModelNotFoundError(f"{model}: not a model folder (it has no config.json)")
+        if not (folder / weight_file).is_file():
+            raise ModelNotFoundError(
+                f"{model}: has no {weight_file}; choose the other backend or re-export the model"
+            )
+        return ResolvedModel(folder, "local", model, None)
+
+    try:
+        return ResolvedModel(_download(model, revision, weight_file, offline=False), "hub", model, revision)
+    except Exception as exc:
+        online_error = exc
+    try:
+        folder = _download(model, revision, weight_file, offline=True)
+        warnings.warn(f"{model}: hub unavailable ({_short(online_error)}); using the cached copy", stacklevel=3)
+        return ResolvedModel(folder, "cache", model, revision)
+    except Exception:
+        pass
+    folder = bundled_folder(model, weight_file) if model == DEFAULT_MODEL else None
+    if folder is not None:
+        warnings.warn(
+            f"{model}: hub unavailable and not cached ({_short(online_error)}); using the weights bundled "
+            f"with audioembed ({folder})",
+            stacklevel=3,
+        )
+        return ResolvedModel(folder, "bundled", model, revision)
+    hint = (
+        "this installation bundles no weights for it: train them with "
+        "`audioembed pretrain DATA_DIR --out models/audioembed-base`, or pass model=PATH_TO_MODEL_FOLDER"
+        if model == DEFAULT_MODEL
+        else "check the repo id and revision, run once online to fill the cache, or pass a local model folder"
+    )
+    raise ModelNotFoundError(f"{model}@{revision or 'main'}: cannot get {weight_file} ({_short(online_error)}); {hint}")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def verify(folder: Path, cfg: ModelConfig, files: list[str]) -> None:
+    """Raise IntegrityError when a file's sha256 differs from the one recorded in config.json."""
+    for name in files:
+        expected = cfg.sha256.get(name)
+        if expected is None:
+            continue
+        actual = sha256(folder / name)
+        if actual != expected:
+            raise IntegrityError(
+                f"{folder / name}: sha256 {actual[:16]}… does not match {expected[:16]}… recorded in config.json; "
+                "the file is corrupt or was altered: delete it (or the hub cache entry) and download again"
+            )
+
+
+def load_config(folder: Path) -> ModelConfig:
+    try:
+        return ModelConfig.load(folder / "config.json")
+    except ModelError:
+        raise
+    except Exception as exc:  # a malformed value in an otherwise valid JSON file
+        raise ModelError(f"{folder / 'config.json'}: invalid model config ({exc})") from exc

@@ -1,0 +1,63 @@
+"""Write a model folder in the Hugging Face layout: config.json, model.safetensors, model.onnx, README.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..config import ModelConfig
+from ..hub import sha256
+from .encoder import AudioEncoder
+
+WEIGHT_FILES = ("model.safetensors", "model.onnx")
+
+
+def export_onnx(model: AudioEncoder, path: Path, opset: int = 17) -> None:
+    """Dynamic batch and length; inputs wave (B, N) float32 and n_frames (B,) int64; output frames."""
+    cfg = model.cfg
+    n = cfg.sample_rate * 2
+    wave = torch.zeros(2, n + cfg.n_fft)
+    n_frames = torch.tensor([n // cfg.hop_length + 1, n // cfg.hop_length // 2])
+    model = model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        buf = io.BytesIO()
+        torch.onnx.export(
+            model,
+            (wave, n_frames),
+            buf,
+            input_names=["wave", "n_frames"],
+            output_names=["frames"],
+            dynamic_axes={"wave": {0: "batch", 1: "samples"}, "n_frames": {0: "batch"}, "frames": {0: "batch", 1: "time"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    Path(path).write_bytes(buf.getvalue())
+
+
+def save_model_folder(model: AudioEncoder, out: str | Path, card: str | None = None) -> ModelConfig:
+    """Export weights for both backends, record their sha256 in config.json, write the model card."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.cpu().eval()
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"))
+    export_onnx(model, out / "model.onnx")
+    cfg = dataclasses.replace(model.cfg, sha256={name: sha256(out / name) for name in WEIGHT_FILES})
+    cfg.save(out / "config.json")
+    (out / "README.md").write_text(card if card is not None else default_card(cfg))
+    return cfg
+
+
+def default_card(cfg: ModelConfig) -> str:
+    rows = "\n".join(f"| {name} | `{digest}` |" for name, digest in sorted(cfg.sha256.items()))
+    return (
+        f"# {cfg.name}\n\nAn audioembed model: log-mel ({cfg.n_mels} bands, {cfg.sample_rate} Hz) + "
+        f"AudioNTT2020-style CNN, {cfg.dim}-d embeddings.\n\n| file | sha256 |\n|---|---|\n{rows}\n"
+    )

@@ -58,6 +58,19 @@ def _download(model_id: str, revision: str | None, weight_file: str, offline: bo
     return Path(paths[0]).parent
 
 
+def _offline_mode() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _check_hub(model_id: str, revision: str | None) -> None:
+    """One HEAD request: hf_hub_download alone would fall back to its cache silently on an outage."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    get_hf_file_metadata(hf_hub_url(model_id, "config.json", revision=revision))
+
+
 def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: str) -> ResolvedModel:
     """local folder -> hub (with its cache) -> cache only -> bundled weights, warning on each fallback."""
     if model is None:
@@ -73,16 +86,20 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
             )
         return ResolvedModel(folder, "local", model, None)
 
-    try:
-        return ResolvedModel(_download(model, revision, weight_file, offline=False), "hub", model, revision)
-    except Exception as exc:
-        online_error = exc
+    online_error: Exception | None = None
+    if not _offline_mode():
+        try:
+            _check_hub(model, revision)
+            return ResolvedModel(_download(model, revision, weight_file, offline=False), "hub", model, revision)
+        except Exception as exc:
+            online_error = exc
     try:
         folder = _download(model, revision, weight_file, offline=True)
-        warnings.warn(f"{model}: hub unavailable ({_short(online_error)}); using the cached copy", stacklevel=3)
+        if online_error is not None:
+            warnings.warn(f"{model}: hub unavailable ({_short(online_error)}); using the cached copy", stacklevel=3)
         return ResolvedModel(folder, "cache", model, revision)
-    except Exception:
-        pass
+    except Exception as exc:
+        online_error = online_error or exc
     folder = bundled_folder(model, weight_file) if model == DEFAULT_MODEL else None
     if folder is not None:
         warnings.warn(

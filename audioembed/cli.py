@@ -1,0 +1,152 @@
+"""The `audioembed` command: embed folders of audio into .npy files, show model info, train, evaluate."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import outputs
+from .audio import AUDIO_EXTENSIONS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
+
+ModelOpt = typer.Option(None, "--model", "-m", help="Hub repo id or local model folder (default: the bundled default model).")
+RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
+BackendOpt = typer.Option("auto", "--backend", help="auto (torch if installed, else onnx), torch or onnx.")
+DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda (torch backend).")
+
+
+def _err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _load_embedder(model, revision, backend, device, **kw):
+    from . import Embedder
+    from .errors import AudioEmbedError
+
+    try:
+        return Embedder(model, revision=revision, backend=backend, device=device, **kw)
+    except AudioEmbedError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2)
+
+
+@app.command()
+def embed(
+    paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively by audio extension)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: mirrors the input tree with one .npy per file."),
+    frames: bool = typer.Option(False, "--frames", help="Also write NAME.frames.npy (T, D) and NAME.timestamps.npy (ms)."),
+    stack: bool = typer.Option(False, "--stack", help="Write one OUT/embeddings.npy (N, D) and OUT/index.csv instead."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute outputs that already exist (default: skip them)."),
+    model: Optional[str] = ModelOpt,
+    revision: Optional[str] = RevisionOpt,
+    backend: str = BackendOpt,
+    device: str = DeviceOpt,
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=1, help="Parallel decoding threads."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Embed audio files; bad files are reported at the end and make the exit status 1."""
+    if stack and frames:
+        _err("error: --stack and --frames cannot be combined")
+        raise typer.Exit(2)
+    jobs, failures = outputs.plan(paths, out, frames=frames)
+    if not jobs and not failures:
+        _err(f"error: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {', '.join(map(str, paths))}")
+        raise typer.Exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs.remove_stale_temp_files(out)
+    todo = jobs if (overwrite or stack) else [j for j in jobs if not j.done()]
+    skipped = len(jobs) - len(todo)
+    embedder = _load_embedder(model, revision, backend, device, batch_size=batch_size, num_workers=workers)
+    stacked: dict[int, object] = {}
+    done = 0
+    with outputs.progress(len(todo), disable=quiet or not todo) as advance:
+        for result in embedder.iter_results([j.source for j in todo], frames=frames):
+            job = todo[result.index]
+            if result.error is not None:
+                failures.append(str(result.error))
+            elif stack:
+                stacked[result.index] = result.embedding
+            else:
+                job.write(result)
+                done += 1
+            advance()
+    if stack and stacked:
+        order = sorted(stacked)
+        outputs.write_stack(out, [todo[i].source for i in order], [stacked[i] for i in order])
+        done = len(order)
+    summary = f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}"
+    _err(summary)
+    if failures:
+        _err(f"{len(failures)} failed:")
+        for message in failures:
+            _err(f"  {message}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def info(
+    model: Optional[str] = ModelOpt,
+    revision: Optional[str] = RevisionOpt,
+    backend: str = BackendOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Show which model resolves, from where, on which backend, and its files' sha256."""
+    from . import __version__
+    from .hub import sha256
+
+    e = _load_embedder(model, revision, backend, device)
+    cfg, r = e.config, e.resolved
+    rows = [
+        ("audioembed", __version__),
+        ("model", r.model_id),
+        ("revision", r.revision or "-"),
+        ("source", r.source),
+        ("folder", str(r.folder)),
+        ("backend", f"{e.backend_name} ({e.backend.device})"),
+        ("dim", str(cfg.dim)),
+        ("sample rate", f"{cfg.sample_rate} Hz"),
+        ("frame hop", f"{cfg.frame_seconds * 1000:g} ms"),
+    ]
+    for name in sorted(os.listdir(r.folder)):
+        path = r.folder / name
+        if path.is_file() and name != "config.json" and not name.endswith(".md"):
+            digest = sha256(path)
+            expected = cfg.sha256.get(name)
+            status = "" if expected is None else (" (verified)" if expected == digest else " (MISMATCH)")
+            rows.append((name, digest + status))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+def _register_optional_commands() -> None:
+    """Commands whose code lives in subpackages; their heavy imports happen only when they run."""
+    try:
+        from .train.command import pretrain
+
+        app.command("pretrain")(pretrain)
+    except ImportError:
+        pass
+    try:
+        from .eval.command import evaluate
+
+        app.command("evaluate")(evaluate)
+    except ImportError:
+        pass
+
+
+_register_optional_commands()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,119 @@
+"""Decoding, mixing, scaling, resampling and the errors for bad input."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audioembed import audio
+from audioembed.errors import AudioDecodeError, AudioError
+
+from conftest import tone
+
+
+def dominant_hz(x: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.fft.rfftfreq(len(x), 1 / sr)[spec.argmax()]
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_resampling_keeps_a_440_hz_tone_at_440_hz(sr):
+    out = audio.load(tone(440, sr, 2.0), sr=sr, target_sr=16000)
+    assert abs(len(out) - 32000) <= 1
+    assert abs(dominant_hz(out, 16000) - 440) < 1.0
+
+
+@pytest.mark.parametrize("sr,subtype,ext", [(44100, "PCM_16", "wav"), (48000, "PCM_24", "flac"), (8000, "VORBIS", "ogg"), (44100, "MPEG_LAYER_III", "mp3")])
+def test_files_of_any_format_and_rate_decode_to_16k_mono(tmp_path, sr, subtype, ext):
+    stereo = np.stack([tone(440, sr, 1.5), tone(440, sr, 1.5)], axis=1)
+    path = tmp_path / f"clip.{ext}"
+    sf.write(path, stereo, sr, subtype=subtype)
+    out = audio.load(path, target_sr=16000)
+    assert out.dtype == np.float32 and out.ndim == 1
+    assert abs(len(out) - 24000) < 2000  # MP3 adds encoder delay
+    assert abs(dominant_hz(out, 16000) - 440) < 2.0
+
+
+def test_stereo_is_mixed_to_mono_in_either_layout():
+    left, right = tone(440, 16000, 0.5), np.zeros(8000, np.float32)
+    for x in (np.stack([left, right]), np.stack([left, right], axis=1)):
+        np.testing.assert_allclose(audio.load(x, sr=16000), left / 2, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.int16, 2**15), (np.int32, 2**31), (np.int8, 2**7)])
+def test_integer_pcm_is_scaled(dtype, scale):
+    x = (tone(440) * (scale - 1)).astype(dtype)
+    np.testing.assert_allclose(audio.load(x, sr=16000), tone(440), atol=2.0 / scale * 2)
+
+
+def test_uint8_pcm_is_centred():
+    x = np.full(1000, 128, np.uint8)
+    assert np.all(audio.load(x, sr=16000) == 0)
+
+
+def test_torch_tensor_input():
+    torch = pytest.importorskip("torch")
+    x = tone(440)
+    np.testing.assert_array_equal(audio.load(torch.from_numpy(x), sr=16000), x)
+
+
+def test_streaming_equals_one_shot_resampling():
+    x = np.random.default_rng(0).standard_normal(44100 * 25).astype(np.float32)
+    import soxr
+
+    blocks = list(audio.stream(x, sr=44100, block_seconds=3.0))
+    assert len(blocks) > 5
+    np.testing.assert_array_equal(np.concatenate(blocks), soxr.resample(x, 44100, 16000, quality="HQ"))
+
+
+@pytest.mark.parametrize(
+    "x,sr,match",
+    [
+        (np.zeros(0, np.float32), 16000, "empty"),
+        (np.array([0.0, np.nan, 0.0], np.float32), 16000, "NaN or infinite"),
+        (np.array([0.0, np.inf], np.float32), 16000, "NaN or infinite"),
+        (np.zeros((2, 3, 400), np.float32), 16000, "shape"),
+        (np.zeros((100, 400), np.float32), 16000, "list of 1-D arrays"),
+        (np.array(["a", "b"]), 16000, "unsupported sample type"),
+        (np.zeros(10, np.complex64), 16000, "unsupported sample type"),
+        (np.zeros(100, np.float32), None, "sample rate is required"),
+        (np.zeros(100, np.float32), 0, "not supported"),
+        (np.zeros(100, np.float32), -16000, "not supported"),
+        (np.zeros(100, np.float32), 1, "not supported"),
+        (np.zeros(100, np.float32), 10_000_000, "not supported"),
+        (np.zeros(100, np.float32), 16000.5, "not supported"),
+        (np.zeros(100, np.float32), "16000", "must be a number"),
+    ],
+)
+def test_bad_arrays_raise_clear_errors(x, sr, match):
+    with pytest.raises(AudioError, match=match):
+        audio.load(x, sr=sr)
+
+
+def test_bad_files_raise_errors_naming_the_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "junk.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk" * 10)
+    (tmp_path / "folder.wav").mkdir()
+    cases = {
+        "empty.wav": (AudioDecodeError, "empty file"),
+        "junk.wav": (AudioDecodeError, "not a readable audio file"),
+        "folder.wav": (AudioError, "is a directory"),
+        "missing.wav": (AudioError, "no such file"),
+    }
+    for name, (error, message) in cases.items():
+        with pytest.raises(error, match=message) as info:
+            audio.load(tmp_path / name)
+        assert name in str(info.value)
+
+
+def test_header_only_file_has_no_samples(tmp_path):
+    path = tmp_path / "zero.wav"
+    sf.write(path, np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioError, match="no audio samples"):
+        audio.load(path)
+
+
+def test_sr_with_a_path_is_rejected(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(440), 16000)
+    with pytest.raises(AudioError, match="only for array input"):
+        audio.load(path, sr=16000)

@@ -1,0 +1,106 @@
+"""`audioembed embed` and `audioembed info` end to end on generated folders."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from audioembed import Embedder
+from audioembed.cli import app
+
+from conftest import noisy, tone
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def audio_tree(tmp_path):
+    root = tmp_path / "in"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    sf.write(root / "a.wav", noisy(16000, 2.0), 16000)
+    sf.write(root / "sub" / "b.flac", np.stack([tone(440, 44100, 1.0)] * 2, axis=1), 44100)
+    sf.write(root / "sub" / "deeper" / "c d é.ogg", tone(880, 8000, 3.0), 8000)
+    sf.write(root / "sub" / "int16.wav", (tone(220, 48000, 0.5) * 30000).astype(np.int16), 48000)
+    (root / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+def embed(*args):
+    return runner.invoke(app, ["embed", *map(str, args)])
+
+
+def test_folder_with_a_corrupt_file(audio_tree, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    result = embed(audio_tree, "-o", out, "-m", tiny_model_dir, "--backend", "onnx", "-q")
+    assert result.exit_code == 1
+    assert "corrupt.wav" in result.output and "1 failed" in result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy"))
+    assert written == ["a.npy", "sub/b.npy", "sub/deeper/c d é.npy", "sub/int16.npy"]
+    expected = Embedder(tiny_model_dir, backend="onnx").embed(audio_tree / "sub" / "b.flac")
+    np.testing.assert_allclose(np.load(out / "sub" / "b.npy"), expected, atol=1e-6)  # batching: float rounding only
+    assert not list(out.rglob("*tmp*"))
+
+
+def test_rerun_skips_finished_outputs(audio_tree, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    (audio_tree / "corrupt.wav").unlink()
+    assert embed(audio_tree, "-o", out, "-m", tiny_model_dir, "-q").exit_code == 0
+    stamp = (out / "a.npy").stat().st_mtime_ns
+    (out / "sub" / "b.npy").unlink()
+    (out / f".a.npy.123.audioembed-tmp").write_bytes(b"half")  # left by a killed run
+    result = embed(audio_tree, "-o", out, "-m", tiny_model_dir, "-q")
+    assert result.exit_code == 0 and "1 embedded, 3 skipped" in result.output
+    assert (out / "a.npy").stat().st_mtime_ns == stamp and (out / "sub" / "b.npy").exists()
+    assert not list(out.rglob("*audioembed-tmp"))
+    result = embed(audio_tree, "-o", out, "-m", tiny_model_dir, "-q", "--overwrite")
+    assert "4 embedded" in result.output
+
+
+def test_frames_output(audio_tree, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    embed(audio_tree / "a.wav", "-o", out, "-m", tiny_model_dir, "--frames", "-q")
+    frames, stamps = np.load(out / "a.frames.npy"), np.load(out / "a.timestamps.npy")
+    assert frames.shape == (25, 32) and stamps.shape == (25,)
+    np.testing.assert_allclose(np.load(out / "a.npy"), frames.max(0) + frames.mean(0), atol=1e-5)
+
+
+def test_stacked_output(audio_tree, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    result = embed(audio_tree, "-o", out, "-m", tiny_model_dir, "--stack", "-q")
+    assert result.exit_code == 1
+    matrix = np.load(out / "embeddings.npy")
+    index = (out / "index.csv").read_text().splitlines()
+    assert matrix.shape == (4, 32) and index[0] == "row,path" and len(index) == 5
+    row = next(i for i, line in enumerate(index[1:]) if line.endswith("a.wav"))
+    np.testing.assert_allclose(matrix[row], Embedder(tiny_model_dir).embed(audio_tree / "a.wav"), atol=1e-5)
+
+
+def test_colliding_output_names_are_reported_not_overwritten(tmp_path, tiny_model_dir):
+    root = tmp_path / "in"
+    root.mkdir()
+    sf.write(root / "x.wav", tone(440), 16000)
+    sf.write(root / "x.flac", tone(880), 16000)
+    sf.write(root / "y.wav", tone(660), 16000)
+    out = tmp_path / "out"
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "-q")
+    assert result.exit_code == 1 and "2 inputs map to" in result.output
+    assert sorted(p.name for p in out.glob("*.npy")) == ["y.npy"]
+
+
+def test_no_audio_found_is_an_error(tmp_path, tiny_model_dir):
+    (tmp_path / "in").mkdir()
+    result = embed(tmp_path / "in", "-o", tmp_path / "out", "-m", tiny_model_dir)
+    assert result.exit_code == 2 and "no audio files" in result.output
+
+
+def test_missing_model_is_a_clear_error(tmp_path, audio_tree):
+    result = embed(audio_tree, "-o", tmp_path / "out", "-m", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "not a model folder" in result.output
+
+
+def test_info_prints_model_and_hashes(tiny_model_dir):
+    result = runner.invoke(app, ["info", "-m", str(tiny_model_dir), "--backend", "onnx"])
+    assert result.exit_code == 0
+    assert "onnx (cpu)" in result.output and "dim" in result.output
+    assert result.output.count("(verified)") == 2

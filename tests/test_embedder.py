@@ -1,0 +1,162 @@
+"""The Embedder: shapes, exactness of windowing and batching, backend parity, determinism."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from audioembed import Embedder, FrameEmbeddings
+from audioembed import windows as win
+from audioembed.errors import AudioError, BackendError
+
+from conftest import noisy, tone
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(tiny_model_dir):
+    return Embedder(tiny_model_dir, backend="onnx")
+
+
+@pytest.fixture(scope="module")
+def torch_embedder(tiny_model_dir):
+    return Embedder(tiny_model_dir, backend="torch")
+
+
+def full_pass_frames(model, x: np.ndarray) -> np.ndarray:
+    """Reference: one forward pass over the whole centre-padded clip."""
+    padded = np.pad(x, model.cfg.n_fft // 2, mode="reflect")
+    with torch.no_grad():
+        return model(torch.from_numpy(padded)[None], torch.tensor([len(x) // model.cfg.hop_length + 1]))[0].numpy()
+
+
+def test_one_vector_per_clip_of_any_length(onnx_embedder):
+    for seconds in (0.01, 0.2, 1.0, 3.7):
+        v = onnx_embedder.embed(noisy(seconds=seconds), sr=16000)
+        assert v.shape == (32,) and v.dtype == np.float32 and np.isfinite(v).all()
+
+
+def test_list_input_gives_a_matrix_in_input_order(onnx_embedder):
+    clips = [noisy(seconds=s, seed=i) for i, s in enumerate((0.5, 2.0, 1.0))]
+    batch = onnx_embedder.embed(clips, sr=16000)
+    assert batch.shape == (3, 32)
+    for row, clip in zip(batch, clips):
+        np.testing.assert_allclose(row, onnx_embedder.embed(clip, sr=16000), atol=1e-5)
+    assert onnx_embedder.embed([], sr=16000).shape == (0, 32)
+
+
+@pytest.mark.parametrize("seconds", [0.05, 1.23, 10.24, 10.31, 21.0, 33.3])
+def test_windowed_frames_equal_a_single_full_pass(torch_embedder, tiny_torch_model, seconds):
+    x = noisy(seconds=seconds, seed=3)
+    if len(x) < win.min_samples(tiny_torch_model.cfg):
+        x = np.concatenate([x, np.zeros(win.min_samples(tiny_torch_model.cfg) - len(x), np.float32)])
+    ref = full_pass_frames(tiny_torch_model, x)
+    got = torch_embedder.embed_frames(x, sr=16000)
+    assert got.embeddings.shape == ref.shape
+    np.testing.assert_allclose(got.embeddings, ref, atol=1e-5)
+    np.testing.assert_allclose(torch_embedder.embed(x, sr=16000), ref.max(0) + ref.mean(0), atol=1e-5)
+
+
+def test_window_count_and_memory_are_bounded_by_the_window(tiny_torch_model):
+    cfg = tiny_torch_model.cfg
+    x = np.zeros(16000 * 100, np.float32)
+    blocks = (x[i : i + 7777] for i in range(0, len(x), 7777))
+    ws = list(win.windows(blocks, cfg))
+    assert len(ws) == int(np.ceil(win.n_outputs(len(x), cfg) / win.WINDOW_FRAMES))
+    assert max(len(w.wave) for w in ws) <= (win.WINDOW_FRAMES * 8 + 2 * win.CONTEXT_MEL_FRAMES) * 160 + cfg.n_fft
+    kept = [w.keep for w in ws]
+    assert kept[0][0] == 0 and kept[-1][1] == win.n_outputs(len(x), cfg)
+    assert all(a[1] == b[0] for a, b in zip(kept, kept[1:]))
+
+
+def test_padded_batches_equal_one_item_at_a_time(tiny_model_dir):
+    clips = [noisy(seconds=s, seed=i) for i, s in enumerate((0.3, 4.0, 12.5, 1.1, 0.9))]
+    batched = Embedder(tiny_model_dir, backend="onnx", batch_size=8).embed(clips, sr=16000)
+    single = Embedder(tiny_model_dir, backend="onnx", batch_size=1, num_workers=1).embed(clips, sr=16000)
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_torch_and_onnx_agree(onnx_embedder, torch_embedder):
+    clips = [noisy(seconds=s, seed=i) for i, s in enumerate((0.5, 3.0, 11.0))]
+    np.testing.assert_allclose(onnx_embedder.embed(clips, sr=16000), torch_embedder.embed(clips, sr=16000), atol=1e-4)
+    f1, f2 = onnx_embedder.embed_frames(clips[1], sr=16000), torch_embedder.embed_frames(clips[1], sr=16000)
+    np.testing.assert_allclose(f1.embeddings, f2.embeddings, atol=1e-4)
+
+
+def test_same_input_same_vector_run_after_run(tiny_model_dir, tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "clip.flac"
+    sf.write(path, noisy(44100, 3.0), 44100)
+    first = Embedder(tiny_model_dir, backend="onnx").embed(path)
+    for _ in range(3):
+        np.testing.assert_array_equal(Embedder(tiny_model_dir, backend="onnx").embed(path), first)
+    np.testing.assert_allclose(first, Embedder(tiny_model_dir, backend="onnx").embed(noisy(44100, 3.0), sr=44100), atol=1e-6)
+
+
+def test_frames_have_hear_style_timestamps(onnx_embedder):
+    frames = onnx_embedder.embed_frames(tone(440, seconds=2.0), sr=16000)
+    assert isinstance(frames, FrameEmbeddings)
+    assert frames.embeddings.shape == (25, 32)
+    np.testing.assert_allclose(frames.timestamps[:3], [35.0, 115.0, 195.0])
+    assert np.all(np.diff(frames.timestamps) == 80.0)
+
+
+def test_different_sounds_give_different_vectors(onnx_embedder):
+    a, b = onnx_embedder.embed([tone(300), tone(3000)], sr=16000)
+    assert np.abs(a - b).max() > 1e-3
+
+
+def test_bad_input_in_a_list_raises_naming_it(onnx_embedder, tmp_path):
+    bad = tmp_path / "corrupt.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(AudioError, match="corrupt.wav"):
+        onnx_embedder.embed([tone(440), bad], sr=16000)
+    with pytest.raises(AudioError, match="NaN"):
+        onnx_embedder.embed(np.full(1000, np.nan, np.float32), sr=16000)
+
+
+def test_iter_results_reports_errors_and_keeps_going(onnx_embedder, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"xx")
+    results = {r.index: r for r in onnx_embedder.iter_results([tone(440), bad, tone(880)], sr=16000)}
+    assert results[0].embedding is not None and results[2].embedding is not None
+    assert results[1].error is not None and "bad.wav" in str(results[1].error)
+
+
+def test_unknown_backend_and_device_errors(tiny_model_dir):
+    with pytest.raises(BackendError, match="unknown backend"):
+        Embedder(tiny_model_dir, backend="tensorflow")
+    with pytest.raises(BackendError, match="CPU only"):
+        Embedder(tiny_model_dir, backend="onnx", device="cuda")
+
+
+def run_isolated(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_import_is_light():
+    out = run_isolated(
+        """
+        import sys, audioembed
+        print(sorted(m for m in ("torch", "onnxruntime", "sklearn", "soundfile", "huggingface_hub") if m in sys.modules))
+        """
+    )
+    assert out.strip() == "[]"
+
+
+def test_onnx_path_works_without_torch(tiny_model_dir):
+    out = run_isolated(
+        f"""
+        import sys, numpy as np
+        sys.modules["torch"] = None  # any import of torch now fails
+        from audioembed import Embedder
+        e = Embedder({str(tiny_model_dir)!r})
+        print(e.backend_name, e.embed(np.ones(16000, np.float32) * 0.1, sr=16000).shape)
+        """
+    )
+    assert out.split() == ["onnx", "(32,)"]

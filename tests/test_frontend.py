@@ -1,0 +1,40 @@
+"""The log-mel frontend against torchaudio's MelSpectrogram (stored reference) and its ONNX export."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audioembed import mel
+from audioembed.config import ModelConfig
+from audioembed.nn import LogMel
+
+REF = Path(__file__).parent / "data" / "torchaudio_melspec.npz"
+
+
+def test_matches_torchaudio_reference():
+    ref = np.load(REF)
+    cfg = ModelConfig()
+    wave = ref["wave"]
+    padded = np.pad(wave, cfg.n_fft // 2, mode="reflect")
+    ours = LogMel(cfg)(torch.from_numpy(padded)[None])[0].numpy()
+    assert ours.shape == ref["logmel"].shape == (64, mel.n_frames(len(wave), cfg))
+    # log domain: compare where there is energy; allow float32 DFT-vs-FFT rounding.
+    np.testing.assert_allclose(ours, ref["logmel"], atol=2e-3, rtol=0)
+
+
+def test_unused_fft_bins_are_skipped_without_changing_the_result():
+    cfg = ModelConfig()
+    fb = mel.mel_filterbank(cfg)
+    k = mel.used_bins(cfg)
+    assert k < cfg.n_fft // 2 + 1
+    assert np.all(fb[k:] == 0) and np.any(fb[k - 1] > 0)
+
+
+def test_filterbank_peaks_rise_through_the_band():
+    cfg = ModelConfig()
+    fb = mel.mel_filterbank(cfg)
+    peaks = fb.argmax(axis=0)
+    assert np.all(np.diff(peaks) >= 0)
+    freqs = np.linspace(0, cfg.sample_rate / 2, fb.shape[0])
+    assert freqs[peaks[0]] >= cfg.f_min - 20 and freqs[peaks[-1]] <= cfg.f_max + 20

@@ -1,0 +1,119 @@
+"""Model resolution through the real huggingface_hub code against a fake hub on 127.0.0.1."""
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from audioembed import Embedder, hub
+from audioembed.errors import IntegrityError, ModelNotFoundError
+
+from conftest import HUB_PORT, build_tiny_model, tone
+from fakehub import FakeHub
+
+
+@pytest.fixture(scope="module")
+def fake_hub():
+    server = FakeHub(HUB_PORT)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def test_downloads_from_the_hub_then_serves_from_cache(fake_hub, tiny_model_dir, monkeypatch, request):
+    repo = "someone/tiny-a"
+    commit = fake_hub.add_repo(repo, tiny_model_dir, revision="v1")
+    e = Embedder(repo, revision="v1", backend="onnx")
+    assert e.resolved.source == "hub" and e.resolved.folder.name == commit
+    expected = Embedder(tiny_model_dir, backend="onnx").embed(tone(440), sr=16000)
+    np.testing.assert_array_equal(e.embed(tone(440), sr=16000), expected)
+    fetched = [r for r in fake_hub.requests if "tiny-a" in r and r.startswith("GET")]
+    assert not any("model.safetensors" in r for r in fetched), "the onnx backend needs no torch weights"
+
+    monkeypatch.setattr(fake_hub, "mode", "error500")
+    with pytest.warns(UserWarning, match="cached copy"):
+        cached = Embedder(repo, revision="v1", backend="onnx")
+    assert cached.resolved.source == "cache"
+
+
+def test_offline_mode_uses_the_cache_without_network(fake_hub, tiny_model_dir, offline):
+    repo = "someone/tiny-b"
+    fake_hub.add_repo(repo, tiny_model_dir)
+    import huggingface_hub.constants as constants
+
+    constants.HF_HUB_OFFLINE = False
+    Embedder(repo, backend="onnx")  # fills the cache
+    constants.HF_HUB_OFFLINE = True
+    before = len(fake_hub.requests)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # offline by choice is no fallback: no warning
+        e = Embedder(repo, backend="onnx")
+    assert e.resolved.source == "cache"
+    assert len(fake_hub.requests) == before, "offline mode must not touch the network"
+
+
+def test_revision_pinned_to_a_commit(fake_hub, tmp_path):
+    repo = "someone/versions"
+    build_tiny_model(tmp_path / "v1", seed=1)
+    build_tiny_model(tmp_path / "v2", seed=2)
+    c1 = fake_hub.add_repo(repo, tmp_path / "v1", revision="main")
+    v1 = Embedder(repo, revision=c1, backend="onnx").embed(tone(440), sr=16000)
+    fake_hub.add_repo(repo, tmp_path / "v2", revision="main")
+    latest = Embedder(repo, backend="onnx").embed(tone(440), sr=16000)
+    pinned = Embedder(repo, revision=c1, backend="onnx").embed(tone(440), sr=16000)
+    np.testing.assert_array_equal(pinned, v1)
+    assert np.abs(latest - v1).max() > 1e-4
+
+
+@pytest.mark.parametrize("mode", ["error500", "hang", "truncate"])
+def test_default_model_falls_back_to_bundled_weights(fake_hub, tiny_model_dir, tmp_path, monkeypatch, mode):
+    bundled = tmp_path / "weights" / "audioembed-base"
+    shutil.copytree(tiny_model_dir, bundled)
+    monkeypatch.setattr(hub, "PACKAGE_WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(fake_hub, "mode", mode)
+    monkeypatch.setattr(hub, "DEFAULT_REVISION", f"never-cached-{mode}")
+    with pytest.warns(UserWarning, match="bundled"):
+        e = Embedder(backend="onnx")
+    assert e.resolved.source == "bundled" and e.resolved.folder == bundled
+    assert e.embed(tone(440), sr=16000).shape == (32,)
+
+
+def test_no_weights_anywhere_says_how_to_get_them(fake_hub, tmp_path, monkeypatch):
+    monkeypatch.setattr(hub, "PACKAGE_WEIGHTS", tmp_path / "none")
+    monkeypatch.setattr(hub, "SOURCE_MODELS", tmp_path / "none")
+    monkeypatch.setattr(fake_hub, "mode", "error500")
+    monkeypatch.setattr(hub, "DEFAULT_REVISION", "never-cached")
+    with pytest.raises(ModelNotFoundError, match="audioembed pretrain"):
+        Embedder(backend="onnx")
+    with pytest.raises(ModelNotFoundError, match="someone/missing"):
+        Embedder("someone/missing", backend="onnx")
+
+
+def test_tampered_download_is_rejected(fake_hub, tiny_model_dir, tmp_path, monkeypatch):
+    repo = "someone/tampered"
+    fake_hub.add_repo(repo, tiny_model_dir)
+    monkeypatch.setattr(fake_hub, "mode", "tamper")
+    with pytest.raises(IntegrityError, match="sha256"):
+        Embedder(repo, backend="onnx")
+
+
+def test_altered_local_weights_are_rejected(tiny_model_dir, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, folder)
+    data = bytearray((folder / "model.onnx").read_bytes())
+    data[-1] ^= 1
+    (folder / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="model.onnx"):
+        Embedder(folder, backend="onnx")
+
+
+def test_local_folder_errors(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        Embedder(tmp_path, backend="onnx")

@@ -29,13 +29,15 @@ import debaudio as da  # noqa: E402
 AUDIO = r"\.(ogg|oga|opus|wav|flac)$"
 
 # package -> (tar patterns, archive inside the package or None,
-#             [(regex on file path, category)], first match wins; no match = skipped)
+#             [(regex on file path, category)], first match wins;
+#             no match or category None = skipped)
 SOURCES = {
     "wesnoth-1.16-music": (["*.ogg"], None, [(AUDIO, "music")]),
     "warzone2100-music": (["*.opus"], None, [(AUDIO, "music")]),
     "hedgewars-data": (["*.ogg"], None, [
         ("/Music/", "music"), ("/voices/", "speech"), ("/Sounds/", "sfx")]),
     "0ad-data": (["*public.zip"], "usr/share/games/0ad/mods/public/public.zip", [
+        *[(rx, None) for rx, _ in da.ZEROAD_HELDOUT],  # held out for the zeroad_sfx dev set
         ("^audio/music/", "music"), ("^audio/voice/", "speech"), ("^audio/", "sfx")]),
     "warzone2100-data": (["*base.wz"], "usr/share/games/warzone2100/base.wz", [
         ("^sequenceaudio/|^audio/(memressp|tutorial|taunts|vtoltalk|proxmessages|countdown"
@@ -84,14 +86,14 @@ def build_package(pkg, args):
     patterns, archive, rules = SOURCES[pkg]
     deb = da.fetch_deb(pkg, args.debs)
     root = da.extract(pkg, deb, os.path.join(args.work, pkg), patterns)
-    lic = da.licence(root, pkg)
     os.makedirs(os.path.join(args.out, "licences"), exist_ok=True)
-    cp = os.path.join(root, "usr/share/doc", pkg, "copyright")
+    cp = da.copyright_path(root, pkg)
     if os.path.exists(cp):
         shutil.copy(cp, os.path.join(args.out, "licences", f"{pkg}.copyright"))
+    lic = da.licence(cp)
     rows, maxlen = [], int(args.max_chunk * da.SR)
     for rel, load in iter_files(root, archive):
-        cat = next((c for rx, c in rules if re.search(rx, "/" + rel)), None)
+        cat = next((c for rx, c in rules if re.search(rx, rel if archive else "/" + rel)), None)
         if cat is None:
             continue
         try:
@@ -127,7 +129,8 @@ def write_manifest(args):
     for pkg in SOURCES:
         part = os.path.join(args.out, "parts", f"{pkg}.csv")
         if os.path.exists(part):
-            rows += list(csv.reader(open(part)))
+            lic = da.licence(os.path.join(args.out, "licences", f"{pkg}.copyright"))
+            rows += [r[:3] + [lic] + r[4:] for r in csv.reader(open(part))]
     with open(os.path.join(args.out, "manifest.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "source_package", "category", "licence", "duration_s", "source_file"])

@@ -25,6 +25,18 @@ RESERVED_PREFIXES = (
 )
 # Packages used by the dev sets; the pretraining corpus must not use them.
 DEVSET_PACKAGES = ("fluid-soundfont-gm", "ktuberling-data")
+# 0ad-data sound effects held out for the zeroad_sfx dev set (paths inside
+# public.zip, label = class). The corpus skips every file matched here.
+ZEROAD_HELDOUT = [
+    (r"^audio/attack/impact/", "impact"),
+    (r"^audio/attack/weapon/", "weapon"),
+    (r"^audio/actor/human/death/", "human_death"),
+    (r"^audio/actor/fauna/", "animal"),
+    (r"^audio/actor/(singlesteps|human/movement)/", "footsteps"),
+    (r"^audio/resource/gathering/", "gathering"),
+    (r"^audio/resource/mining/", "mining"),
+    (r"^audio/resource/(construction|lumbering)/", "construction_lumbering"),
+]
 
 
 def check_allowed(pkg):
@@ -61,10 +73,14 @@ def extract(pkg, deb, dest, patterns):
     return dest
 
 
-def licence(root, pkg):
-    """Short licence string: the distinct `License:` names in the DEP-5
-    copyright file (in order of appearance), else its first non-empty line."""
-    path = os.path.join(root, "usr/share/doc", pkg, "copyright")
+def copyright_path(root, pkg):
+    return os.path.join(root, "usr/share/doc", pkg, "copyright")
+
+
+def licence(path):
+    """Short licence string from a Debian copyright file: the distinct DEP-5
+    `License:` names in order of appearance; for free-form files, the
+    /usr/share/common-licenses/* files and licence names it mentions."""
     if not os.path.exists(path):
         return "unknown (no copyright file)"
     text = open(path, encoding="utf-8", errors="replace").read()
@@ -73,10 +89,16 @@ def licence(root, pkg):
         n = m.group(1).strip()
         if n not in names:
             names.append(n)
-    if names:
-        return "; ".join(names)
-    first = next((l.strip() for l in text.splitlines() if l.strip()), "")
-    return "see copyright: " + first[:80]
+    if not names:  # free-form copyright file
+        pats = [r"common-licenses/([\w.+-]+?)(?=[\s,.;)]*(?:\s|$))", r"\b(CC[- ]BY(?:[- ]SA)?[- ]?[\d.]*)",
+                r"(Creative Commons[\w -]*?)(?=[,.;\n]|\s+licen)", r"\b(public domain)"]
+        for pat in pats:
+            for m in re.finditer(pat, text, re.I):
+                n = m.group(1).strip()
+                if n not in names:
+                    names.append(n)
+        names = [n + " (free-form copyright)" for n in names[:1]] + names[1:]
+    return "; ".join(names) if names else "see copyright file"
 
 
 def _ffmpeg_decode(data):

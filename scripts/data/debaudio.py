@@ -77,27 +77,32 @@ def copyright_path(root, pkg):
     return os.path.join(root, "usr/share/doc", pkg, "copyright")
 
 
+AUDIO_HINT = re.compile(r"sound|music|audio|voice|speech|sampl|snd|\.(ogg|opus|wav|flac)", re.I)
+
+
 def licence(path):
-    """Short licence string from a Debian copyright file: the distinct DEP-5
-    `License:` names in order of appearance; for free-form files, the
-    /usr/share/common-licenses/* files and licence names it mentions."""
+    """Short licence string from a Debian copyright file. DEP-5: the licence
+    of `Files: *` plus those of stanzas whose Files field looks like audio
+    (sound/music/voice/.ogg ...). Free-form files: the common-licenses files
+    or licence name the text mentions first."""
     if not os.path.exists(path):
         return "unknown (no copyright file)"
     text = open(path, encoding="utf-8", errors="replace").read()
     names = []
-    for m in re.finditer(r"^License:[ \t]*(\S.*)$", text, re.M):
-        n = m.group(1).strip()
-        if n not in names:
-            names.append(n)
+    for st in re.split(r"\n\s*\n", text):
+        files = re.search(r"^Files:(.*(?:\n[ \t].*)*)", st, re.M)
+        lic = re.search(r"^License:[ \t]*(\S.*)$", st, re.M)
+        if files and lic and (files.group(1).split() == ["*"] or AUDIO_HINT.search(files.group(1))):
+            if lic.group(1).strip() not in names:
+                names.append(lic.group(1).strip())
     if not names:  # free-form copyright file
         pats = [r"common-licenses/([\w.+-]+?)(?=[\s,.;)]*(?:\s|$))", r"\b(CC[- ]BY(?:[- ]SA)?[- ]?[\d.]*)",
                 r"(Creative Commons[\w -]*?)(?=[,.;\n]|\s+licen)", r"\b(public domain)"]
         for pat in pats:
             for m in re.finditer(pat, text, re.I):
-                n = m.group(1).strip()
-                if n not in names:
-                    names.append(n)
-        names = [n + " (free-form copyright)" for n in names[:1]] + names[1:]
+                if m.group(1).strip() not in names:
+                    names.append(m.group(1).strip())
+        names = [n + " (free-form copyright file)" for n in names[:1]]
     return "; ".join(names) if names else "see copyright file"
 
 

@@ -38,8 +38,21 @@ FAMILIES = ["piano", "chromatic_percussion", "organ", "guitar", "bass", "strings
             "ensemble", "brass", "reed", "pipe", "synth_lead", "synth_pad",
             "synth_effects", "ethnic", "percussive", "sound_effects"]  # GM program // 8
 PITCH_CLASSES = ["C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B"]
-LOW_PROGRAMS = set(range(32, 40)) | {42, 43, 57, 58, 67, 70}  # basses, cello, tuba, ...
+LOW_PROGRAMS = set(range(32, 40)) | {42, 57, 58, 67, 70}  # basses, cello, tuba, ...
+# octave bases (C notes) to draw from; FluidR3's contrabass (43) is silent above ~D4
+BASES = {p: [36, 48, 60] for p in LOW_PROGRAMS} | {43: [36, 48]}
 NOTE_MS, GAP_MS, CLIP_S, LEAD_MS = 1000, 3000, 1.5, 500
+
+
+def write_licence(out, pkg, root, what):
+    cp = da.copyright_path(root, pkg)
+    lic = da.licence(cp)
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, "LICENCE.txt"), "w").write(f"{what} Licence: {lic}\n"
+                                                       "Full terms: debian-copyright.txt\n")
+    if os.path.exists(cp):
+        shutil.copy(cp, os.path.join(out, "debian-copyright.txt"))
+    return lic
 
 
 def write_done(path, rows, header):
@@ -90,7 +103,7 @@ def build_gm(args):
     os.makedirs(tmp, exist_ok=True)
     fam_rows, pitch_rows = [], []
     for prog in range(128):
-        bases = [36, 48, 60] if prog in LOW_PROGRAMS else [48, 60, 72]
+        bases = BASES.get(prog, [48, 60, 72])
         notes = [(rng.choice(bases) + pc, rng.choice([70, 100, 127])) for pc in range(12)]
         mid, wav = os.path.join(tmp, f"p{prog:03d}.mid"), os.path.join(tmp, f"p{prog:03d}.wav")
         if not os.path.exists(wav):
@@ -128,8 +141,7 @@ def build_gm(args):
     write_done(os.path.join(pitch_dir, "manifest.csv"), pitch_rows,
                ["path", "label", "octave", "program", "family", "velocity"])
     for d in (fam_dir, pitch_dir):
-        open(os.path.join(d, "LICENCE.txt"), "w").write(
-            f"Rendered with fluidsynth from {pkg} (FluidR3_GM.sf2). Licence: {lic}\n")
+        write_licence(d, pkg, root, f"Rendered with fluidsynth from {pkg} (FluidR3_GM.sf2).")
     print(f"[done] gm_family: {len(fam_rows)} clips; gm_pitch: {len(pitch_rows)} clips; licence: {lic}")
 
 
@@ -169,7 +181,7 @@ def build_ktuberling(args):
             rows.append([rel, lang, stem])
             n += 1
     write_done(os.path.join(out, "manifest.csv"), rows, ["path", "label", "word"])
-    open(os.path.join(out, "LICENCE.txt"), "w").write(f"From {pkg}. Licence: {lic}\n")
+    write_licence(out, pkg, root, f"From {pkg}.")
     print(f"[done] ktuberling_lang: {len(rows)} clips, {len(langs)} languages; licence: {lic}")
 
 
@@ -206,7 +218,7 @@ def build_zeroad(args):
                 rows.append([rel, label, name])
                 n += 1
     write_done(os.path.join(out, "manifest.csv"), rows, ["path", "label", "source_file"])
-    open(os.path.join(out, "LICENCE.txt"), "w").write(f"From {pkg} (public.zip). Licence: {lic}\n")
+    write_licence(out, pkg, root, f"From {pkg} (public.zip).")
     print(f"[done] zeroad_sfx: {len(rows)} clips; licence: {lic}")
 
 

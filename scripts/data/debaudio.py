@@ -96,7 +96,7 @@ def licence(path):
             if lic.group(1).strip() not in names:
                 names.append(lic.group(1).strip())
     if not names:  # free-form copyright file
-        pats = [r"common-licenses/([\w.+-]+?)(?=[\s,.;)'\"]*(?:\s|$))", r"\b(CC[- ]BY(?:[- ]SA)?[- ]?[\d.]*)",
+        pats = [r"\brelease[sd]? [^.]*?\bunder the ([A-Z][\w.-]*) licen[cs]e", r"common-licenses/([\w.+-]+?)(?=[\s,.;)'\"]*(?:\s|$))", r"\b(CC[- ]BY(?:[- ]SA)?[- ]?[\d.]*)",
                 r"(Creative Commons[\w -]*?)(?=[,.;\n]|\s+licen)", r"\b(public domain)"]
         for pat in pats:
             for m in re.finditer(pat, text, re.I):

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Build the pretraining corpus of real audio from Debian packages.
+
+For every package in SOURCES: `apt-get download` the .deb, unpack only its
+audio (or the archive holding its audio), decode each file, mix to mono,
+resample to 16 kHz, cut into chunks of at most --max-chunk seconds and write
+FLAC files to OUT/audio/<package>/<category>/. Each finished package gets a
+manifest part OUT/parts/<package>.csv, so re-running skips it. The parts are
+joined into OUT/manifest.csv and a summary (hours per package and category)
+is printed.
+
+Example:  nice -n 10 python3 scripts/data/build_corpus.py --out /work/data/corpus
+"""
+import argparse
+import csv
+import math
+import os
+import re
+import shutil
+import sys
+import zipfile
+from collections import defaultdict
+
+import soundfile as sf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debaudio as da  # noqa: E402
+
+AUDIO = r"\.(ogg|oga|opus|wav|flac)$"
+
+# package -> (tar patterns, archive inside the package or None,
+#             [(regex on file path, category)], first match wins;
+#             no match or category None = skipped)
+SOURCES = {
+    "wesnoth-1.16-music": (["*.ogg"], None, [(AUDIO, "music")]),
+    "warzone2100-music": (["*.opus"], None, [(AUDIO, "music")]),
+    "hedgewars-data": (["*.ogg"], None, [
+        ("/Music/", "music"), ("/voices/", "speech"), ("/Sounds/", "sfx")]),
+    "0ad-data": (["*public.zip"], "usr/share/games/0ad/mods/public/public.zip", [
+        *[(rx, None) for rx, _ in da.ZEROAD_HELDOUT],  # held out for the zeroad_sfx dev set
+        ("^audio/music/", "music"), ("^audio/voice/", "speech"), ("^audio/", "sfx")]),
+    "warzone2100-data": (["*base.wz"], "usr/share/games/warzone2100/base.wz", [
+        ("^sequenceaudio/|^audio/(memressp|tutorial|taunts|vtoltalk|proxmessages|countdown"
+         "|coltive|nexus|trnsppil|multi)/", "speech"), ("^audio/", "sfx")]),
+    "freedroidrpg-data": (["*.ogg"], None, [
+        ("/music/|/titles/", "music"), ("voice_samples|tux_ingame_comments", "speech"),
+        ("/sound/", "sfx")]),
+    "megaglest-data": (["*.ogg", "*.wav"], None, [
+        ("/music/", "music"), (r"_ack\d*\.wav$", "speech"), (AUDIO, "sfx")]),
+    "supertux-data": (["*.ogg", "*.wav"], None, [
+        ("/music/", "music"), ("/speech/", "speech"), (AUDIO, "sfx")]),
+    "frozen-bubble-data": (["*.ogg"], None, [("zik", "music"), (AUDIO, "sfx")]),
+    "sonic-pi-samples": (["*.flac", "*.wav"], None, [("/samples/", "music")]),
+    "fillets-ng-data": (["*.ogg"], None, [("/music/", "music"), ("/sound/[^/]+/[a-z]{2}/", "speech"),
+                                          (AUDIO, "sfx")]),
+    "fillets-ng-data-cs": (["*.ogg"], None, [(AUDIO, "speech")]),
+    "fillets-ng-data-nl": (["*.ogg"], None, [(AUDIO, "speech")]),
+    "klettres-data": (["*.ogg"], None, [(AUDIO, "speech")]),
+}
+for _p in SOURCES:  # never mix dev-set or reserved packages into the corpus
+    assert _p not in da.DEVSET_PACKAGES, _p
+    da.check_allowed(_p)
+
+
+def iter_files(root, archive):
+    """Yield (relative path, loader) for every audio file of an unpacked package."""
+    if archive:
+        with zipfile.ZipFile(os.path.join(root, archive)) as z:
+            for name in sorted(z.namelist()):
+                if re.search(AUDIO, name, re.I):
+                    yield name, (lambda n=name: z.read(n))
+        return
+    for d, _, files in sorted(os.walk(root)):
+        for f in sorted(files):
+            p = os.path.join(d, f)
+            if re.search(AUDIO, f, re.I) and os.path.isfile(p):
+                rel = os.path.relpath(p, root)
+                yield rel, (lambda p=p: p)
+
+
+def build_package(pkg, args):
+    part = os.path.join(args.out, "parts", f"{pkg}.csv")
+    if os.path.exists(part):
+        print(f"[skip] {pkg}: done")
+        return
+    patterns, archive, rules = SOURCES[pkg]
+    deb = da.fetch_deb(pkg, args.debs)
+    root = da.extract(pkg, deb, os.path.join(args.work, pkg), patterns)
+    os.makedirs(os.path.join(args.out, "licences"), exist_ok=True)
+    cp = da.copyright_path(root, pkg)
+    if os.path.exists(cp):
+        shutil.copy(cp, os.path.join(args.out, "licences", f"{pkg}.copyright"))
+    lic = da.licence(cp)
+    rows, maxlen = [], int(args.max_chunk * da.SR)
+    for rel, load in iter_files(root, archive):
+        cat = next((c for rx, c in rules if re.search(rx, rel if archive else "/" + rel)), None)
+        if cat is None:
+            continue
+        try:
+            x = da.load_16k_mono(load())
+        except Exception as e:  # noqa: BLE001
+            print(f"  [warn] {pkg}:{rel}: {e}")
+            continue
+        if x.size < args.min_len * da.SR or da.is_silent(x):
+            continue
+        n = math.ceil(x.size / maxlen)  # equal chunks, each <= max_chunk
+        step = math.ceil(x.size / n)
+        stem = da.safe_name(os.path.splitext(rel)[0].replace("usr/share/", ""))
+        for k in range(n):
+            seg = x[k * step:(k + 1) * step]
+            if seg.size < args.min_len * da.SR or da.is_silent(seg):
+                continue
+            path = os.path.join("audio", pkg, cat, f"{stem}_{k:02d}.flac")
+            os.makedirs(os.path.dirname(os.path.join(args.out, path)), exist_ok=True)
+            sf.write(os.path.join(args.out, path), seg.clip(-1, 1), da.SR, subtype="PCM_16")
+            rows.append([path, pkg, cat, lic, f"{seg.size / da.SR:.3f}", rel])
+    os.makedirs(os.path.dirname(part), exist_ok=True)
+    with open(part + ".tmp", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    os.replace(part + ".tmp", part)
+    if not args.keep_work:
+        shutil.rmtree(root, ignore_errors=True)
+    h = sum(float(r[4]) for r in rows) / 3600
+    print(f"[done] {pkg}: {len(rows)} files, {h:.2f} h, licence: {lic}")
+
+
+def write_manifest(args):
+    rows = []
+    for pkg in SOURCES:
+        part = os.path.join(args.out, "parts", f"{pkg}.csv")
+        if os.path.exists(part):
+            lic = da.licence(os.path.join(args.out, "licences", f"{pkg}.copyright"))
+            rows += [r[:3] + [lic] + r[4:] for r in csv.reader(open(part))]
+    with open(os.path.join(args.out, "manifest.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "source_package", "category", "licence", "duration_s", "source_file"])
+        w.writerows(rows)
+    per_pkg, per_cat = defaultdict(float), defaultdict(float)
+    for r in rows:
+        per_pkg[(r[1], r[2])] += float(r[4]) / 3600
+        per_cat[r[2]] += float(r[4]) / 3600
+    print(f"\n{'package':24s} {'category':8s} hours")
+    for (p, c), h in sorted(per_pkg.items()):
+        print(f"{p:24s} {c:8s} {h:6.2f}")
+    print("\n" + "  ".join(f"{c}: {h:.2f} h" for c, h in sorted(per_cat.items())))
+    print(f"total: {sum(per_cat.values()):.2f} h in {len(rows)} files")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="/work/data/corpus", help="output root")
+    ap.add_argument("--debs", default=None, help="where .deb files are cached (default OUT/../debs)")
+    ap.add_argument("--work", default=None, help="scratch dir for unpacking (default OUT/_work)")
+    ap.add_argument("--packages", nargs="*", default=list(SOURCES), help="subset of packages")
+    ap.add_argument("--max-chunk", type=float, default=30.0, help="max chunk length in seconds")
+    ap.add_argument("--min-len", type=float, default=0.25, help="drop clips shorter than this (s)")
+    ap.add_argument("--keep-work", action="store_true", help="keep unpacked packages")
+    args = ap.parse_args()
+    args.debs = args.debs or os.path.join(os.path.dirname(os.path.abspath(args.out)), "debs")
+    args.work = args.work or os.path.join(args.out, "_work")
+    for pkg in args.packages:
+        da.check_allowed(pkg)
+        if pkg not in SOURCES:
+            raise SystemExit(f"unknown package {pkg!r}; known: {', '.join(SOURCES)}")
+    for pkg in args.packages:
+        build_package(pkg, args)
+    write_manifest(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -127,12 +127,9 @@ def info(
 
 def _register_optional_commands() -> None:
     """Commands whose code lives in subpackages; their heavy imports happen only when they run."""
-    try:
-        from .train.command import pretrain
+    from .train.command import pretrain
 
-        app.command("pretrain")(pretrain)
-    except ImportError:
-        pass
+    app.command("pretrain")(pretrain)
     try:
         from .eval.command import evaluate
 

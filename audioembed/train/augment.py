@@ -1,0 +1,97 @@
+"""BYOL-A's views: log-mixup-exp with a memory bank, random resize crop, random linear fader,
+post-normalisation. Batched, and every random draw comes from one torch.Generator (resumable)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class MixupBank:
+    """Mixes each clip with a past clip in linear amplitude: log((1-r)·e^x + r·e^z), r ~ U(0, ratio)."""
+
+    def __init__(self, size: int, ratio: float):
+        self.size, self.ratio = size, ratio
+        self.bank: torch.Tensor | None = None
+        self.count = 0  # filled slots
+        self.pos = 0  # next slot to overwrite
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        b = x.shape[0]
+        if self.count == 0:
+            return x
+        pick = torch.randint(self.count, (b,), generator=gen)
+        r = self.ratio * torch.rand(b, 1, 1, generator=gen)
+        z = self.bank[pick].to(x.device)
+        r = r.to(x.device)
+        return torch.log((1 - r) * x.exp() + r * z.exp() + torch.finfo(x.dtype).eps)
+
+    def push(self, x: torch.Tensor) -> None:
+        x = x.detach().cpu()
+        if self.bank is None:
+            self.bank = torch.zeros((self.size, *x.shape[1:]), dtype=x.dtype)
+        for item in x[-self.size :]:
+            self.bank[self.pos] = item
+            self.pos = (self.pos + 1) % self.size
+            self.count = min(self.count + 1, self.size)
+
+    def state_dict(self) -> dict:
+        return {"bank": self.bank, "count": self.count, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.bank, self.count, self.pos = state["bank"], int(state["count"]), int(state["pos"])
+
+
+def _uniform(lo: float, hi: float, gen: torch.Generator) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+
+def random_resize_crop(x: torch.Tensor, gen: torch.Generator, virtual=(1.0, 1.5), freq=(0.6, 1.5), time=(0.6, 1.5)) -> torch.Tensor:
+    """Crop a random area of a zero canvas (virtual × the input, input centred) and resize back."""
+    b, f, t = x.shape
+    cf, ct = int(f * virtual[0]), int(t * virtual[1])
+    canvas = x.new_zeros(b, cf, ct)
+    i0, j0 = (cf - f) // 2, (ct - t) // 2
+    canvas[:, i0 : i0 + f, j0 : j0 + t] = x
+    out = torch.empty_like(x)
+    for k in range(b):
+        h = min(max(int(f * _uniform(*freq, gen)), 1), cf)
+        w = min(max(int(t * _uniform(*time, gen)), 1), ct)
+        i = int(torch.randint(cf - h + 1, (), generator=gen))
+        j = int(torch.randint(ct - w + 1, (), generator=gen))
+        crop = canvas[k : k + 1, None, i : i + h, j : j + w]
+        out[k] = F.interpolate(crop, size=(f, t), mode="bicubic", align_corners=True)[0, 0]
+    return out
+
+
+def random_linear_fader(x: torch.Tensor, gen: torch.Generator, gain: float = 1.0) -> torch.Tensor:
+    """Add a linear ramp over time in the log domain: a fade in or out of up to ±gain."""
+    b, _, t = x.shape
+    ends = gain * (2 * torch.rand(b, 2, generator=gen) - 1)
+    ramp = ends[:, :1] + (ends[:, 1:] - ends[:, :1]) * torch.linspace(0, 1, t)[None, :]
+    return x + ramp[:, None, :].to(x.device)
+
+
+def post_norm(x: torch.Tensor) -> torch.Tensor:
+    """Standardise a batch of views by its own statistics (BYOL-A's post-normalisation)."""
+    return (x - x.mean()) / (x.std() + 1e-8)
+
+
+class ViewMaker:
+    """Two BYOL-A views of each crop; the crops then join the mixup bank."""
+
+    def __init__(self, settings):
+        self.s = settings
+        self.bank = MixupBank(settings.mixup_bank, settings.mixup_ratio)
+
+    def view(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        s = self.s
+        x = self.bank(x, gen)
+        x = random_resize_crop(x, gen, s.rrc_virtual_scale, s.rrc_freq_scale, s.rrc_time_scale)
+        x = random_linear_fader(x, gen, s.fader_gain)
+        return post_norm(x)
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        v1, v2 = self.view(x, gen), self.view(x, gen)
+        self.bank.push(x)
+        return v1, v2

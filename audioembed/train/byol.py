@@ -1,0 +1,73 @@
+"""BYOL-A networks and losses: online encoder + projector + predictor, EMA target, negative hinge."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from ..nn import AudioEncoder
+
+
+def mlp(in_dim: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out))
+
+
+class Online(nn.Module):
+    """Encoder -> clip embedding (mean + max over time) -> projector -> predictor.
+
+    Views and negatives go through in one forward call (what DDP wants) but in separate
+    encoder passes, so the negatives never enter the views' batch-norm statistics.
+    """
+
+    def __init__(self, cfg: ModelConfig, proj_hidden: int, proj_dim: int):
+        super().__init__()
+        self.encoder = AudioEncoder(cfg)
+        self.projector = mlp(cfg.dim, proj_hidden, proj_dim)
+        self.predictor = mlp(proj_dim, proj_hidden, proj_dim)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) normalised log-mel -> (B, dim) clip embedding, as at inference."""
+        return AudioEncoder.pool(self.encoder.frames_from_mel(x.unsqueeze(1)))
+
+    def forward(self, views: torch.Tensor, negatives: torch.Tensor | None = None):
+        p = self.predictor(self.projector(self.embed(views)))
+        p_neg = None if negatives is None else self.predictor(self.projector(self.embed(negatives)))
+        return p, p_neg
+
+
+class Target(nn.Module):
+    """The EMA copy of the online encoder and projector; never trained by gradients."""
+
+    def __init__(self, online: Online):
+        super().__init__()
+        self.encoder = copy.deepcopy(online.encoder)
+        self.projector = copy.deepcopy(online.projector)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(AudioEncoder.pool(self.encoder.frames_from_mel(x.unsqueeze(1))))
+
+    @torch.no_grad()
+    def update(self, online: Online, decay: float) -> None:
+        for mine, theirs in ((self.encoder, online.encoder), (self.projector, online.projector)):
+            for t, o in zip(mine.parameters(), theirs.parameters()):
+                t.lerp_(o.detach(), 1 - decay)
+            for t, o in zip(mine.buffers(), theirs.buffers()):
+                t.copy_(o)
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """2 - 2·cos(prediction, target projection), per item."""
+    return 2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)
+
+
+def negative_loss(p_neg: torch.Tensor, z_anchor: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hinge relu(cos - margin) between a negative's prediction and its anchor's target projection."""
+    cos = F.cosine_similarity(p_neg, z_anchor.detach(), dim=-1)
+    return F.relu(cos - margin), cos

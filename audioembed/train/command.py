@@ -1,0 +1,123 @@
+"""`audioembed pretrain`: train an encoder on a folder of audio and export a model folder.
+
+This module imports no torch at import time, so `audioembed --help` stays fast and light.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .settings import TrainSettings
+
+
+def pretrain(
+    data_dir: Path = typer.Argument(..., help="Folder of audio (any format and rate, searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json, model.safetensors, model.onnx, README.md)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON file of training settings; flags given here override it."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides --epochs)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs; one epoch = one crop per cached clip."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process."),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size."),
+    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, time_shuffle, freq_flip, time_flip."),
+    neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
+    neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing."),
+    neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint file (default: OUT.checkpoints/last.pt)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Log-mel cache (default: ~/.cache/audioembed/melcache)."),
+    stop_after: Optional[float] = typer.Option(None, "--stop-after", help="Minutes; then checkpoint and exit (continue later with --resume)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+) -> None:
+    """Pretrain an encoder self-supervised (BYOL-A + adversarial negatives) and export it."""
+    try:
+        import torch
+    except ImportError:
+        typer.echo('error: pretrain needs PyTorch: pip install "audioembed[train]"', err=True)
+        raise typer.Exit(2)
+    from ..config import ModelConfig
+    from ..errors import AudioEmbedError
+    from .loop import Trainer, log_stderr, pick_device
+
+    flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, negatives=negatives,
+                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, seed=seed)
+    flags = {k: v for k, v in flags.items() if v is not None}
+    try:
+        settings = TrainSettings.from_file(config, **flags) if config else TrainSettings(**flags)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    if threads:
+        torch.set_num_threads(threads)
+    dist, device = _init_distributed(pick_device(device))
+    ckpt = checkpoint or out.with_name(out.name + ".checkpoints") / "last.pt"
+    if resume and not ckpt.exists():
+        typer.echo(f"error: --resume: no checkpoint at {ckpt}", err=True)
+        raise typer.Exit(2)
+    if not resume and ckpt.exists():
+        typer.echo(f"error: {ckpt} exists: pass --resume to continue it, or delete it to start over", err=True)
+        raise typer.Exit(2)
+    cache_root = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audioembed" / "melcache"
+    log = log_stderr if dist.main else (lambda msg: None)
+    try:
+        cache = _cache_on_rank0(data_dir, cache_root, ModelConfig(), settings, dist, log)
+    except AudioEmbedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    log(f"data: {len(cache)} clips, {cache.hours:.2f} h, log-mel mean {cache.mean:.3f} std {cache.std:.3f}")
+    trainer = Trainer(settings, cache, out.name, device, dist, log)
+    if resume:
+        trainer.load(ckpt)
+        log(f"resumed at step {trainer.step} from {ckpt}")
+    log(f"training {trainer.total_steps} steps × {settings.batch_size} on {device} ({dist.world} process(es)); "
+        f"negatives: {', '.join(settings.negatives) or 'none (BYOL-A)'}")
+    finished = trainer.fit(ckpt, stop_after_s=None if stop_after is None else stop_after * 60)
+    if not finished:
+        log(f"stopped at step {trainer.step}/{trainer.total_steps}; continue with --resume")
+        return
+    if dist.main:
+        summary = {k: cache.meta[k] for k in ("data_dir", "files", "clips", "frames")}
+        summary["hours"] = round(cache.hours, 3)
+        trainer.export(out, summary)
+        log(f"wrote {out} ({trainer.step} steps, {trainer.elapsed / 60:.1f} min, "
+            f"{trainer.step * settings.batch_size * dist.world / max(trainer.elapsed, 1e-9):.1f} samples/s)")
+
+
+def _init_distributed(device: str):
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: join the group (nccl on GPUs, gloo on CPUs)."""
+    from .loop import Dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), device
+    import torch
+    import torch.distributed as tdist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    tdist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Dist(rank, world), device
+
+
+def _cache_on_rank0(data_dir, cache_root, cfg, settings, dist, log):
+    """Rank 0 builds the log-mel cache; the others wait for it and open the same files."""
+    from .data import build_cache
+
+    if dist.world == 1:
+        return build_cache(data_dir, cache_root, cfg, settings.workers, log)
+    import torch.distributed as tdist
+
+    if dist.main:
+        cache = build_cache(data_dir, cache_root, cfg, settings.workers, log)
+    tdist.barrier()
+    if not dist.main:
+        cache = build_cache(data_dir, cache_root, cfg, settings.workers, log)
+    return cache

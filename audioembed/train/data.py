@@ -1,0 +1,182 @@
+"""Decode a folder of audio once into a float16 log-mel memmap, then draw training crops from it.
+
+Training on a CPU spends its time in the network only if data costs nothing: every file is
+decoded, resampled and turned into log-mel once; later runs (and every epoch) read the cache.
+Long files are cut into segments of at most SEGMENT_SECONDS, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .. import audio
+from ..config import ModelConfig
+from ..errors import AudioEmbedError
+
+SEGMENT_SECONDS = 60.0
+MIN_FRAMES = 8  # clips shorter than 80 ms carry nothing to learn from
+CACHE_VERSION = 1
+
+
+def find_audio(root: Path) -> list[Path]:
+    """Every audio file under root (recursive, by extension), in a stable order."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    files = [p for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_EXTENSIONS and p.is_file()]
+    return sorted(files)
+
+
+class LogMel:
+    """torch.stft + mel filterbank + log: the numbers of audioembed.nn.frontend.LogMel, cheaper (FFT)."""
+
+    def __init__(self, cfg: ModelConfig):
+        from .. import mel
+
+        self.cfg = cfg
+        self.window = torch.tensor(mel.hann_window(cfg), dtype=torch.float32)
+        self.fb = torch.tensor(mel.mel_filterbank(cfg).T.copy(), dtype=torch.float32)  # (n_mels, n_freqs)
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        """(N,) float32 at cfg.sample_rate -> (T, n_mels) float32 log-mel, centre-padded (reflect)."""
+        cfg = self.cfg
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+        pad = cfg.n_fft // 2
+        if len(x) <= pad:  # reflect padding needs more samples than the pad
+            x = torch.nn.functional.pad(x, (0, pad + 1 - len(x)))
+        spec = torch.stft(x, cfg.n_fft, cfg.hop_length, cfg.n_fft, self.window, center=True,
+                          pad_mode="reflect", return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        return torch.log(self.fb @ power + cfg.log_eps).T.contiguous().numpy()
+
+
+def _segments(path: Path, cfg: ModelConfig) -> Iterator[np.ndarray]:
+    """A file's samples in pieces of at most SEGMENT_SECONDS (bounded memory for long files)."""
+    limit = int(SEGMENT_SECONDS * cfg.sample_rate)
+    parts, size = [], 0
+    for block in audio.stream(path, target_sr=cfg.sample_rate):
+        parts.append(block)
+        size += len(block)
+        while size >= limit:
+            joined = np.concatenate(parts)
+            yield joined[:limit]
+            parts, size = [joined[limit:]], size - limit
+    if size:
+        yield np.concatenate(parts)
+
+
+def cache_key(files: list[Path], root: Path, cfg: ModelConfig) -> str:
+    """Changes when any file, its size or mtime, or a frontend number changes."""
+    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    front = {k: getattr(cfg, k) for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "log_eps")}
+    h.update(json.dumps(front, sort_keys=True).encode())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(root) if p != root else p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+class MelCache:
+    """All clips' log-mel frames in one (total_frames, n_mels) float16 memmap plus clip offsets."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        meta = json.loads((self.folder / "meta.json").read_text())
+        self.meta = meta
+        self.n_mels = meta["n_mels"]
+        self.mean, self.std = meta["mean"], meta["std"]
+        self.offsets = np.load(self.folder / "offsets.npy")
+        total = int(self.offsets[-1])
+        self.frames = np.memmap(self.folder / "frames.f16", dtype=np.float16, mode="r", shape=(total, self.n_mels))
+        self.lengths = np.diff(self.offsets)
+        self.pad_value = float(np.log(meta["log_eps"]))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def hours(self) -> float:
+        return float(self.meta["seconds"]) / 3600
+
+    def sample(self, batch: int, n_frames: int, gen: torch.Generator, clips=None) -> torch.Tensor:
+        """(batch, n_mels, n_frames) float32 crops, standardised by the dataset statistics.
+
+        Clips are drawn uniformly (or given as `clips`), crops at a uniform offset; shorter clips sit at a random
+        offset in a crop filled with the log of silence.
+        """
+        idx = torch.randint(len(self), (batch,), generator=gen).numpy() if clips is None else np.asarray(clips)
+        u = torch.rand(batch, generator=gen, dtype=torch.float64).numpy()
+        out = np.full((batch, n_frames, self.n_mels), self.pad_value, dtype=np.float32)
+        for b, (i, r) in enumerate(zip(idx, u)):
+            length, start = int(self.lengths[i]), int(self.offsets[i])
+            if length >= n_frames:
+                s = start + int(r * (length - n_frames + 1))
+                out[b] = self.frames[s : s + n_frames]
+            else:
+                s = int(r * (n_frames - length + 1))
+                out[b, s : s + length] = self.frames[start : start + length]
+        x = torch.from_numpy(out).transpose(1, 2)
+        return ((x - self.mean) / self.std).contiguous()
+
+
+def build_cache(
+    data_dir: Path, cache_root: Path, cfg: ModelConfig, workers: int = 2, log: Callable[[str], None] = print
+) -> MelCache:
+    """Decode every file under data_dir once; reuse the cache while the files are unchanged."""
+    data_dir = Path(data_dir)
+    files = find_audio(data_dir)
+    if not files:
+        raise AudioEmbedError(f"{data_dir}: no audio files ({', '.join(sorted(audio.AUDIO_EXTENSIONS))})")
+    folder = Path(cache_root) / cache_key(files, data_dir, cfg)
+    if (folder / "meta.json").exists():
+        return MelCache(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    to_mel = LogMel(cfg)
+
+    def one(path: Path) -> tuple[Path, list[np.ndarray] | str]:
+        try:
+            mels = [to_mel(seg) for seg in _segments(path, cfg)]
+            return path, [m.astype(np.float16) for m in mels if len(m) >= MIN_FRAMES]
+        except AudioEmbedError as exc:
+            return path, str(exc)
+
+    offsets, failures = [0], []
+    total, s1, s2 = 0, 0.0, 0.0
+    tmp = folder / "frames.f16.tmp"
+    with open(tmp, "wb") as f, ThreadPoolExecutor(max(1, workers)) as pool:
+        for n, (path, result) in enumerate(pool.map(one, files), 1):
+            if isinstance(result, str):
+                failures.append(result)
+                continue
+            for m in result:
+                f.write(m.tobytes())
+                total += len(m)
+                offsets.append(total)
+                m32 = m.astype(np.float64)
+                s1 += m32.sum()
+                s2 += np.square(m32).sum()
+            if n % 500 == 0 or n == len(files):
+                log(f"cache: {n}/{len(files)} files, {total * cfg.hop_length / cfg.sample_rate / 3600:.2f} h")
+    if total == 0:
+        raise AudioEmbedError(f"{data_dir}: no usable audio ({len(failures)} files failed to decode)")
+    count = total * cfg.n_mels
+    mean = s1 / count
+    std = math.sqrt(max(s2 / count - mean * mean, 1e-12))
+    meta = dict(version=CACHE_VERSION, data_dir=str(data_dir), files=len(files) - len(failures), failed=failures,
+                clips=len(offsets) - 1, frames=total, seconds=total * cfg.hop_length / cfg.sample_rate,
+                n_mels=cfg.n_mels, log_eps=cfg.log_eps, mean=mean, std=std)
+    np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+    os.replace(tmp, folder / "frames.f16")
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))  # written last: marks the cache complete
+    for message in failures:
+        log(f"cache: skipped {message}")
+    return MelCache(folder)

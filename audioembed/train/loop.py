@@ -1,0 +1,225 @@
+"""The training loop: views, negatives, losses, EMA, checkpoints that resume exactly, DDP, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..config import ModelConfig
+from .augment import ViewMaker, post_norm, random_linear_fader, random_resize_crop
+from .byol import Online, Target, byol_loss, negative_loss
+from .data import MelCache
+from .negatives import perturb
+from .settings import STRATEGIES, TrainSettings
+
+PROBE_SEED = 1234567  # the fixed batch on which representation similarities are tracked
+
+
+@dataclasses.dataclass
+class Dist:
+    """Where this process sits in a torchrun job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available (use --device cpu)")
+    return device
+
+
+class Trainer:
+    def __init__(self, settings: TrainSettings, cache: MelCache, name: str, device: str = "cpu",
+                 dist: Dist = Dist(), log: Callable[[str], None] = print):
+        s = self.s = settings
+        self.cache, self.device, self.dist, self.log = cache, device, dist, log
+        self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, norm_mean=cache.mean, norm_std=cache.std)
+        torch.manual_seed(s.seed)  # identical initial weights on every rank
+        self.online = Online(self.cfg, s.proj_hidden, s.proj_dim).to(device)
+        self.target = Target(self.online).to(device)
+        self.net = self.online
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.online, device_ids=[device] if device.startswith("cuda") else None)
+        self.opt = torch.optim.Adam(self.online.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        self.gen = torch.Generator().manual_seed(s.seed * 1000 + dist.rank)
+        self.views = ViewMaker(s)
+        self.step, self.elapsed, self.history = 0, 0.0, []
+        per_epoch = math.ceil(len(cache) / (s.batch_size * dist.world))
+        self.total_steps = s.steps or max(1, math.ceil(s.epochs * per_epoch))
+        self.probe = cache.sample(min(64, max(2, len(cache))), s.crop_frames, torch.Generator().manual_seed(PROBE_SEED))
+
+    # -- one step -------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        s, dev = self.s, self.device
+        x = self.cache.sample(s.batch_size, s.crop_frames, self.gen).to(dev)
+        v1, v2 = self.views(x, self.gen)
+        neg = perturb(v1, s.negatives, s.neg_segments, self.gen) if s.negatives else None
+        views = torch.cat([v1, v2])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.startswith("cuda")):
+            p, p_neg = self.net(views, neg)
+            z = self.target(views)
+        p, z = p.float(), z.float()
+        p1, p2 = p.chunk(2)
+        z1, z2 = z.chunk(2)
+        pos = (byol_loss(p1, z2) + byol_loss(p2, z1)).mean()
+        loss = pos
+        stats = {"loss_pos": pos.item(), "cos_pos": 1 - pos.item() / 4}
+        if p_neg is not None:
+            hinge, cos_neg = negative_loss(p_neg.float(), z1, s.neg_margin)
+            loss = loss + s.neg_lambda * hinge.mean()
+            stats.update(loss_neg=hinge.mean().item(), cos_neg=cos_neg.mean().item())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.target.update(self.online, s.ema)
+        self.step += 1
+        stats["loss"] = loss.item()
+        return stats
+
+    @torch.no_grad()
+    def probe_similarity(self) -> dict:
+        """Representation cosine on a fixed batch, eval mode, own RNG (never touches training state).
+
+        pos: two views (resize crop + fader) of a clip; neg: a clip and a position-perturbed copy.
+        The method works when pos stays high while neg falls.
+        """
+        self.online.eval()
+        g = torch.Generator().manual_seed(PROBE_SEED)
+        x = self.probe.to(self.device)
+        s = self.s
+
+        def view(v):
+            return post_norm(random_linear_fader(random_resize_crop(v, g, s.rrc_virtual_scale, s.rrc_freq_scale, s.rrc_time_scale), g, s.fader_gain))
+
+        emb = self.online.embed
+        a, b = emb(view(x)), emb(view(x))
+        anchor = post_norm(x)
+        n = emb(perturb(anchor, STRATEGIES, s.neg_segments, g))
+        out = {"probe_pos": float(F.cosine_similarity(a, b).mean()),
+               "probe_neg": float(F.cosine_similarity(emb(anchor), n).mean())}
+        self.online.train()
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _gather(self, item):
+        if self.dist.world == 1:
+            return [item]
+        import torch.distributed as tdist
+
+        out = [None] * self.dist.world
+        tdist.all_gather_object(out, item)
+        return out
+
+    def state_dict(self) -> dict:
+        per_rank = self._gather({"gen": self.gen.get_state(), "bank": self.views.bank.state_dict(),
+                                 "rng": torch.get_rng_state()})
+        return {"step": self.step, "elapsed": self.elapsed, "history": self.history, "settings": self.s.to_dict(),
+                "cache": self.cache.folder.name, "world": self.dist.world, "online": self.online.state_dict(),
+                "target": self.target.state_dict(), "opt": self.opt.state_dict(), "ranks": per_rank}
+
+    def save(self, path: Path) -> None:
+        state = self.state_dict()  # every rank joins the gather; only rank 0 writes
+        if not self.dist.main:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        if state["world"] != self.dist.world:
+            raise RuntimeError(f"{path}: saved with {state['world']} processes, resuming with {self.dist.world}")
+        if state["cache"] != self.cache.folder.name:
+            self.log(f"warning: {path} was trained on another data cache ({state['cache']})")
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.opt.load_state_dict(state["opt"])
+        mine = state["ranks"][self.dist.rank]
+        self.gen.set_state(mine["gen"])
+        self.views.bank.load_state_dict(mine["bank"])
+        torch.set_rng_state(mine["rng"])
+        self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, ckpt: Path, stop_after_s: float | None = None, stop_at_step: int | None = None) -> bool:
+        """Train to total_steps, checkpointing every ckpt_every steps. False if stopped early."""
+        s = self.s
+        self.online.train()
+        window_t, window_n = time.perf_counter(), 0
+        started = time.perf_counter()
+        acc: dict[str, list[float]] = {}
+        try:
+            while self.step < self.total_steps:
+                t0 = time.perf_counter()
+                stats = self.train_step()
+                self.elapsed += time.perf_counter() - t0
+                window_n += s.batch_size * self.dist.world
+                for k, v in stats.items():
+                    acc.setdefault(k, []).append(v)
+                if self.step % s.log_every == 0 or self.step == self.total_steps:
+                    rate = window_n / max(time.perf_counter() - window_t, 1e-9)
+                    row = {"step": self.step, **{k: sum(v) / len(v) for k, v in acc.items()},
+                           **self.probe_similarity(), "samples_per_s": rate}
+                    self.history.append(row)
+                    if self.dist.main:
+                        self.log(format_row(row, self.total_steps))
+                    window_t, window_n, acc = time.perf_counter(), 0, {}
+                if self.step % s.ckpt_every == 0:
+                    self.save(ckpt)
+                out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
+                if out_of_time or (stop_at_step is not None and self.step >= stop_at_step):
+                    self.save(ckpt)
+                    return self.step >= self.total_steps
+        except KeyboardInterrupt:
+            self.save(ckpt)
+            if self.dist.main:
+                self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
+            raise
+        self.save(ckpt)
+        return True
+
+    def export(self, out: Path, data_summary: dict) -> ModelConfig:
+        """Write the encoder as a model folder the Embedder loads (rank 0 only)."""
+        from ..nn.export import save_model_folder
+        from .card import model_card
+
+        last = self.history[-1] if self.history else {}
+        train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
+                 "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
+                 "samples_per_s": round(self.step * self.s.batch_size * self.dist.world / max(self.elapsed, 1e-9), 2),
+                 "final": {k: round(v, 4) for k, v in last.items() if k != "step"}}
+        encoder = self.online.encoder
+        encoder.cfg = dataclasses.replace(self.cfg, extra={"training": train, "data": data_summary})
+        cfg = save_model_folder(encoder, out, card="")
+        (Path(out) / "README.md").write_text(model_card(cfg, self.history))
+        return cfg
+
+
+def format_row(row: dict, total: int) -> str:
+    parts = [f"step {row['step']}/{total}", f"loss {row['loss']:.4f}", f"cos+ {row['cos_pos']:.3f}"]
+    if "cos_neg" in row:
+        parts.append(f"cos- {row['cos_neg']:.3f}")
+    parts += [f"probe pos {row['probe_pos']:.3f} neg {row['probe_neg']:.3f}", f"{row['samples_per_s']:.1f} samples/s"]
+    return " | ".join(parts)
+
+
+def log_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

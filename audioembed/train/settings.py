@@ -1,0 +1,80 @@
+"""TrainSettings: every training knob in one place, from CLI flags or a JSON config file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip")
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    # Schedule (steps wins over epochs; an epoch is one crop per cached clip on average).
+    steps: int = 0
+    epochs: float = 10.0
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    ema: float = 0.99  # target network decay (BYOL-A)
+    seed: int = 42
+    # Model (the encoder config's numbers; frontend numbers stay at ModelConfig's defaults).
+    dim: int = 512
+    channels: int = 64
+    proj_hidden: int = 4096
+    proj_dim: int = 256
+    # BYOL-A views: 0.95 s crops (96 log-mel frames), mixup, random resize crop, linear fader.
+    crop_frames: int = 96
+    mixup_ratio: float = 0.4
+    mixup_bank: int = 2048
+    rrc_virtual_scale: tuple = (1.0, 1.5)
+    rrc_freq_scale: tuple = (0.6, 1.5)
+    rrc_time_scale: tuple = (0.6, 1.5)
+    fader_gain: float = 1.0
+    # Adversarial negatives: "none" gives exactly BYOL-A.
+    negatives: tuple = STRATEGIES
+    neg_segments: int = 4
+    neg_lambda: float = 1.0
+    neg_margin: float = 0.3
+    # Bookkeeping.
+    log_every: int = 20
+    ckpt_every: int = 100
+    workers: int = 2
+
+    def __post_init__(self):
+        if isinstance(self.negatives, str):
+            self.negatives = parse_negatives(self.negatives)
+        self.negatives = tuple(self.negatives)
+        for name in ("rrc_virtual_scale", "rrc_freq_scale", "rrc_time_scale"):
+            setattr(self, name, tuple(getattr(self, name)))
+        bad = [s for s in self.negatives if s not in STRATEGIES]
+        if bad:
+            raise ValueError(f"unknown negative strategies {bad}: choose from {', '.join(STRATEGIES)} or 'none'")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (batch statistics)")
+        if self.neg_segments < 2:
+            raise ValueError("neg_segments must be >= 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> "TrainSettings":
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}")
+        return cls(**{**data, **overrides})
+
+
+def parse_negatives(text: str) -> tuple:
+    """'none' -> (); 'all' -> every strategy; else a comma-separated list."""
+    text = text.strip()
+    if text in ("none", ""):
+        return ()
+    if text == "all":
+        return STRATEGIES
+    return tuple(s.strip() for s in text.split(",") if s.strip())

@@ -1,0 +1,234 @@
+"""Training: augmentations, negatives, losses, the log-mel cache, exact resume, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+torch = pytest.importorskip("torch")
+
+from audioembed.config import ModelConfig  # noqa: E402
+from audioembed.train import augment, negatives  # noqa: E402
+from audioembed.train.data import LogMel, MelCache, build_cache  # noqa: E402
+from audioembed.train.loop import Trainer  # noqa: E402
+from audioembed.train.settings import STRATEGIES, TrainSettings  # noqa: E402
+
+from conftest import noisy, tone  # noqa: E402
+
+TINY = dict(dim=32, channels=8, proj_hidden=64, proj_dim=16, batch_size=8, mixup_bank=16, log_every=2, ckpt_every=1000)
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory):
+    """A dozen generated clips: chirps and noise at several rates, one stereo, one corrupt file."""
+    root = tmp_path_factory.mktemp("train-audio")
+    (root / "sub").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        sr = (16000, 22050, 44100)[i % 3]
+        t = np.arange(int(sr * (0.6 + 0.25 * i))) / sr
+        x = 0.3 * np.sin(2 * np.pi * (150 + 90 * i) * t * (1 + 0.3 * t)) + 0.03 * rng.standard_normal(len(t))
+        if i == 5:
+            x = np.stack([x, 0.5 * x], axis=1)
+        sf.write(root / ("sub" if i % 2 else ".") / f"clip{i}.{'flac' if i % 3 else 'wav'}", x.astype(np.float32), sr)
+    (root / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(audio_dir, tmp_path_factory):
+    return build_cache(audio_dir, tmp_path_factory.mktemp("melcache"), ModelConfig(), workers=2, log=lambda m: None)
+
+
+# -- data -----------------------------------------------------------------------------------
+
+def test_cache_logmel_matches_model_frontend():
+    from audioembed.nn.frontend import LogMel as ModelLogMel
+
+    cfg = ModelConfig()
+    wave = noisy(seconds=1.3)
+    pad = cfg.n_fft // 2
+    padded = np.pad(wave, pad, mode="reflect")
+    ref = ModelLogMel(cfg)(torch.from_numpy(padded)[None])[0].T.numpy()
+    ours = LogMel(cfg)(wave)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=2e-3, rtol=0)
+
+
+def test_cache_counts_files_skips_corrupt_and_is_reused(audio_dir, cache, tmp_path):
+    assert cache.meta["files"] == 12 and len(cache.meta["failed"]) == 1 and "broken.wav" in cache.meta["failed"][0]
+    assert len(cache) == 12 and cache.frames.dtype == np.float16
+    assert cache.std > 0 and np.isfinite(cache.mean)
+    again = build_cache(audio_dir, cache.folder.parent, ModelConfig(), log=lambda m: pytest.fail("rebuilt: " + m))
+    assert again.folder == cache.folder
+
+
+def test_crops_are_standardised_and_reproducible(cache):
+    a = cache.sample(6, 96, torch.Generator().manual_seed(3))
+    b = cache.sample(6, 96, torch.Generator().manual_seed(3))
+    assert a.shape == (6, 64, 96) and torch.equal(a, b)
+    # Over the clips' own frames the standardised values have mean 0 and std 1 (the dataset stats).
+    frames = (np.asarray(cache.frames, dtype=np.float64) - cache.mean) / cache.std
+    assert abs(frames.mean()) < 1e-3 and abs(frames.std() - 1) < 1e-3
+    # Clips shorter than a crop sit in silence (log of eps), as zero-padded audio would.
+    short = int(np.argmin(cache.lengths))
+    assert cache.lengths[short] < 96
+    crop = cache.sample(1, 96, torch.Generator().manual_seed(0), clips=[short])[0]
+    silence = (cache.pad_value - cache.mean) / cache.std
+    assert int(torch.isclose(crop, torch.tensor(silence)).all(dim=0).sum()) == 96 - cache.lengths[short]
+
+
+# -- augmentations and negatives ------------------------------------------------------------
+
+def test_views_keep_shape_differ_and_are_reproducible():
+    x = torch.randn(4, 64, 96)
+    s = TrainSettings(mixup_bank=8)
+
+    def run(seed):
+        maker = augment.ViewMaker(s)
+        maker.bank.push(torch.randn(8, 64, 96, generator=torch.Generator().manual_seed(9)))
+        return maker(x, torch.Generator().manual_seed(seed))
+
+    v1, v2 = run(0)
+    w1, w2 = run(0)
+    assert v1.shape == v2.shape == x.shape
+    assert torch.equal(v1, w1) and torch.equal(v2, w2)
+    assert not torch.allclose(v1, v2)
+    assert abs(float(v1.mean())) < 1e-5 and abs(float(v1.std()) - 1) < 1e-4  # post-normalised
+
+
+def test_mixup_bank_mixes_in_linear_amplitude_and_rings():
+    bank = augment.MixupBank(size=3, ratio=0.4)
+    x = torch.zeros(2, 4, 5)
+    assert torch.equal(bank(x, torch.Generator()), x)  # empty bank: identity
+    bank.push(torch.full((2, 4, 5), 2.0))
+    assert bank.count == 2 and bank.pos == 2
+    bank.push(torch.full((2, 4, 5), 2.0))
+    assert bank.count == 3 and bank.pos == 1  # a ring: the oldest item was overwritten
+    out = bank(x, torch.Generator().manual_seed(0))
+    # log((1-r) e^0 + r e^2) lies between 0 and log(1 - 0.4 + 0.4 e^2)
+    assert float(out.min()) >= 0 and float(out.max()) <= np.log(0.6 + 0.4 * np.e**2) + 1e-5
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_negative_moves_content_and_keeps_values(strategy):
+    x = torch.randn(64, 96)
+    for seed in range(50):
+        y = negatives.perturb_one(x, strategy, 4, torch.Generator().manual_seed(seed))
+        assert y.shape == x.shape
+        assert not torch.equal(y, x), f"{strategy} returned the input unchanged (seed {seed})"
+        assert torch.equal(torch.sort(y.flatten()).values, torch.sort(x.flatten()).values)  # same content
+
+
+def test_segment_permutation_is_never_identity_even_for_two_segments():
+    for seed in range(30):
+        idx = negatives._segment_index(10, 2, torch.Generator().manual_seed(seed))
+        assert not torch.equal(idx, torch.arange(10)) and sorted(idx.tolist()) == list(range(10))
+
+
+def test_batch_perturb_uses_only_configured_strategies():
+    x = torch.randn(16, 64, 96)
+    y = negatives.perturb(x, ("time_flip",), 4, torch.Generator().manual_seed(0))
+    assert torch.equal(y, x.flip(2))
+
+
+def test_settings_reject_unknown_strategy_and_parse_none():
+    assert TrainSettings(negatives="none").negatives == ()
+    assert TrainSettings(negatives="all").negatives == STRATEGIES
+    with pytest.raises(ValueError, match="unknown negative"):
+        TrainSettings(negatives="freq_roll,spin")
+
+
+# -- training -------------------------------------------------------------------------------
+
+def _trainer(cache, **kw):
+    torch.set_num_threads(1)
+    return Trainer(TrainSettings(**{**TINY, **kw}), cache, "tiny", log=lambda m: None)
+
+
+def test_a_few_steps_lower_the_loss(cache):
+    t = _trainer(cache, steps=40, lr=1e-3, negatives="none")
+    losses = [t.train_step()["loss"] for _ in range(40)]
+    assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.1
+
+
+def test_negatives_term_present_and_none_is_plain_byol(cache, monkeypatch):
+    with_neg = _trainer(cache, steps=2).train_step()
+    assert {"loss_neg", "cos_neg"} <= set(with_neg)
+    assert with_neg["loss"] == pytest.approx(with_neg["loss_pos"] + with_neg["loss_neg"], rel=1e-6)
+
+    def forbidden(*a, **k):
+        raise AssertionError("negatives generated with --negatives none")
+
+    monkeypatch.setattr("audioembed.train.loop.perturb", forbidden)
+    plain = _trainer(cache, steps=2, negatives="none").train_step()
+    assert "loss_neg" not in plain and plain["loss"] == plain["loss_pos"]
+
+
+def test_negative_hinge_pushes_negatives_away(cache):
+    """Same draws, same steps: the hinge's gradient (λ > 0) keeps negatives further from their anchors than λ = 0."""
+    runs = {}
+    for lam in (0.0, 5.0):
+        t = _trainer(cache, steps=30, lr=1e-3, neg_lambda=lam, neg_margin=0.0)
+        runs[lam] = [t.train_step() for _ in range(30)]
+    cos = {lam: np.mean([r["cos_neg"] for r in rows[-10:]]) for lam, rows in runs.items()}
+    assert runs[0.0][0]["cos_neg"] == pytest.approx(runs[5.0][0]["cos_neg"])  # identical start
+    assert cos[5.0] < cos[0.0] - 0.1
+
+
+def _state(t):
+    return {**{f"online.{k}": v for k, v in t.online.state_dict().items()},
+            **{f"target.{k}": v for k, v in t.target.state_dict().items()}}
+
+
+def test_resume_continues_exactly(cache, tmp_path):
+    full = _trainer(cache, steps=6)
+    full.fit(tmp_path / "full.pt")
+    first = _trainer(cache, steps=6)
+    assert first.fit(tmp_path / "part.pt", stop_at_step=3) is False and first.step == 3
+    second = _trainer(cache, steps=6)
+    second.load(tmp_path / "part.pt")
+    assert second.step == 3 and second.views.bank.count == first.views.bank.count
+    second.fit(tmp_path / "part.pt")
+    a, b = _state(full), _state(second)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert torch.equal(full.gen.get_state(), second.gen.get_state())
+    assert [r["step"] for r in full.history] == [r["step"] for r in second.history]
+    assert full.history[0]["loss"] == second.history[0]["loss"]  # the row logged before the stop
+
+
+def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from audioembed import Embedder
+    from audioembed.cli import app
+
+    runner = CliRunner()
+    base = ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--steps", "4", "--batch-size", "4",
+            "--dim", "32", "--threads", "1"]
+    out = tmp_path / "m"
+    r = runner.invoke(app, [*base, "-o", str(out), "--stop-after", "0"])
+    assert r.exit_code == 0, r.output
+    assert not (out / "config.json").exists() and (tmp_path / "m.checkpoints" / "last.pt").exists()
+    r = runner.invoke(app, [*base, "-o", str(out)])
+    assert r.exit_code == 2 and "--resume" in r.output
+    r = runner.invoke(app, [*base, "-o", str(out), "--resume"])
+    assert r.exit_code == 0, r.output
+    cfg = ModelConfig.load(out / "config.json")
+    assert cfg.dim == 32 and cfg.extra["training"]["steps"] == 4 and cfg.norm_std != 1.0
+    card = (out / "README.md").read_text()
+    assert "BYOL-A with adversarial" in card and cfg.sha256["model.onnx"] in card
+
+    straight = tmp_path / "straight"
+    r = runner.invoke(app, [*base, "-o", str(straight)])
+    assert r.exit_code == 0, r.output
+    assert (out / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+
+    clip = tone(440, seconds=2.0) + noisy(seconds=2.0)
+    a = Embedder(out, backend="torch").embed(clip, sr=16000)
+    b = Embedder(out, backend="onnx").embed(clip, sr=16000)
+    assert a.shape == (32,) and np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)

@@ -164,6 +164,8 @@ def test_negatives_term_present_and_none_is_plain_byol(cache, monkeypatch):
     monkeypatch.setattr("audioembed.train.loop.perturb", forbidden)
     plain = _trainer(cache, steps=2, negatives="none").train_step()
     assert "loss_neg" not in plain and plain["loss"] == plain["loss_pos"]
+    # The ablation sees exactly the same crops and views: only the negative term differs.
+    assert plain["loss_pos"] == with_neg["loss_pos"]
 
 
 def test_negative_hinge_pushes_negatives_away(cache):
@@ -196,6 +198,7 @@ def test_resume_continues_exactly(cache, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert torch.equal(full.gen.get_state(), second.gen.get_state())
+    assert torch.equal(full.neg_gen.get_state(), second.neg_gen.get_state())
     assert [r["step"] for r in full.history] == [r["step"] for r in second.history]
     assert full.history[0]["loss"] == second.history[0]["loss"]  # the row logged before the stop
 

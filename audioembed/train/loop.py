@@ -59,6 +59,8 @@ class Trainer:
             self.net = DistributedDataParallel(self.online, device_ids=[device] if device.startswith("cuda") else None)
         self.opt = torch.optim.Adam(self.online.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         self.gen = torch.Generator().manual_seed(s.seed * 1000 + dist.rank)
+        # Negatives draw from their own stream, so with and without them the crops and views are identical.
+        self.neg_gen = torch.Generator().manual_seed(s.seed * 1000 + dist.rank + 500)
         self.views = ViewMaker(s)
         self.step, self.elapsed, self.history = 0, 0.0, []
         per_epoch = math.ceil(len(cache) / (s.batch_size * dist.world))
@@ -70,11 +72,11 @@ class Trainer:
         s, dev = self.s, self.device
         x = self.cache.sample(s.batch_size, s.crop_frames, self.gen).to(dev)
         v1, v2 = self.views(x, self.gen)
-        neg = perturb(v1, s.negatives, s.neg_segments, self.gen) if s.negatives else None
+        neg = perturb(v1, s.negatives, s.neg_segments, self.neg_gen) if s.negatives else None
         views = torch.cat([v1, v2])
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.startswith("cuda")):
+            z = self.target(views)  # first: its dropout draws must not depend on whether negatives follow
             p, p_neg = self.net(views, neg)
-            z = self.target(views)
         p, z = p.float(), z.float()
         p1, p2 = p.chunk(2)
         z1, z2 = z.chunk(2)
@@ -128,7 +130,7 @@ class Trainer:
         return out
 
     def state_dict(self) -> dict:
-        per_rank = self._gather({"gen": self.gen.get_state(), "bank": self.views.bank.state_dict(),
+        per_rank = self._gather({"gen": self.gen.get_state(), "neg_gen": self.neg_gen.get_state(), "bank": self.views.bank.state_dict(),
                                  "rng": torch.get_rng_state()})
         return {"step": self.step, "elapsed": self.elapsed, "history": self.history, "settings": self.s.to_dict(),
                 "cache": self.cache.folder.name, "world": self.dist.world, "online": self.online.state_dict(),
@@ -154,6 +156,7 @@ class Trainer:
         self.opt.load_state_dict(state["opt"])
         mine = state["ranks"][self.dist.rank]
         self.gen.set_state(mine["gen"])
+        self.neg_gen.set_state(mine["neg_gen"])
         self.views.bank.load_state_dict(mine["bank"])
         torch.set_rng_state(mine["rng"])
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]

@@ -235,3 +235,27 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     b = Embedder(out, backend="onnx").embed(clip, sr=16000)
     assert a.shape == (32,) and np.isfinite(a).all()
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
+    """DDP over gloo: two ranks draw different crops, rank 0 alone writes checkpoint and model."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not installed beside this python")
+    out = tmp_path / "ddp"
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "audioembed.cli", "pretrain", str(audio_dir),
+           "-o", str(out), "--steps", "2", "--batch-size", "4", "--dim", "32", "--threads", "1",
+           "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(2 process(es))" in r.stderr and (out / "model.onnx").exists()
+    state = torch.load(tmp_path / "ddp.checkpoints" / "last.pt", weights_only=True)
+    assert state["world"] == 2 and len(state["ranks"]) == 2
+    assert not torch.equal(state["ranks"][0]["gen"], state["ranks"][1]["gen"])
+    assert ModelConfig.load(out / "config.json").extra["training"]["samples"] == 2 * 4 * 2

@@ -180,7 +180,8 @@ class Trainer:
                 if self.step % s.log_every == 0 or self.step == self.total_steps:
                     rate = window_n / max(time.perf_counter() - window_t, 1e-9)
                     row = {"step": self.step, **{k: sum(v) / len(v) for k, v in acc.items()},
-                           **self.probe_similarity(), "samples_per_s": rate}
+                           **self.probe_similarity(), "samples_per_s": rate,
+                           "eta_s": (self.total_steps - self.step) * s.batch_size * self.dist.world / max(rate, 1e-9)}
                     self.history.append(row)
                     if self.dist.main:
                         self.log(format_row(row, self.total_steps))
@@ -221,6 +222,8 @@ def format_row(row: dict, total: int) -> str:
     if "cos_neg" in row:
         parts.append(f"cos- {row['cos_neg']:.3f}")
     parts += [f"probe pos {row['probe_pos']:.3f} neg {row['probe_neg']:.3f}", f"{row['samples_per_s']:.1f} samples/s"]
+    if "eta_s" in row:
+        parts.append(f"eta {row['eta_s'] / 60:.0f} min")
     return " | ".join(parts)
 
 

@@ -1,0 +1,236 @@
+"""Hostile audio, property-based: every input ends in a finite embedding or an AudioError naming it.
+
+Never a crash from deep inside numpy, soxr, libsndfile or onnxruntime, never a silent NaN vector.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import event as _event
+from hypothesis.control import currently_in_test_context
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from audioembed import Embedder, audio
+from audioembed.errors import AudioError
+
+from conftest import noisy
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_model_dir):
+    return Embedder(tiny_model_dir, backend="onnx", num_workers=1, num_threads=1)
+
+
+def encoded(ext: str, seconds: float = 0.5, sr: int = 22050) -> bytes:
+    fmt, subtype = FORMATS[ext]
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([noisy(sr, seconds)] * 2, axis=1), sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+VALID = {ext: encoded(ext) for ext in FORMATS}
+
+
+def event(label: str) -> None:
+    if currently_in_test_context():  # counted in --hypothesis-show-statistics
+        _event(label)
+
+
+def outcome(embedder: Embedder, x, **kw) -> np.ndarray | None:
+    """Embed x through both entry points; check the contract; the vector or None for a clean refusal."""
+    name = audio.describe(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's "invalid value" warnings mean a missed check
+        try:
+            samples = audio.load(x, **kw)
+        except AudioError as exc:
+            assert name in str(exc), f"error does not name the input: {exc}"
+            samples = None
+        try:
+            vector = embedder.embed(x, **kw)
+        except AudioError as exc:
+            assert name in str(exc), f"error does not name the input: {exc}"
+            event("refused with AudioError")
+            return None
+    event("embedded")
+    assert samples is not None, "the loader refused what embed accepted"
+    assert samples.dtype == np.float32 and samples.ndim == 1 and np.isfinite(samples).all()
+    assert vector.shape == (embedder.dim,) and vector.dtype == np.float32
+    assert np.isfinite(vector).all(), "silent NaN/inf vector"
+    return vector
+
+
+# Arrays --------------------------------------------------------------------------------------------
+
+DTYPES = st.sampled_from(
+    [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+     np.bool_, np.complex64, np.dtype("S4"), np.dtype("U2"), np.dtype("M8[s]")]
+)
+RATES = st.one_of(
+    st.sampled_from([16000, 44100, 8000, 1000, 768000, 0, -16000, 1, 999, 10_000_000, 16000.5, float("nan"), float("inf")]),
+    st.integers(-10, 2_000_000),
+    st.none(),
+    st.just("16000"),
+    st.just(True),
+)
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3000).filter(lambda s: np.prod(s) <= 20000)
+
+
+@FUZZ
+@given(x=hnp.arrays(DTYPES, SHAPES, elements=None), sr=RATES)
+@example(x=np.full(4000, np.nan, np.float32), sr=16000)
+@example(x=np.full(4000, np.inf, np.float32), sr=16000)
+@example(x=np.full(4000, 3e38, np.float32), sr=16000)  # finite, but its power overflows float32
+@example(x=np.zeros((2, 0), np.float32), sr=16000)
+@example(x=np.zeros((0, 2), np.float32), sr=16000)
+@example(x=np.zeros(0, np.float32), sr=16000)
+def test_random_arrays(embedder, x, sr):
+    outcome(embedder, x, sr=sr)
+
+
+@FUZZ
+@given(
+    x=hnp.arrays(
+        np.float32,
+        st.one_of(st.tuples(st.integers(1, 40000)), st.tuples(st.integers(1, 4), st.integers(1, 8000))),
+        elements=st.one_of(st.floats(-1, 1, width=32), st.sampled_from([0.0, 1.0, -1.0])),
+    ),
+    dtype=st.sampled_from([np.float32, np.float64, np.int16, np.uint8]),
+    sr=st.sampled_from([8000, 16000, 22050, 44100, 48000, 96000]),
+    spoil=st.sampled_from([None, None, None, np.nan, np.inf, -np.inf, 1e30]),
+)
+def test_plausible_arrays(embedder, x, dtype, sr, spoil):
+    """Mostly valid audio of any length, channel count, dtype and rate; now and then one bad sample."""
+    if np.dtype(dtype).kind == "f":
+        x = x.astype(dtype)
+        if spoil is not None:
+            x[..., x.shape[-1] // 2] = spoil
+    else:
+        info = np.iinfo(dtype)
+        x = np.round((x + 1) / 2 * (int(info.max) - int(info.min)) + int(info.min)).astype(dtype)
+        spoil = None
+    vector = outcome(embedder, x, sr=sr)
+    assert (vector is None) == (spoil is not None)
+
+
+@pytest.mark.parametrize(
+    "name, x, sr",
+    [
+        ("silence", np.zeros(16000, np.float32), 16000),
+        ("dc", np.full(16000, 0.7, np.float32), 16000),
+        ("clipped", np.clip(noisy(16000, 1.0) * 50, -1, 1), 16000),
+        ("full-scale int16", np.full(8000, 32767, np.int16), 16000),
+        ("min int64", np.full(8000, np.iinfo(np.int64).min), 16000),
+        ("one sample", np.ones(1, np.float32), 16000),
+        ("shorter than a frame", noisy(16000, 0.01), 16000),
+        ("one sample at 1 kHz", np.ones(1, np.float32), 1000),
+        ("10 minutes", np.tile(noisy(16000, 1.0), 600), 16000),
+        ("8 channels", np.stack([noisy(48000, 0.3)] * 8), 48000),
+        ("float64 beyond [-1, 1]", noisy(16000, 1.0).astype(np.float64) * 1000, 16000),
+    ],
+)
+def test_edge_signals_embed_to_finite_vectors(embedder, name, x, sr):
+    assert outcome(embedder, x, sr=sr) is not None, name
+
+
+def test_torch_tensors_of_odd_dtypes(embedder):
+    torch = pytest.importorskip("torch")
+    assert outcome(embedder, torch.from_numpy(noisy()).to(torch.bfloat16), sr=16000) is not None
+    assert outcome(embedder, torch.zeros(3, 3, 3), sr=16000) is None
+    assert outcome(embedder, torch.from_numpy(noisy()).requires_grad_(), sr=16000) is not None
+
+
+@pytest.mark.parametrize("bad", [None, object(), [[1, 2], [3]], "not/a/file.wav", 3.5, b"RIFF"])
+def test_non_audio_objects(embedder, bad):
+    with pytest.raises(AudioError):
+        embedder.embed([bad], sr=16000)
+
+
+# Files ---------------------------------------------------------------------------------------------
+
+
+def write(tmp_path_factory, data: bytes, ext: str):
+    path = tmp_path_factory.mktemp("fuzz") / f"input{ext}"
+    path.write_bytes(data)
+    return path
+
+
+@FUZZ
+@given(data=st.binary(max_size=4096), ext=st.sampled_from([*FORMATS, ".aiff", ".opus", ".au"]))
+@example(data=b"", ext=".wav")
+@example(data=b"RIFF\xff\xff\xff\xffWAVEfmt ", ext=".wav")
+@example(data=b"fLaC" + bytes(100), ext=".flac")
+@example(data=b"OggS" + bytes(100), ext=".ogg")
+@example(data=b"ID3" + bytes(100), ext=".mp3")
+def test_random_bytes_as_files(embedder, tmp_path_factory, data, ext):
+    outcome(embedder, write(tmp_path_factory, data, ext))
+
+
+@FUZZ
+@given(ext=st.sampled_from(sorted(FORMATS)), cut=st.floats(0, 1))
+def test_truncated_files(embedder, tmp_path_factory, ext, cut):
+    data = VALID[ext][: int(len(VALID[ext]) * cut)]
+    outcome(embedder, write(tmp_path_factory, data, ext))
+
+
+@FUZZ
+@given(
+    ext=st.sampled_from(sorted(FORMATS)),
+    edits=st.lists(st.tuples(st.integers(0, 127), st.integers(0, 255)), min_size=1, max_size=6),
+    anywhere=st.booleans(),
+)
+def test_header_corrupted_files(embedder, tmp_path_factory, ext, edits, anywhere):
+    data = bytearray(VALID[ext])
+    for offset, value in edits:  # mostly the header; sometimes anywhere in the stream
+        position = offset * (len(data) // 128) if anywhere else offset
+        data[position] = value
+    outcome(embedder, write(tmp_path_factory, bytes(data), ext))
+
+
+def test_wav_header_with_absurd_rates_and_channels(embedder, tmp_path):
+    for rate in (0, 1, 999, 10_000_000, 2**32 - 1):
+        data = bytearray(VALID[".wav"])
+        data[24:28] = rate.to_bytes(4, "little")
+        path = tmp_path / f"rate{rate}.wav"
+        path.write_bytes(bytes(data))
+        outcome(embedder, path)
+    for channels in (0, 65535):
+        data = bytearray(VALID[".wav"])
+        data[22:24] = channels.to_bytes(2, "little")
+        path = tmp_path / f"ch{channels}.wav"
+        path.write_bytes(bytes(data))
+        assert outcome(embedder, path) is None
+
+
+def test_valid_files_of_every_format_embed(embedder, tmp_path):
+    for ext, data in VALID.items():
+        path = tmp_path / f"ok{ext}"
+        path.write_bytes(data)
+        assert outcome(embedder, path) is not None, ext
+
+
+def test_directories_and_missing_paths_are_named(embedder, tmp_path):
+    (tmp_path / "folder.wav").mkdir()
+    for path in (tmp_path / "folder.wav", tmp_path / "missing.wav", tmp_path):
+        assert outcome(embedder, path) is None
+        assert outcome(embedder, os.fspath(path)) is None
+
+
+def test_unreadable_file_is_named(embedder, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    path = tmp_path / "locked.wav"
+    path.write_bytes(VALID[".wav"])
+    path.chmod(0)
+    assert outcome(embedder, path) is None

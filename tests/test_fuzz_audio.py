@@ -234,3 +234,27 @@ def test_unreadable_file_is_named(embedder, tmp_path):
     path.write_bytes(VALID[".wav"])
     path.chmod(0)
     assert outcome(embedder, path) is None
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_nan_from_the_model_is_an_error_naming_the_input(tmp_path_factory, backend):
+    """Weights that overflow (or a NaN bias) must not give a silent NaN vector."""
+    import torch
+
+    from audioembed.config import ModelConfig
+    from audioembed.nn import AudioEncoder
+    from audioembed.nn.export import save_model_folder
+
+    from conftest import TINY
+
+    folder = tmp_path_factory.mktemp("nanmodel") / "m"
+    model = AudioEncoder(ModelConfig(**TINY))
+    with torch.no_grad():
+        next(p for name, p in model.named_parameters() if name.endswith("bias")).fill_(float("nan"))
+    save_model_folder(model, folder)
+    e = Embedder(folder, backend=backend)
+    x = noisy()
+    with pytest.raises(AudioError, match=r"<ndarray shape=\(16000,\)>: the model produced NaN"):
+        e.embed(x, sr=16000)
+    results = list(e.iter_results([x, x], sr=16000, frames=True))
+    assert len(results) == 2 and all(r.error is not None and r.embedding is None for r in results)

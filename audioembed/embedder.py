@@ -89,7 +89,7 @@ class Embedder:
         weight_file = backends.BACKEND_FILES[self.backend_name]
         self.resolved = hub.resolve(model, revision, weight_file)
         self.config = hub.load_config(self.resolved.folder)
-        hub.verify(self.resolved.folder, self.config, [weight_file])
+        hub.verify(self.resolved.folder, self.config, [weight_file], required=self.resolved.source != "local")
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")

@@ -89,7 +89,8 @@ class Embedder:
         weight_file = backends.BACKEND_FILES[self.backend_name]
         self.resolved = hub.resolve(model, revision, weight_file)
         self.config = hub.load_config(self.resolved.folder)
-        hub.verify(self.resolved.folder, self.config, [weight_file], required=self.resolved.source != "local")
+        source = self.resolved.source
+        hub.verify(self.resolved.folder, self.config, [weight_file], source != "local", source in ("hub", "cache"))
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")

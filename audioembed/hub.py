@@ -3,6 +3,7 @@ the weights bundled with the package. Also checks weight files against their rec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -124,10 +125,11 @@ def _short(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def verify(folder: Path, cfg: ModelConfig, files: list[str], required: bool = False) -> None:
+def verify(folder: Path, cfg: ModelConfig, files: list[str], required: bool = False, discard: bool = False) -> None:
     """Raise IntegrityError when a file's sha256 differs from the one recorded in config.json.
 
     required: downloaded and bundled weights must have a digest; a local folder is the user's own.
+    discard: remove a mismatching file from the hub cache, or one bad download would poison it for good.
     """
     for name in files:
         expected = cfg.sha256.get(name)
@@ -140,9 +142,15 @@ def verify(folder: Path, cfg: ModelConfig, files: list[str], required: bool = Fa
             continue
         actual = sha256(folder / name)
         if actual != expected:
+            advice = "delete it (or the hub cache entry) and download again"
+            if discard:
+                for path in {(folder / name).resolve(), folder / name}:  # the blob and its snapshot link
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                advice = "it was removed from the cache; run again to download it anew"
             raise IntegrityError(
                 f"{folder / name}: sha256 {actual[:16]}… does not match {expected[:16]}… recorded in config.json; "
-                "the file is corrupt or was altered: delete it (or the hub cache entry) and download again"
+                f"the file is corrupt or was altered: {advice}"
             )
 
 

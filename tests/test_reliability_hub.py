@@ -132,3 +132,14 @@ def test_weights_without_a_recorded_digest_from_the_hub_are_refused(fake_hub, ti
     with pytest.raises(IntegrityError, match="no sha256"):
         Embedder("someone/nodigest", backend="onnx")
     assert vector(Embedder(folder, backend="onnx")).shape == (32,)  # a local folder is the user's own
+
+
+def test_a_tampered_download_does_not_poison_the_cache(fake_hub, tiny_model_dir):
+    repo = "someone/poison"
+    fake_hub.add_repo(repo, tiny_model_dir)
+    fake_hub.mode = "tamper"
+    with pytest.raises(IntegrityError):
+        Embedder(repo, backend="onnx")
+    fake_hub.mode = "ok"  # the hub (or the network path) is healthy again
+    e = Embedder(repo, backend="onnx")
+    np.testing.assert_array_equal(vector(e), vector(Embedder(tiny_model_dir, backend="onnx")))

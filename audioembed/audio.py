@@ -6,6 +6,7 @@ Everything streams in blocks, so memory does not grow with the length of a file.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterator, Union
 
@@ -116,11 +117,15 @@ def _array_blocks(x: Any, sr: Any, name: str, block: int) -> Iterator[tuple[np.n
 def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
     import soundfile as sf
 
-    if path.is_dir():
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise AudioError(f"{name}: no such file") from None
+    except (OSError, ValueError) as exc:  # a name too long, a file used as a folder, a NUL byte
+        raise AudioError(f"{name}: cannot open ({getattr(exc, 'strerror', None) or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise AudioError(f"{name}: is a directory, not an audio file")
-    if not path.exists():
-        raise AudioError(f"{name}: no such file")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise AudioDecodeError(f"{name}: empty file (0 bytes)")
     try:
         f = sf.SoundFile(path)

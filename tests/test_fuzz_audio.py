@@ -265,3 +265,40 @@ def test_nan_from_the_model_is_an_error_naming_the_input(nan_model_dir, backend)
         e.embed(x, sr=16000)
     results = list(e.iter_results([x, x], sr=16000, frames=True))
     assert len(results) == 2 and all(r.error is not None and r.embedding is None for r in results)
+
+
+@pytest.fixture(scope="module")
+def batched(tiny_model_dir):
+    made: dict[int, Embedder] = {}
+
+    def get(batch_size: int) -> Embedder:
+        if batch_size not in made:
+            made[batch_size] = Embedder(tiny_model_dir, backend="onnx", batch_size=batch_size, num_workers=2, num_threads=1)
+        return made[batch_size]
+
+    return get
+
+
+BAD_ITEMS = [np.full(3000, np.nan, np.float32), np.zeros((2, 0), np.float32), np.zeros(0, np.int16),
+             np.array(["a"]), np.ones((3, 3, 3), np.float32), np.full(3000, 1e30)]
+
+
+@FUZZ
+@given(
+    picks=st.lists(st.one_of(st.integers(0, len(BAD_ITEMS) - 1).map(lambda i: ("bad", i)),
+                             st.tuples(st.just("good"), st.integers(1, 40000))), min_size=1, max_size=8),
+    batch_size=st.integers(1, 5),
+)
+def test_bad_inputs_do_not_disturb_their_batch(batched, embedder, picks, batch_size):
+    """A list mixing good and hostile inputs: each bad one fails alone, each good one gets its own vector."""
+    e = batched(batch_size)
+    items = [BAD_ITEMS[v] if kind == "bad" else noisy(16000, v / 16000, seed=v) for kind, v in picks]
+    results = {r.index: r for r in e.iter_results(items, sr=16000)}
+    assert sorted(results) == list(range(len(items)))
+    for i, (kind, _) in enumerate(picks):
+        r = results[i]
+        if kind == "bad":
+            assert r.embedding is None and isinstance(r.error, AudioError) and audio.describe(items[i]) in str(r.error)
+        else:
+            assert r.error is None
+            np.testing.assert_allclose(r.embedding, embedder.embed(items[i], sr=16000), rtol=0, atol=1e-5)

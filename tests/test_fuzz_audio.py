@@ -302,3 +302,25 @@ def test_bad_inputs_do_not_disturb_their_batch(batched, embedder, picks, batch_s
         else:
             assert r.error is None
             np.testing.assert_allclose(r.embedding, embedder.embed(items[i], sr=16000), rtol=0, atol=1e-5)
+
+
+def test_cli_job_over_hostile_files_keeps_going(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from audioembed.cli import app
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    bad = {"empty.wav": b"", "noise.mp3": rng.bytes(3000), "half.flac": VALID[".flac"][:200],
+           "header.ogg": b"OggS" + bytes(300), "rate0.wav": VALID[".wav"][:24] + bytes(4) + VALID[".wav"][28:]}
+    for name, data in bad.items():
+        (root / name).write_bytes(data)
+    for ext, data in VALID.items():
+        (root / f"good{ext.replace('.', '_')}{ext}").write_bytes(data)
+    result = CliRunner().invoke(app, ["embed", str(root), "-o", str(out), "-m", str(tiny_model_dir), "-q", "--backend", "onnx"])
+    assert result.exit_code == 1 and f"{len(bad)} failed" in result.output
+    for name in bad:
+        assert str(root / name) in result.output
+    written = sorted(p.name for p in out.glob("*.npy"))
+    assert len(written) == len(VALID) and all(np.isfinite(np.load(out / n)).all() for n in written)

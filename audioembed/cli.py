@@ -88,7 +88,7 @@ def embed(
         try:
             outputs.write_stack(out, [todo[i].source for i in order], [stacked[i] for i in order])
         except OSError as exc:
-            _err(f"error: cannot write {exc.filename or out / 'embeddings.npy'} ({exc.strerror or exc})")
+            _err(f"error: cannot write embeddings.npy and index.csv in {out} ({exc.strerror or exc})")
             raise typer.Exit(2)
         done = len(order)
     summary = f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}"

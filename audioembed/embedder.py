@@ -90,7 +90,9 @@ class Embedder:
         self.resolved = hub.resolve(model, revision, weight_file)
         self.config = hub.load_config(self.resolved.folder)
         source = self.resolved.source
-        hub.verify(self.resolved.folder, self.config, [weight_file], source != "local", source in ("hub", "cache"))
+        hub.verify(
+            self.resolved.folder, self.config, [weight_file], required=source != "local", discard=source in ("hub", "cache")
+        )
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")

@@ -9,6 +9,8 @@ import unicodedata
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from audioembed import outputs
@@ -156,3 +158,44 @@ def test_cleanup_keeps_temp_files_of_a_live_job(tmp_path, tiny_model_dir):
         live.kill()
         live.wait()
     assert outputs.remove_stale_temp_files(out) == 1 and not live_tmp.exists()
+
+
+def test_stack_write_failure_is_a_clear_error(tmp_path, tiny_model_dir):
+    _write_all(tmp_path / "in", ["a.wav"])
+    out = tmp_path / "out"
+    (out / "embeddings.npy").mkdir(parents=True)  # a folder where the matrix should go
+    result = embed(tmp_path / "in", "-o", out, "-m", tiny_model_dir, "-q", "--stack", "--backend", "onnx")
+    assert result.exit_code == 2 and "cannot write embeddings.npy" in result.output
+    assert not [f for f in files_under(out) if f.endswith(outputs.TEMP_SUFFIX)]
+
+
+NAME_PART = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=["Cs"]), min_size=1, max_size=20).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(
+        st.tuples(st.lists(NAME_PART, max_size=2), NAME_PART, st.sampled_from([".wav", ".WAV", ".flac", ".ogg", ".mp3"])),
+        min_size=1, max_size=12,
+    ),
+    frames=st.booleans(),
+)
+def test_planned_outputs_stay_inside_out_and_never_coincide(tmp_path_factory, names, frames):
+    root = tmp_path_factory.mktemp("in")
+    out = root.parent / (root.name + "-out")
+    for folders, stem, ext in names:
+        path = root.joinpath(*folders, stem + ext)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        except OSError:  # a file where a folder is wanted
+            continue
+    jobs, failures = outputs.plan([root], out, frames=frames)
+    assert len(jobs) + len(failures) == len(outputs.find_audio(root))
+    keys = [unicodedata.normalize("NFC", os.fspath(t)).casefold() for j in jobs for t in j.targets()]
+    assert len(keys) == len(set(keys)), "two jobs would write one file"
+    for job in jobs:
+        for target in job.targets():
+            assert out.resolve() in target.resolve().parents

@@ -6,6 +6,7 @@ Everything streams in blocks, so memory does not grow with the length of a file.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterator, Union
 
@@ -19,6 +20,7 @@ AUDIO_EXTENSIONS = frozenset(
 MIN_RATE, MAX_RATE = 1_000, 768_000
 MAX_CHANNELS = 64  # beyond this a 2-D array is more likely a batch than a multichannel clip
 BLOCK_SECONDS = 10.0
+MAX_SAMPLE = 1e6  # float samples beyond this are not audio (int16 values stored as float are ~3e4)
 
 AudioInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a torch tensor
 
@@ -43,7 +45,10 @@ def check_rate(sr: Any, name: str) -> int:
 
 def _to_numpy(x: Any) -> np.ndarray:
     if type(x).__module__.startswith("torch"):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            x = x.float()
+        x = x.numpy()
     return np.asarray(x)
 
 
@@ -61,6 +66,8 @@ def to_mono_float32(x: Any, name: str) -> np.ndarray:
             a = a.astype(np.float64) / 2 ** (8 * a.dtype.itemsize - 1)
     elif a.dtype.kind != "f":
         raise AudioError(f"{name}: unsupported sample type {a.dtype} (use float or integer PCM)")
+    if a.size == 0:  # before mixing: the mean of an empty (2, 0) array is NaN, not an error
+        raise AudioError(f"{name}: no audio samples (empty input of shape {a.shape})")
     if a.ndim == 2:
         channel_axis = 0 if a.shape[0] <= a.shape[1] else 1
         if a.shape[channel_axis] > MAX_CHANNELS:
@@ -71,16 +78,17 @@ def to_mono_float32(x: Any, name: str) -> np.ndarray:
         a = a.mean(axis=channel_axis)
     elif a.ndim != 1:
         raise AudioError(f"{name}: expected a 1-D (samples) or 2-D (channels, samples) array, got shape {a.shape}")
-    if a.size == 0:
-        raise AudioError(f"{name}: no audio samples (empty input)")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    check_finite(a, name)
-    return a
+    check_finite(a, name)  # before the cast: float64 beyond float32's range would become inf
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def check_finite(block: np.ndarray, name: str) -> None:
+    """NaN, inf and absurd magnitudes would reach the model and come out as a NaN vector."""
     if not np.isfinite(block).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
+    peak = float(np.abs(block).max(initial=0.0))
+    if peak > MAX_SAMPLE:
+        raise AudioError(f"{name}: samples reach {peak:.3g}; float audio should lie roughly in [-1, 1]")
 
 
 class _Resampler:
@@ -109,11 +117,15 @@ def _array_blocks(x: Any, sr: Any, name: str, block: int) -> Iterator[tuple[np.n
 def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
     import soundfile as sf
 
-    if path.is_dir():
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise AudioError(f"{name}: no such file") from None
+    except (OSError, ValueError) as exc:  # a name too long, a file used as a folder, a NUL byte
+        raise AudioError(f"{name}: cannot open ({getattr(exc, 'strerror', None) or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise AudioError(f"{name}: is a directory, not an audio file")
-    if not path.exists():
-        raise AudioError(f"{name}: no such file")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise AudioDecodeError(f"{name}: empty file (0 bytes)")
     try:
         f = sf.SoundFile(path)
@@ -165,4 +177,5 @@ def stream(
 
 def load(source: AudioInput, sr: Any = None, target_sr: int = 16000) -> np.ndarray:
     """The whole input as one mono float32 array at target_sr (for short clips and tests)."""
-    return np.concatenate(list(stream(source, sr, target_sr)))
+    parts = list(stream(source, sr, target_sr))  # a few samples can resample to none at all
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -58,7 +58,11 @@ def embed(
     if not jobs and not failures:
         _err(f"error: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {', '.join(map(str, paths))}")
         raise typer.Exit(2)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _err(f"error: cannot create the output folder {out} ({exc.strerror or exc})")
+        raise typer.Exit(2)
     outputs.remove_stale_temp_files(out)
     todo = jobs if (overwrite or stack) else [j for j in jobs if not j.done()]
     skipped = len(jobs) - len(todo)
@@ -73,12 +77,19 @@ def embed(
             elif stack:
                 stacked[result.index] = result.embedding
             else:
-                job.write(result)
-                done += 1
+                try:
+                    job.write(result)
+                    done += 1
+                except OSError as exc:  # a full disk, a read-only folder, a name too long: this file fails
+                    failures.append(f"{job.source}: cannot write {job.clip} ({exc.strerror or exc})")
             advance()
     if stack and stacked:
         order = sorted(stacked)
-        outputs.write_stack(out, [todo[i].source for i in order], [stacked[i] for i in order])
+        try:
+            outputs.write_stack(out, [todo[i].source for i in order], [stacked[i] for i in order])
+        except OSError as exc:
+            _err(f"error: cannot write embeddings.npy and index.csv in {out} ({exc.strerror or exc})")
+            raise typer.Exit(2)
         done = len(order)
     summary = f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}"
     _err(summary)

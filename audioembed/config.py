@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,35 @@ class ModelConfig:
     # Free-form provenance (training settings, data summary); not used by inference.
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Reject wrong types and ranges here, with the key's name, not later deep inside numpy or torch."""
+        ints = {"sample_rate": 1, "n_fft": 2, "win_length": 1, "hop_length": 1, "n_mels": 1, "channels": 1, "dim": 1}
+        for key, low in ints.items():
+            _check_int(key, getattr(self, key), low)
+        # windows.CONTEXT_MEL_FRAMES (24) must stay a multiple of 2**n_blocks: at most 3 pooling blocks.
+        _check_int("n_blocks", self.n_blocks, 1, 3)
+        for key in ("f_min", "f_max", "log_eps", "norm_mean", "norm_std"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ModelError(f"config.json: {key}={value!r} must be a finite number")
+        if self.win_length > self.n_fft:
+            raise ModelError(f"config.json: win_length={self.win_length} must not exceed n_fft={self.n_fft}")
+        if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ModelError(
+                f"config.json: need 0 <= f_min < f_max <= sample_rate/2, got f_min={self.f_min}, "
+                f"f_max={self.f_max}, sample_rate={self.sample_rate}"
+            )
+        if self.log_eps <= 0 or self.norm_std <= 0:
+            raise ModelError(f"config.json: log_eps={self.log_eps} and norm_std={self.norm_std} must be > 0")
+        if not isinstance(self.name, str):
+            raise ModelError(f"config.json: name={self.name!r} must be a string")
+        if not isinstance(self.sha256, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and _SHA256.fullmatch(v) for k, v in self.sha256.items()
+        ):
+            raise ModelError(f"config.json: sha256 must map file names to 64 hex digits, got {self.sha256!r}"[:300])
+        if not isinstance(self.extra, dict):
+            raise ModelError(f"config.json: extra must be a JSON object, got {type(self.extra).__name__}")
+
     @property
     def time_reduction(self) -> int:
         """Log-mel frames per output frame (each block max-pools time by 2)."""
@@ -54,7 +85,7 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelError(f"config.json: unknown keys {unknown}; upgrade audioembed?")
-        cfg = cls(**data)
+        cfg = cls(**data)  # __post_init__ checks types and ranges
         if cfg.n_mels % cfg.time_reduction:
             raise ModelError(f"config.json: n_mels={cfg.n_mels} must be divisible by {cfg.time_reduction}")
         return cfg
@@ -70,4 +101,16 @@ class ModelConfig:
             raise ModelError(f"{path}: not a readable config.json ({exc})") from exc
         if not isinstance(data, dict):
             raise ModelError(f"{path}: config.json must hold a JSON object")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {str(exc).replace('config.json: ', '', 1)}") from exc
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_int(key: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bound = f"in {low}..{high}" if high is not None else f">= {low}"
+        raise ModelError(f"config.json: {key}={value!r} must be an integer {bound}")

@@ -89,7 +89,10 @@ class Embedder:
         weight_file = backends.BACKEND_FILES[self.backend_name]
         self.resolved = hub.resolve(model, revision, weight_file)
         self.config = hub.load_config(self.resolved.folder)
-        hub.verify(self.resolved.folder, self.config, [weight_file])
+        source = self.resolved.source
+        hub.verify(
+            self.resolved.folder, self.config, [weight_file], required=source != "local", discard=source in ("hub", "cache")
+        )
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -264,10 +267,16 @@ class _Pipeline:
         return results
 
     def _finish(self, index: int, a: _Accumulator) -> Result:
+        name = audio.describe(self.items[index])
         embedding = (a.max + a.sum / a.count).astype(np.float32)
+        if not np.isfinite(embedding).all():  # a NaN vector would poison every search it joins, silently
+            return Result(index, name, error=AudioError(
+                f"{name}: the model produced NaN or infinite values for this input; check that its samples "
+                "are in [-1, 1] and that the model's weights are sound"
+            ))
         frames = None
         if a.parts is not None:
             a.parts.sort(key=lambda p: p[0])
             emb = np.concatenate([p[1] for p in a.parts]).astype(np.float32, copy=False)
             frames = FrameEmbeddings(emb, self.e.timestamps(len(emb)))
-        return Result(index, audio.describe(self.items[index]), embedding, frames)
+        return Result(index, name, embedding, frames)

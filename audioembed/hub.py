@@ -3,6 +3,7 @@ the weights bundled with the package. Also checks weight files against their rec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -49,13 +50,14 @@ def bundled_folder(model_id: str, weight_file: str) -> Path | None:
 
 
 def _download(model_id: str, revision: str | None, weight_file: str, offline: bool) -> Path:
+    """config.json, then the weights at the very commit the config came from: a tag that moves in between
+    must not give a config of one revision with weights of another."""
     from huggingface_hub import hf_hub_download
 
-    paths = [
-        hf_hub_download(model_id, name, revision=revision, local_files_only=offline)
-        for name in ("config.json", weight_file)
-    ]
-    return Path(paths[0]).parent
+    config = Path(hf_hub_download(model_id, "config.json", revision=revision, local_files_only=offline))
+    commit = config.parent.name  # the cache keeps every file under snapshots/<commit>/
+    hf_hub_download(model_id, weight_file, revision=commit, local_files_only=offline)
+    return config.parent
 
 
 def _offline_mode() -> bool:
@@ -64,11 +66,12 @@ def _offline_mode() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _check_hub(model_id: str, revision: str | None) -> None:
-    """One HEAD request: hf_hub_download alone would fall back to its cache silently on an outage."""
+def _check_hub(model_id: str, revision: str | None, weight_file: str) -> None:
+    """HEAD both files: hf_hub_download alone falls back to its cache silently when one of them fails."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    get_hf_file_metadata(hf_hub_url(model_id, "config.json", revision=revision))
+    config = get_hf_file_metadata(hf_hub_url(model_id, "config.json", revision=revision))
+    get_hf_file_metadata(hf_hub_url(model_id, weight_file, revision=config.commit_hash or revision))
 
 
 def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: str) -> ResolvedModel:
@@ -89,7 +92,7 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
     online_error: Exception | None = None
     if not _offline_mode():
         try:
-            _check_hub(model, revision)
+            _check_hub(model, revision, weight_file)
             return ResolvedModel(_download(model, revision, weight_file, offline=False), "hub", model, revision)
         except Exception as exc:
             online_error = exc
@@ -122,17 +125,32 @@ def _short(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def verify(folder: Path, cfg: ModelConfig, files: list[str]) -> None:
-    """Raise IntegrityError when a file's sha256 differs from the one recorded in config.json."""
+def verify(folder: Path, cfg: ModelConfig, files: list[str], required: bool = False, discard: bool = False) -> None:
+    """Raise IntegrityError when a file's sha256 differs from the one recorded in config.json.
+
+    required: downloaded and bundled weights must have a digest; a local folder is the user's own.
+    discard: remove a mismatching file from the hub cache, or one bad download would poison it for good.
+    """
     for name in files:
         expected = cfg.sha256.get(name)
         if expected is None:
+            if required:
+                raise IntegrityError(
+                    f"{folder / name}: no sha256 recorded for it in config.json, so a corrupt or altered download "
+                    "cannot be told apart; ask the model's publisher to re-export it with audioembed"
+                )
             continue
         actual = sha256(folder / name)
         if actual != expected:
+            advice = "delete it (or the hub cache entry) and download again"
+            if discard:
+                for path in {(folder / name).resolve(), folder / name}:  # the blob and its snapshot link
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                advice = "it was removed from the cache; run again to download it anew"
             raise IntegrityError(
                 f"{folder / name}: sha256 {actual[:16]}… does not match {expected[:16]}… recorded in config.json; "
-                "the file is corrupt or was altered: delete it (or the hub cache entry) and download again"
+                f"the file is corrupt or was altered: {advice}"
             )
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import os
+import time
+import unicodedata
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -32,7 +35,7 @@ class Job:
         return [*self.frame_files, self.clip] if self.frames else [self.clip]
 
     def done(self) -> bool:
-        return all(p.is_file() for p in self.targets())
+        return all(os.path.isfile(p) for p in self.targets())  # False, not OSError, for a name too long
 
     def write(self, result) -> None:
         """Write every output to a temp file first, then rename: a crash never leaves half a file."""
@@ -48,8 +51,14 @@ def atomic_save(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def temp_path(path: Path) -> Path:
+    """A short sibling name (a long output name plus a suffix could pass NAME_MAX) that records our pid."""
+    digest = hashlib.sha1(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return path.with_name(f".{digest}.{os.getpid()}{TEMP_SUFFIX}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -63,15 +72,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def remove_stale_temp_files(out: Path) -> int:
-    """Temp files left by a killed run (SIGKILL leaves no chance to clean up)."""
+    """Temp files left by killed runs (SIGKILL leaves no chance to clean up); a live job's are kept."""
     removed = 0
     for root, _dirs, files in os.walk(out):
         for name in files:
-            if name.endswith(TEMP_SUFFIX):
+            if name.endswith(TEMP_SUFFIX) and not _writer_alive(os.path.join(root, name)):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(root, name))
                     removed += 1
     return removed
+
+
+def _writer_alive(temp_file: str) -> bool:
+    """Whether the process whose pid is in the temp file's name may still be writing it."""
+    try:
+        pid = int(os.path.basename(temp_file)[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1])
+    except ValueError:
+        return False
+    if os.name == "nt":  # os.kill would terminate the process there: go by age instead
+        with contextlib.suppress(OSError):
+            return time.time() - os.path.getmtime(temp_file) < 24 * 3600
+        return False
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:
+        return True  # it exists, owned by another user
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True
 
 
 def find_audio(root: Path) -> list[Path]:
@@ -97,21 +129,40 @@ def plan(paths: list[Path], out: Path, frames: bool) -> tuple[list[Job], list[st
             candidates.append((path, Path(path.name)))
         else:
             failures.append(f"{path}: no such file or folder")
-    by_target: dict[Path, list[Path]] = {}
+    planned = []
     for source, rel in candidates:
         clip = out / rel.with_suffix(".npy")
         if out_resolved not in clip.resolve().parents:
             failures.append(f"{source}: output {clip} would be outside {out}; skipped")
             continue
-        by_target.setdefault(clip, []).append(source)
+        planned.append(Job(source, clip, frames))
+    # Over every file of the job, not just neighbours: x.wav and x.flac, sub/X.wav and sub/x.wav (one file
+    # on a case-insensitive disk), NFC and NFD spellings of a name, or x.frames.wav against x.wav --frames.
+    by_key: dict[str, list[Job]] = {}
+    for job in planned:
+        for target in job.targets():
+            by_key.setdefault(_collision_key(target), []).append(job)
+    clashes: dict[int, list[Job]] = {}
+    for same in by_key.values():
+        if len({id(j) for j in same}) > 1:
+            for job in same:
+                clashes.setdefault(id(job), []).extend(j for j in same if j is not job)
     jobs = []
-    for clip, sources in by_target.items():
-        if len(sources) > 1:
-            names = ", ".join(map(str, sources))
-            failures += [f"{s}: {len(sources)} inputs map to {clip} ({names}); rename or embed them separately" for s in sources]
-            continue
-        jobs.append(Job(sources[0], clip, frames))
+    for job in planned:
+        others = clashes.get(id(job))
+        if others:
+            sources = sorted({str(j.source) for j in [job, *others]})
+            failures.append(
+                f"{job.source}: {len(sources)} inputs map to {job.clip} or its frame files ({', '.join(sources)}); "
+                "rename them or embed them separately"
+            )
+        else:
+            jobs.append(job)
     return jobs, failures
+
+
+def _collision_key(path: Path) -> str:
+    return unicodedata.normalize("NFC", os.fspath(path)).casefold()
 
 
 def write_stack(out: Path, sources: list[Path], vectors: list[np.ndarray]) -> None:

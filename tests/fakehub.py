@@ -15,6 +15,9 @@ class FakeHub:
     def __init__(self, port: int):
         self.repos: dict[str, dict[str, dict[str, bytes]]] = {}
         self.mode = "ok"  # ok | error500 | hang | truncate | tamper
+        self.fault_files: set[str] | None = None  # the files `mode` applies to; None: every file
+        self.after_get = None  # called with the request path after each GET is served (to move a tag, say)
+        self.faults_injected = 0
         self.requests: list[str] = []
         hub = self
 
@@ -30,20 +33,25 @@ class FakeHub:
 
             def _serve(self, body: bool):
                 hub.requests.append(f"{self.command} {self.path}")
-                if hub.mode == "hang":
-                    time.sleep(5)
-                if hub.mode == "error500":
+                mode = hub.mode if hub.fault_files is None or self.path.rsplit("/", 1)[-1] in hub.fault_files else "ok"
+                if mode != "ok":
+                    hub.faults_injected += 1
+                if mode == "hang":
+                    time.sleep(5)  # past HF_HUB_ETAG_TIMEOUT and HF_HUB_DOWNLOAD_TIMEOUT (2 s in conftest)
+                if mode == "error500":
                     return self._send(500, b"boom")
                 found = hub.lookup(self.path)
                 if found is None:
                     return self._send(404, b"not found", {"X-Error-Code": "EntryNotFound"})
                 commit, data = found
                 etag = hashlib.sha256(data).hexdigest()
-                if hub.mode == "tamper" and body and not self.path.endswith("config.json"):
+                if mode == "tamper" and body and not self.path.endswith("config.json"):
                     data = bytes([data[0] ^ 0xFF]) + data[1:]
                 headers = {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Content-Length": str(len(data))}
-                payload = data[: len(data) // 2] if hub.mode == "truncate" and body else data
+                payload = data[: len(data) // 2] if mode == "truncate" and body else data
                 self._send(200, payload if body else b"", headers)
+                if body and hub.after_get is not None:
+                    hub.after_get(self.path)
 
             def _send(self, status: int, payload: bytes, headers: dict | None = None):
                 self.send_response(status)

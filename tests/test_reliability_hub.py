@@ -1,0 +1,145 @@
+"""Hub outages and tampering against the loopback fake hub: 500s, timeouts, truncated and altered
+downloads, per file; a tag that moves mid-download; revisions pinned to a commit."""
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from audioembed import Embedder, hub
+from audioembed.errors import IntegrityError, ModelError, ModelNotFoundError
+
+from conftest import HUB_PORT, build_tiny_model, tone
+from fakehub import FakeHub
+
+
+
+@pytest.fixture(scope="module")
+def fake_hub():
+    server = FakeHub(HUB_PORT)
+    yield server
+    print(f"\nfake hub: {server.faults_injected} faulty responses served")
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def healthy(fake_hub):
+    fake_hub.mode, fake_hub.fault_files, fake_hub.after_get = "ok", None, None
+    yield
+    fake_hub.mode, fake_hub.fault_files, fake_hub.after_get = "ok", None, None
+
+
+def vector(e: Embedder) -> np.ndarray:
+    return e.embed(tone(440), sr=16000)
+
+
+WEIGHTS, CONFIG = {"model.onnx"}, {"config.json"}
+CACHED_FAULTS = [("error500", None), ("error500", CONFIG), ("error500", WEIGHTS), ("hang", WEIGHTS),
+                 ("truncate", None), ("truncate", WEIGHTS), ("tamper", None), ("tamper", WEIGHTS)]
+UNCACHED_FAULTS = [("error500", None), ("error500", WEIGHTS), ("hang", None), ("truncate", WEIGHTS), ("tamper", None)]
+
+
+@pytest.mark.parametrize("fault, files", CACHED_FAULTS)
+def test_cached_model_survives_a_faulty_hub(fake_hub, tiny_model_dir, fault, files):
+    repo = f"someone/cached-{fault}-{'-'.join(sorted(files or ['all'])).replace('.', '')}"
+    fake_hub.add_repo(repo, tiny_model_dir, revision="v1")
+    good = vector(Embedder(repo, revision="v1", backend="onnx"))  # fills the cache
+    fake_hub.mode, fake_hub.fault_files = fault, files
+    if fault in ("truncate", "tamper"):  # the hub answers, with wrong bytes: never used silently
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                e = Embedder(repo, revision="v1", backend="onnx")
+            except (IntegrityError, ModelError) as exc:
+                assert repo in str(exc) or "sha256" in str(exc)
+                return
+        np.testing.assert_array_equal(vector(e), good)
+        return
+    with pytest.warns(UserWarning, match="hub unavailable.*cached copy"):
+        e = Embedder(repo, revision="v1", backend="onnx")
+    assert e.resolved.source == "cache"
+    np.testing.assert_array_equal(vector(e), good)
+
+
+@pytest.mark.parametrize("fault, files", UNCACHED_FAULTS)
+def test_uncached_model_fails_clearly(fake_hub, tiny_model_dir, fault, files):
+    repo = f"someone/uncached-{fault}-{'x' if files else 'all'}"
+    fake_hub.add_repo(repo, tiny_model_dir)
+    fake_hub.mode, fake_hub.fault_files = fault, files
+    with pytest.raises(ModelError) as info:
+        Embedder(repo, backend="onnx")
+    message = str(info.value)
+    assert ("sha256" in message and "model.onnx" in message) if fault == "tamper" else repo in message
+    if isinstance(info.value, ModelNotFoundError):
+        assert "local model folder" in message
+
+
+def test_probe_checks_the_weights_too(fake_hub, tiny_model_dir):
+    """config.json answers but the weights 500: that is an outage, reported as the cache fallback it is."""
+    repo = "someone/weights-down"
+    fake_hub.add_repo(repo, tiny_model_dir)
+    Embedder(repo, backend="onnx")
+    fake_hub.mode, fake_hub.fault_files = "error500", {"model.onnx"}
+    with pytest.warns(UserWarning, match="cached copy"):
+        e = Embedder(repo, backend="onnx")
+    assert e.resolved.source == "cache"
+
+
+def test_weights_come_from_the_commit_the_config_came_from(fake_hub, tmp_path):
+    """The tag moves between the config and the weights download: no mixing of revisions."""
+    repo = "someone/moving"
+    build_tiny_model(tmp_path / "v1", seed=1)
+    build_tiny_model(tmp_path / "v2", seed=2)
+    c1 = fake_hub.add_repo(repo, tmp_path / "v1", revision="main")
+    expected = vector(Embedder(tmp_path / "v1", backend="onnx"))
+
+    def move_tag(path):
+        if path.endswith("/config.json") and "/moving/" in path:
+            fake_hub.add_repo(repo, tmp_path / "v2", revision="main")
+
+    fake_hub.after_get = move_tag
+    e = Embedder(repo, backend="onnx")
+    assert e.resolved.folder.name == c1
+    np.testing.assert_array_equal(vector(e), expected)
+    assert (e.resolved.folder / "model.onnx").resolve().read_bytes() == (tmp_path / "v1" / "model.onnx").read_bytes()
+
+
+def test_revision_pinned_to_a_commit_is_stable_offline(fake_hub, tmp_path, monkeypatch):
+    repo = "someone/pinned"
+    build_tiny_model(tmp_path / "v1", seed=3)
+    build_tiny_model(tmp_path / "v2", seed=4)
+    c1 = fake_hub.add_repo(repo, tmp_path / "v1", revision="main")
+    fake_hub.add_repo(repo, tmp_path / "v2", revision="main")
+    pinned = vector(Embedder(repo, revision=c1, backend="onnx"))
+    np.testing.assert_array_equal(pinned, vector(Embedder(tmp_path / "v1", backend="onnx")))
+    fake_hub.mode = "error500"
+    with pytest.warns(UserWarning, match="cached copy"):
+        again = Embedder(repo, revision=c1, backend="onnx")
+    np.testing.assert_array_equal(vector(again), pinned)
+
+
+def test_weights_without_a_recorded_digest_from_the_hub_are_refused(fake_hub, tiny_model_dir, tmp_path):
+    """A hub model must record the sha256 of its weights: otherwise an altered download goes unnoticed."""
+    import json
+
+    folder = tmp_path / "nodigest"
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "config.json").read_text())
+    data["sha256"] = {}
+    (folder / "config.json").write_text(json.dumps(data))
+    fake_hub.add_repo("someone/nodigest", folder)
+    with pytest.raises(IntegrityError, match="no sha256"):
+        Embedder("someone/nodigest", backend="onnx")
+    assert vector(Embedder(folder, backend="onnx")).shape == (32,)  # a local folder is the user's own
+
+
+def test_a_tampered_download_does_not_poison_the_cache(fake_hub, tiny_model_dir):
+    repo = "someone/poison"
+    fake_hub.add_repo(repo, tiny_model_dir)
+    fake_hub.mode = "tamper"
+    with pytest.raises(IntegrityError):
+        Embedder(repo, backend="onnx")
+    fake_hub.mode = "ok"  # the hub (or the network path) is healthy again
+    e = Embedder(repo, backend="onnx")
+    np.testing.assert_array_equal(vector(e), vector(Embedder(tiny_model_dir, backend="onnx")))

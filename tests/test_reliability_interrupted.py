@@ -1,0 +1,66 @@
+"""A killed `audioembed embed` job resumes to exactly what an uninterrupted run writes, with no temp files left."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audioembed.outputs import TEMP_SUFFIX
+
+from conftest import noisy
+
+N_FILES = 240
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(root, out, model, **popen):
+    """The real console entry point in a child process, so that SIGKILL hits it, not pytest."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "audioembed.cli", "embed", str(root), "-o", str(out), "-m", str(model)]
+    # batch size 1: each window is computed alone, so a file's vector cannot depend on which run embedded it
+    args += ["--backend", "onnx", "--batch-size", "1", "--workers", "1", "-q"]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def outputs_of(out: Path) -> dict[str, np.ndarray]:
+    return {p.relative_to(out).as_posix(): np.load(p) for p in sorted(out.rglob("*.npy"))}
+
+
+def test_sigkill_midway_then_resume(tmp_path, tiny_model_dir):
+    root = tmp_path / "in"
+    for i in range(N_FILES):
+        folder = root / f"part{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"clip {i:03d}.wav", noisy(16000, 0.25 + 0.05 * (i % 7), seed=i), 16000, subtype="FLOAT")
+
+    reference = tmp_path / "reference"
+    proc = run_cli(root, reference, tiny_model_dir)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+
+    out = tmp_path / "out"
+    proc = run_cli(root, out, tiny_model_dir)
+    deadline = time.monotonic() + 120
+    while len(list(out.rglob("*.npy"))) < N_FILES // 5:  # kill only once some outputs exist
+        assert proc.poll() is None, "the job ended before it could be killed"
+        assert time.monotonic() < deadline, "no outputs appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = len(list(out.rglob("*.npy")))
+    assert N_FILES // 5 <= finished < N_FILES, f"killed after {finished} of {N_FILES} files: not midway"
+
+    proc = run_cli(root, out, tiny_model_dir)
+    log = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, log
+    assert f"{N_FILES - finished} embedded, {finished} skipped" in log
+    expected, got = outputs_of(reference), outputs_of(out)
+    assert sorted(got) == sorted(expected) and len(got) == N_FILES
+    for name, array in expected.items():
+        np.testing.assert_array_equal(got[name], array, err_msg=name)
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(TEMP_SUFFIX) or not p.name.endswith(".npy")]
+    assert [p for p in leftovers if p.is_file()] == []

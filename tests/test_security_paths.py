@@ -1,0 +1,201 @@
+"""Output paths: odd input names never write outside OUT, collisions anywhere in a job are reported
+instead of overwritten, write failures fail one file, and cleanup never touches a live job's temp files."""
+
+import os
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from audioembed import outputs
+from audioembed.cli import app
+
+from conftest import tone
+
+runner = CliRunner()
+
+
+def embed(*args):
+    return runner.invoke(app, ["embed", *map(str, args)])
+
+
+def files_under(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+ODD_NAMES = [
+    "with space.wav", " leading space.wav", ".hidden.wav", "..wav", "...wav", "-o.wav", "--overwrite.wav",
+    "ünïcödé 音.wav", "emoji 🎵.flac", "semi;colon$(x).wav", "quote'\"`.wav", "back\\slash.wav",
+    "new\nline.wav", "tab\t.wav", "%s%n.wav", "x.npy.wav", "UPPER.WAV", "é" * 125 + ".wav",
+]
+
+
+def test_odd_names_stay_inside_out(tmp_path, tiny_model_dir):
+    root, out = tmp_path / "in", tmp_path / "out"
+    (root / "..sub" / ".. " / "...").mkdir(parents=True)
+    for i, name in enumerate(ODD_NAMES):
+        fmt = "FLAC" if name.endswith(".flac") else "WAV"  # soundfile cannot guess it for "..wav"
+        sf.write(root / name, tone(200 + 10 * i, 16000, 0.2), 16000, format=fmt)
+    sf.write(root / "..sub" / ".. " / "..." / "deep.wav", tone(300, 16000, 0.2), 16000)
+    before = files_under(tmp_path)
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "--backend", "onnx", "-q")
+    assert result.exit_code == 0, result.output
+    written = files_under(out)
+    assert len(written) == len(ODD_NAMES) + 1
+    assert "..sub/.. /.../deep.npy" in written and ("é" * 125 + ".npy") in written
+    for rel in written:
+        assert (out / rel).resolve().is_relative_to(out.resolve())
+        assert np.load(out / rel).shape == (32,)
+    assert [f for f in files_under(tmp_path) if not f.startswith("out/")] == before  # nothing written elsewhere
+
+
+def test_symlinked_output_folder_pointing_outside_is_refused(tmp_path, tiny_model_dir):
+    root, out, elsewhere = tmp_path / "in", tmp_path / "out", tmp_path / "elsewhere"
+    (root / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "sub").symlink_to(elsewhere)
+    sf.write(root / "sub" / "x.wav", tone(440), 16000)
+    sf.write(root / "y.wav", tone(440), 16000)
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "--backend", "onnx", "-q")
+    assert result.exit_code == 1 and "would be outside" in result.output
+    assert list(elsewhere.iterdir()) == [] and (out / "y.npy").is_file()
+
+
+def _write_all(root, names):
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / name, tone(440, 16000, 0.2), 16000)
+
+
+@pytest.mark.parametrize(
+    "names, frames, clashing",
+    [
+        # far apart in the sorted file list, not neighbours
+        (["s/x.flac", *[f"s/x.g{i:02d}.wav" for i in range(30)], "s/x.wav"], False, ["s/x.flac", "s/x.wav"]),
+        (["sub/Take.wav", "sub/m.wav", "sub/take.WAV"], False, ["sub/Take.wav", "sub/take.WAV"]),
+        ([unicodedata.normalize("NFC", "café.wav"), unicodedata.normalize("NFD", "café.flac")], False, None),
+        (["x.wav", "x.frames.wav", "y.wav"], True, ["x.wav", "x.frames.wav"]),
+        (["x.wav", "x.timestamps.ogg"], True, None),
+    ],
+)
+def test_colliding_outputs_are_reported_not_overwritten(tmp_path, tiny_model_dir, names, frames, clashing):
+    root, out = tmp_path / "in", tmp_path / "out"
+    _write_all(root, names)
+    clashing = clashing or names
+    flags = ["--frames"] if frames else []
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "--backend", "onnx", "-q", *flags)
+    assert result.exit_code == 1
+    assert f"{len(clashing)} failed" in result.output
+    for name in clashing:
+        assert f"{root / name}: {len(clashing)} inputs map to" in result.output
+    written = set(files_under(out))
+    for name in clashing:
+        assert str(os.path.splitext(name)[0]) + ".npy" not in written
+    assert len([n for n in written if not n.endswith((".frames.npy", ".timestamps.npy"))]) == len(names) - len(clashing)
+
+
+def test_collisions_across_separate_input_arguments(tmp_path, tiny_model_dir):
+    _write_all(tmp_path / "one", ["x.wav", "z.wav"])
+    _write_all(tmp_path / "two", ["x.wav"])
+    out = tmp_path / "out"
+    result = embed(tmp_path / "one", tmp_path / "two", "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
+    assert result.exit_code == 1 and "2 failed" in result.output
+    assert files_under(out) == ["z.npy"]
+
+
+def test_write_failures_fail_that_file_only(tmp_path, tiny_model_dir):
+    root, out = tmp_path / "in", tmp_path / "out"
+    _write_all(root, ["blocked/a.wav", "ok.wav"])
+    sf.write(root / ("é" * 125 + ".wav"), tone(440, 16000, 0.2), 16000)  # x.frames.npy passes NAME_MAX
+    out.mkdir()
+    (out / "blocked").write_text("a file where a folder should be")
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx", "--frames")
+    assert result.exit_code == 1, result.output
+    assert "2 failed" in result.output and "cannot write" in result.output
+    assert str(root / "blocked" / "a.wav") in result.output
+    assert {"ok.npy", "ok.frames.npy", "ok.timestamps.npy"} <= set(files_under(out))
+    assert not [f for f in files_under(out) if f.endswith(outputs.TEMP_SUFFIX)]
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path, tiny_model_dir):
+    _write_all(tmp_path / "in", ["a.wav"])
+    (tmp_path / "file").write_text("")
+    result = embed(tmp_path / "in", "-o", tmp_path / "file" / "out", "-m", tiny_model_dir, "-q")
+    assert result.exit_code == 2 and "cannot create the output folder" in result.output
+
+
+def test_temp_names_stay_short(tmp_path):
+    path = tmp_path / ("é" * 125 + ".npy")
+    assert len(outputs.temp_path(path).name.encode()) < 64
+    outputs.atomic_save(path, np.zeros(3, np.float32))
+    assert np.load(path).shape == (3,) and files_under(tmp_path) == [path.name]
+
+
+def test_cleanup_keeps_temp_files_of_a_live_job(tmp_path, tiny_model_dir):
+    _write_all(tmp_path / "in", ["a.wav"])
+    out = tmp_path / "out"
+    out.mkdir()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        live_tmp = out / f".0123456789ab.{live.pid}{outputs.TEMP_SUFFIX}"
+        dead_tmp = out / f".ba9876543210.{dead.pid}{outputs.TEMP_SUFFIX}"
+        odd_tmp = out / f".0123456789ab.0{outputs.TEMP_SUFFIX}"
+        for p in (live_tmp, dead_tmp, odd_tmp):
+            p.write_bytes(b"half")
+        result = embed(tmp_path / "in", "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
+        assert result.exit_code == 0
+        assert live_tmp.exists() and not dead_tmp.exists() and not odd_tmp.exists()
+    finally:
+        live.kill()
+        live.wait()
+    assert outputs.remove_stale_temp_files(out) == 1 and not live_tmp.exists()
+
+
+def test_stack_write_failure_is_a_clear_error(tmp_path, tiny_model_dir):
+    _write_all(tmp_path / "in", ["a.wav"])
+    out = tmp_path / "out"
+    (out / "embeddings.npy").mkdir(parents=True)  # a folder where the matrix should go
+    result = embed(tmp_path / "in", "-o", out, "-m", tiny_model_dir, "-q", "--stack", "--backend", "onnx")
+    assert result.exit_code == 2 and "cannot write embeddings.npy" in result.output
+    assert not [f for f in files_under(out) if f.endswith(outputs.TEMP_SUFFIX)]
+
+
+NAME_PART = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=["Cs"]), min_size=1, max_size=20).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(
+        st.tuples(st.lists(NAME_PART, max_size=2), NAME_PART, st.sampled_from([".wav", ".WAV", ".flac", ".ogg", ".mp3"])),
+        min_size=1, max_size=12,
+    ),
+    frames=st.booleans(),
+)
+def test_planned_outputs_stay_inside_out_and_never_coincide(tmp_path_factory, names, frames):
+    root = tmp_path_factory.mktemp("in")
+    out = root.parent / (root.name + "-out")
+    for folders, stem, ext in names:
+        path = root.joinpath(*folders, stem + ext)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        except OSError:  # a file where a folder is wanted
+            continue
+    jobs, failures = outputs.plan([root], out, frames=frames)
+    assert len(jobs) + len(failures) == len(outputs.find_audio(root))
+    keys = [unicodedata.normalize("NFC", os.fspath(t)).casefold() for j in jobs for t in j.targets()]
+    assert len(keys) == len(set(keys)), "two jobs would write one file"
+    for job in jobs:
+        for target in job.targets():
+            assert out.resolve() in target.resolve().parents

@@ -1,0 +1,151 @@
+"""Loading a model never executes code and never trusts a config blindly: safetensors and ONNX only,
+typed and range-checked config values, ONNX external data confined to the model folder."""
+
+import ast
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import audioembed
+from audioembed import Embedder
+from audioembed.config import ModelConfig
+from audioembed.errors import ModelError
+
+from conftest import tone
+
+PACKAGE = Path(audioembed.__file__).parent
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("dim", "abc"), ("dim", 0), ("dim", 32.0), ("dim", True), ("n_mels", -1), ("n_fft", None),
+        ("hop_length", 0), ("sample_rate", -16000), ("n_blocks", 9), ("channels", [8]),
+        ("f_max", 1e9), ("f_min", -5.0), ("norm_std", 0.0), ("norm_mean", "nan"), ("log_eps", -1.0),
+        ("win_length", 4096), ("sha256", {"model.onnx": "not-a-digest"}), ("sha256", []), ("extra", 3),
+        ("name", 7),
+    ],
+)
+def test_config_values_are_type_and_range_checked(tiny_model_dir, tmp_path, key, value):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "config.json").read_text())
+    data[key] = value
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=rf"config\.json: .*{key}"):
+        Embedder(folder, backend="onnx")
+
+
+def test_valid_config_round_trips(tiny_model_dir):
+    cfg = ModelConfig.load(tiny_model_dir / "config.json")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+class _Exploit:
+    """Unpickling this would run code: the marker file proves whether it ever happened."""
+
+    marker: Path
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_pickled_weights_are_never_unpickled(tiny_model_dir, tmp_path, backend):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    marker = tmp_path / "marker"
+    exploit = _Exploit()
+    exploit.marker = marker
+    weight = "model.safetensors" if backend == "torch" else "model.onnx"
+    payload = pickle.dumps(exploit)
+    (folder / weight).write_bytes(payload)
+    (folder / "pytorch_model.bin").write_bytes(payload)
+    data = json.loads((folder / "config.json").read_text())
+    data["sha256"].pop(weight)  # get past the digest check: the loader itself must refuse pickle
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=weight):
+        Embedder(folder, backend=backend)
+    assert not marker.exists()
+
+
+def _calls(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            yield ast.unparse(node.func), {k.arg: ast.unparse(k.value) for k in node.keywords}
+
+
+def test_package_source_never_unpickles():
+    """A static check over every module: no pickle, no torch.load without weights_only=True, no allow_pickle."""
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("pickle", "dill", "joblib", "cloudpickle") for n in names), path
+        for func, kwargs in _calls(tree):
+            if func.endswith("torch.load") or func == "load" and "weights_only" in kwargs:
+                assert kwargs.get("weights_only") == "True", f"{path}: {func} without weights_only=True"
+            assert kwargs.get("allow_pickle") in (None, "False"), f"{path}: {func}(allow_pickle=...)"
+
+
+def _external_data_model(folder: Path, location: str) -> None:
+    """Rewrite model.onnx so its first initializer lives in an external file at `location`."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    model = onnx.load(str(folder / "model.onnx"))
+    tensor = model.graph.initializer[0]
+    raw = onnx.numpy_helper.to_array(tensor).tobytes()
+    set_external_data(tensor, location=location, offset=0, length=len(raw))
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    onnx.save(model, str(folder / "model.onnx"))
+    target = (folder / location).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(raw)
+    data = json.loads((folder / "config.json").read_text())
+    data["sha256"].pop("model.onnx")
+    (folder / "config.json").write_text(json.dumps(data))
+
+
+def test_onnx_external_data_inside_the_folder_loads(tiny_model_dir, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    _external_data_model(folder, "weights.bin")
+    expected = Embedder(tiny_model_dir, backend="onnx").embed(tone(440), sr=16000)
+    np.testing.assert_array_equal(Embedder(folder, backend="onnx").embed(tone(440), sr=16000), expected)
+
+
+@pytest.mark.parametrize("location", ["../outside.bin", "sub/../../outside.bin", "/tmp/audioembed-outside.bin"])
+def test_onnx_external_data_outside_the_folder_is_refused(tiny_model_dir, tmp_path, location):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    _external_data_model(folder, location)
+    with pytest.raises(ModelError, match="lies outside the model folder"):
+        Embedder(folder, backend="onnx")
+
+
+def test_onnx_external_data_symlinked_outside_is_refused(tiny_model_dir, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    _external_data_model(folder, "weights.bin")
+    outside = tmp_path / "elsewhere.bin"
+    (folder / "weights.bin").rename(outside)
+    (folder / "weights.bin").symlink_to(outside)
+    with pytest.raises(ModelError, match="lies outside the model folder"):
+        Embedder(folder, backend="onnx")
+
+
+def test_external_locations_found_without_the_onnx_package(tiny_model_dir, tmp_path):
+    from audioembed.backends.onnx import check_external_data
+
+    assert check_external_data(tiny_model_dir / "model.onnx") == []
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    _external_data_model(folder, "sub/w.bin")
+    assert check_external_data(folder / "model.onnx") == [(folder / "sub" / "w.bin").resolve()]

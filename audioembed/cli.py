@@ -133,12 +133,9 @@ def _register_optional_commands() -> None:
         app.command("pretrain")(pretrain)
     except ImportError:
         pass
-    try:
-        from .eval.command import evaluate
+    from .eval.command import evaluate
 
-        app.command("evaluate")(evaluate)
-    except ImportError:
-        pass
+    app.command("evaluate")(evaluate)
 
 
 _register_optional_commands()

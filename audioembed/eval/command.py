@@ -84,6 +84,8 @@ def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size:
                 continue
             try:
                 rows.append(Row(name, "peer", peers.load(name)))
+            except ImportError as exc:  # installed but missing a dependency of its own
+                rows.append(Row(name, "peer", note=f"not importable ({exc})"))
             except Exception as exc:  # a broken optional install is reported, not fatal
                 rows.append(Row(name, "peer", note=f"failed to load ({type(exc).__name__}: {exc})", failed=True))
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -59,10 +60,12 @@ def run(
         for row in rows:
             if row.extractor is None:
                 continue
+            started = time.monotonic()
             feats = features.compute(row.extractor, ds.paths, cache)
             log(
                 f"{ds.name}: {row.name}: {len(feats.ok)}/{len(ds.paths)} clips "
-                f"({feats.reused} cached, {feats.computed} computed, {len(feats.failures)} failed)"
+                f"({feats.reused} cached, {feats.computed} computed, {len(feats.failures)} failed) "
+                f"in {time.monotonic() - started:.0f} s"
             )
             cell = Cell(row.name, ds.name, [], len(feats.ok), feats.failures, feats.computed, feats.reused)
             try:

@@ -83,6 +83,8 @@ def _from_manifest(manifest: Path, name: str) -> Dataset:
         raise DatasetError(f"{manifest}: no rows; expected a header 'path,label[,split|fold]' and one row per clip")
     if not {"path", "label"} <= set(header):
         raise DatasetError(f"{manifest}: needs columns 'path' and 'label' (found {', '.join(header) or 'none'})")
+    if "split" in header and "fold" in header:
+        raise DatasetError(f"{manifest}: has both a 'split' and a 'fold' column; keep one")
     base = manifest.parent
     paths, labels, splits, folds, missing, seen = [], [], [], [], [], set()
     for line, row in enumerate(rows, start=1):
@@ -109,8 +111,6 @@ def _from_manifest(manifest: Path, name: str) -> Dataset:
             f"{manifest}: {len(missing)} listed files do not exist (paths are relative to the manifest's folder): "
             + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         )
-    if "split" in header and "fold" in header:
-        raise DatasetError(f"{manifest}: has both a 'split' and a 'fold' column; keep one")
     return _checked(Dataset(name, manifest, paths, labels, splits or None, folds or None))
 
 

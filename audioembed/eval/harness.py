@@ -62,11 +62,7 @@ def run(
                 continue
             started = time.monotonic()
             feats = features.compute(row.extractor, ds.paths, cache)
-            log(
-                f"{ds.name}: {row.name}: {len(feats.ok)}/{len(ds.paths)} clips "
-                f"({feats.reused} cached, {feats.computed} computed, {len(feats.failures)} failed) "
-                f"in {time.monotonic() - started:.0f} s"
-            )
+            embedded = time.monotonic()
             cell = Cell(row.name, ds.name, [], len(feats.ok), feats.failures, feats.computed, feats.reused)
             try:
                 if not len(feats.ok):
@@ -75,6 +71,11 @@ def run(
                 cell.runs = [probe.score(feats.matrix, y, s.restricted(feats.ok, len(labels))) for s in splits]
             except probe.ProbeError as exc:
                 cell.error = str(exc)
-                cell.runs = []
+            outcome = f"error: {cell.error}" if cell.error else f"{100 * cell.mean:.1f} ± {100 * cell.std:.1f}"
+            log(
+                f"{ds.name}: {row.name}: {outcome} ({len(feats.ok)}/{len(ds.paths)} clips: {feats.reused} cached, "
+                f"{feats.computed} computed, {len(feats.failures)} failed; embedding {embedded - started:.0f} s, "
+                f"probe {time.monotonic() - embedded:.0f} s)"
+            )
             cells.append(cell)
     return cells

@@ -136,20 +136,16 @@ def info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
-def _register_optional_commands() -> None:
+def _register_subcommands() -> None:
     """Commands whose code lives in subpackages; their heavy imports happen only when they run."""
+    from .eval.command import evaluate
     from .train.command import pretrain
 
     app.command("pretrain")(pretrain)
-    try:
-        from .eval.command import evaluate
-
-        app.command("evaluate")(evaluate)
-    except ImportError:
-        pass
+    app.command("evaluate")(evaluate)
 
 
-_register_optional_commands()
+_register_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

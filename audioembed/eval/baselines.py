@@ -1,0 +1,82 @@
+"""The rows a learned model must beat: log-mel statistics, and the same architecture untrained.
+
+logmel-stats is per-band mean and std of the model's own log-mel (same numbers from config.json,
+same dataset normalisation), computed in numpy. random-init is the model's config with random
+weights (fixed seed), exported to a model folder and run through the same Embedder path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from .. import mel, windows
+from ..config import ModelConfig
+from .features import ClipFunctionExtractor, digest
+
+LOGMEL_VERSION = 1  # bump when logmel_stats changes, so cached vectors are recomputed
+CHUNK_FRAMES = 2048  # log-mel frames per matmul: bounds memory for long clips
+RANDOM_SEED = 0
+
+
+class LogMelStats:
+    """Per-band mean and std over time of the normalised log-mel: (2 * n_mels,)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.cfg = cfg
+        n_bins = mel.used_bins(cfg)
+        self.n_bins = n_bins
+        self.basis = mel.windowed_dft_basis(cfg, n_bins).T.astype(np.float32)  # (n_fft, 2K)
+        self.fb = mel.mel_filterbank(cfg)[:n_bins].astype(np.float32)  # (K, n_mels)
+
+    def logmel(self, frames: np.ndarray) -> np.ndarray:
+        """(F, n_fft) windows of samples -> (F, n_mels) normalised log-mel, as the model's frontend."""
+        spec = frames @ self.basis
+        re, im = spec[:, : self.n_bins], spec[:, self.n_bins :]
+        x = np.log((re * re + im * im) @ self.fb + self.cfg.log_eps)
+        return (x - self.cfg.norm_mean) / self.cfg.norm_std
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        n = max(len(wave), windows.min_samples(cfg))  # short clips are zero-padded, as the model does
+        x = np.zeros(n, np.float32)
+        x[: len(wave)] = wave
+        padded = np.pad(x, cfg.n_fft // 2, mode="reflect")  # torch.stft's center=True
+        all_frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft)[:: cfg.hop_length]
+        total, total_sq = np.zeros(cfg.n_mels), np.zeros(cfg.n_mels)
+        for start in range(0, len(all_frames), CHUNK_FRAMES):
+            m = self.logmel(all_frames[start : start + CHUNK_FRAMES]).astype(np.float64)
+            total += m.sum(axis=0)
+            total_sq += (m * m).sum(axis=0)
+        mean = total / len(all_frames)
+        std = np.sqrt(np.maximum(total_sq / len(all_frames) - mean * mean, 0.0))
+        return np.concatenate([mean, std]).astype(np.float32)
+
+
+def logmel_stats(cfg: ModelConfig) -> ClipFunctionExtractor:
+    numbers = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
+    key = digest("logmel-stats", LOGMEL_VERSION, sorted(numbers.items()))
+    return ClipFunctionExtractor("logmel-stats", key, cfg.sample_rate, LogMelStats(cfg))
+
+
+def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -> Path:
+    """Export the architecture of `cfg` with random weights once; later runs reuse the folder."""
+    arch = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
+    folder = cache / "models" / f"random-init-{digest(sorted(arch.items()), seed)[:16]}"
+    if (folder / "config.json").is_file():
+        return folder
+    import torch
+
+    from ..nn import AudioEncoder
+    from ..nn.export import save_model_folder
+
+    random_cfg = dataclasses.replace(cfg, name="random-init", sha256={}, extra={"random_init_seed": seed})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AudioEncoder(random_cfg)
+    tmp = folder.with_name(folder.name + ".tmp")
+    save_model_folder(model, tmp, card=f"# random-init\n\n{cfg.name}'s architecture with random weights (seed {seed}).\n")
+    tmp.replace(folder)
+    return folder

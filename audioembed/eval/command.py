@@ -1,0 +1,160 @@
+"""`audioembed evaluate`: linear-probe accuracy of models next to baselines and peers, as a table and JSON.
+
+Imports nothing heavy at module level: `import audioembed.cli` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+BASELINES = ("logmel-stats", "random-init")
+DEFAULT_BASELINES = "logmel-stats,random-init,peers"
+
+
+def _err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def parse_baselines(text: str) -> list[str]:
+    """'logmel-stats,random-init,peers' -> row names in order; 'peers' means every known peer; 'none' none."""
+    from .peers import PEERS
+
+    names: list[str] = []
+    for token in (t.strip() for t in text.split(",")):
+        if token in ("", "none"):
+            continue
+        expanded = list(PEERS) if token == "peers" else [token]
+        for name in expanded:
+            if name not in BASELINES + PEERS:
+                raise typer.BadParameter(
+                    f"unknown baseline {name!r}; choose from {', '.join(BASELINES + PEERS)}, peers or none",
+                    param_hint="--baselines",
+                )
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _model_rows(models: list[str], backend: str, batch_size: int):
+    from .. import Embedder
+    from ..errors import AudioEmbedError
+    from .features import ModelExtractor
+    from .harness import Row
+
+    rows, configs = [], []
+    for name in models:
+        try:
+            embedder = Embedder(None if name == "default" else name, backend=backend, batch_size=batch_size)
+        except AudioEmbedError as exc:
+            rows.append(Row(name, "model", note=str(exc), failed=True))
+            continue
+        rows.append(Row(name, "model", ModelExtractor(name, embedder)))
+        configs.append(embedder.config)
+    return rows, configs
+
+
+def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size: int):
+    from .. import Embedder, backends
+    from ..errors import AudioEmbedError
+    from . import baselines, peers
+    from .features import ModelExtractor
+    from .harness import Row
+
+    rows = []
+    for name in names:
+        if name == "logmel-stats":
+            rows.append(Row(name, "baseline", baselines.logmel_stats(cfg)))
+        elif name == "random-init":
+            if not backends.torch_available():
+                rows.append(Row(name, "baseline", note="needs torch to build: pip install \"audioembed[torch]\""))
+                continue
+            try:
+                folder = baselines.random_init_folder(cfg, cache)
+                rows.append(Row(name, "baseline", ModelExtractor(name, Embedder(folder, backend=backend, batch_size=batch_size))))
+            except AudioEmbedError as exc:
+                rows.append(Row(name, "baseline", note=str(exc), failed=True))
+        else:
+            reason = peers.missing(name)
+            if reason is not None:
+                rows.append(Row(name, "peer", note=reason))
+                continue
+            try:
+                rows.append(Row(name, "peer", peers.load(name)))
+            except ImportError as exc:  # installed but missing a dependency of its own
+                rows.append(Row(name, "peer", note=f"not importable ({exc})"))
+            except Exception as exc:  # a broken optional install is reported, not fatal
+                rows.append(Row(name, "peer", note=f"failed to load ({type(exc).__name__}: {exc})", failed=True))
+    return rows
+
+
+def evaluate(
+    datasets: List[Path] = typer.Argument(
+        ..., help="Labelled datasets: folders DATA/<label>/*.wav (or with a manifest.csv), or CSV manifests path,label[,split|fold]."
+    ),
+    model: Optional[List[str]] = typer.Option(
+        None, "--model", "-m", help="Model to evaluate, repeatable: hub id, local folder, 'default', or 'none' (baselines only)."
+    ),
+    baselines: str = typer.Option(
+        DEFAULT_BASELINES, "--baselines", help="Comma list of logmel-stats, random-init, resemblyzer, crepe-tiny, peers (both), or none."
+    ),
+    folds: int = typer.Option(5, "--folds", min=2, help="k of stratified k-fold when a dataset gives no split or fold column."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Repeats with different fold and validation shuffles."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write settings, per-run numbers and notes here."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default: ~/.cache/audioembed/eval)."),
+    backend: str = typer.Option("auto", "--backend", help="auto (torch if installed, else onnx), torch or onnx."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+) -> None:
+    """Linear-probe accuracy (frozen embeddings, logistic regression) of models next to baselines and peers."""
+    from ..config import ModelConfig
+    from ..errors import AudioEmbedError
+    from . import harness, probe, report
+    from .dataset import load_dataset
+    from .features import default_cache
+
+    names = parse_baselines(baselines)
+    try:
+        probe.require_sklearn()
+        loaded = [load_dataset(path) for path in datasets]
+        for ds in loaded:  # refuse unscorable splits before any embedding work
+            probe.plan(ds.labels, ds.split, ds.fold, folds=folds, seeds=seeds)
+    except AudioEmbedError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2)
+    cache = (cache or default_cache()).expanduser()
+    models = [m for m in (model or ["default"]) if m != "none"]
+    rows, configs = _model_rows(models, backend, batch_size)
+    cfg = configs[0] if configs else ModelConfig()
+    rows += _baseline_rows(names, cfg, cache, backend, batch_size)
+    if not any(r.extractor for r in rows):
+        for row in rows:
+            _err(f"error: {row.name}: {row.note}")
+        _err("error: nothing to evaluate (no model loaded and no baseline available)")
+        raise typer.Exit(2)
+    try:
+        cells = harness.run(loaded, rows, cache, folds=folds, seeds=seeds, log=_err)
+    except AudioEmbedError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2)
+    typer.echo(report.markdown(loaded, rows, cells), nl=False)
+    if json_path is not None:
+        settings = {
+            "folds": folds,
+            "seeds": seeds,
+            "c_grid": list(probe.C_GRID),
+            "backend": backend,
+            "batch_size": batch_size,
+            "cache": str(cache),
+            "baselines_config": cfg.name,
+        }
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report.to_json(loaded, rows, cells, settings), indent=2) + "\n")
+    failed = any(r.failed for r in rows) or any(c.error or c.failures for c in cells)
+    if failed:
+        for cell in cells:
+            for message in cell.failures:
+                _err(f"  {cell.row}: {message}")
+        raise typer.Exit(1)

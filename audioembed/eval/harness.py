@@ -1,0 +1,81 @@
+"""Run every row (models, baselines, peers) on every dataset with the same splits; collect the cells."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import features, probe
+from .dataset import Dataset
+
+
+@dataclasses.dataclass
+class Row:
+    """A line of the table: an extractor, or the reason it has none (not installed, failed to load)."""
+
+    name: str
+    kind: str  # "model", "baseline" or "peer"
+    extractor: features.Extractor | None = None
+    note: str | None = None
+    failed: bool = False  # True: the note is an error (exit status 1), False: a skip
+
+
+@dataclasses.dataclass
+class Cell:
+    row: str
+    dataset: str
+    runs: list[probe.Run]
+    clips_used: int
+    failures: list[str]
+    computed: int
+    reused: int
+    error: str | None = None
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean([r.accuracy for r in self.runs])) if self.runs else None
+
+    @property
+    def std(self) -> float | None:
+        return float(np.std([r.accuracy for r in self.runs])) if self.runs else None
+
+
+def run(
+    datasets: list[Dataset],
+    rows: list[Row],
+    cache: Path,
+    folds: int = 5,
+    seeds: int = 3,
+    log: Callable[[str], None] = lambda msg: None,
+) -> list[Cell]:
+    """Cells for every (row with an extractor, dataset), each dataset's splits shared by all rows."""
+    cells = []
+    for ds in datasets:
+        splits = probe.plan(ds.labels, ds.split, ds.fold, folds=folds, seeds=seeds)
+        labels = np.asarray(ds.labels)
+        for row in rows:
+            if row.extractor is None:
+                continue
+            started = time.monotonic()
+            feats = features.compute(row.extractor, ds.paths, cache)
+            embedded = time.monotonic()
+            cell = Cell(row.name, ds.name, [], len(feats.ok), feats.failures, feats.computed, feats.reused)
+            try:
+                if not len(feats.ok):
+                    raise probe.ProbeError("no clip could be embedded")
+                y = labels[feats.ok]
+                cell.runs = [probe.score(feats.matrix, y, s.restricted(feats.ok, len(labels))) for s in splits]
+            except probe.ProbeError as exc:
+                cell.error = str(exc)
+            outcome = f"error: {cell.error}" if cell.error else f"{100 * cell.mean:.1f} ± {100 * cell.std:.1f}"
+            log(
+                f"{ds.name}: {row.name}: {outcome} ({len(feats.ok)}/{len(ds.paths)} clips: {feats.reused} cached, "
+                f"{feats.computed} computed, {len(feats.failures)} failed; embedding {embedded - started:.0f} s, "
+                f"probe {time.monotonic() - embedded:.0f} s)"
+            )
+            cells.append(cell)
+    return cells

@@ -1,0 +1,318 @@
+"""`audioembed evaluate`: datasets, cached features, baselines, the linear probe and the CLI, on generated data."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from audioembed.cli import app
+from audioembed.config import ModelConfig
+from audioembed.eval import baselines, features, harness, probe
+from audioembed.eval.dataset import DatasetError, load_dataset
+
+from conftest import TINY
+
+runner = CliRunner()
+SR = 16000
+CLASSES = ("low", "high", "noise")
+
+
+def clip(label: str, rng: np.random.Generator) -> np.ndarray:
+    """Three easily separated sound types, each varied in pitch, level and a little noise."""
+    t = np.arange(int(0.5 * SR)) / SR
+    amp = rng.uniform(0.2, 0.6)
+    if label == "noise":
+        wave = amp * rng.standard_normal(len(t)) * 0.5
+    else:
+        freq = rng.uniform(200, 300) if label == "low" else rng.uniform(2000, 3000)
+        wave = amp * np.sin(2 * np.pi * freq * t + rng.uniform(0, 6)) + 0.01 * rng.standard_normal(len(t))
+    return wave.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    """DATA/<label>/*.wav: 3 classes x 10 clips."""
+    root = tmp_path_factory.mktemp("eval") / "tones"
+    rng = np.random.default_rng(0)
+    for label in CLASSES:
+        (root / label).mkdir(parents=True)
+        for i in range(10):
+            sf.write(root / label / f"{label}{i}.wav", clip(label, rng), SR)
+    return root
+
+
+def write_manifest(path, rows, header="path,label"):
+    path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def clips_of(root):
+    return sorted((p.relative_to(root).as_posix(), p.parent.name) for p in root.rglob("*.wav"))
+
+
+@pytest.fixture(scope="module")
+def logmel_features(dataset_dir):
+    ds = load_dataset(dataset_dir)
+    extractor = baselines.logmel_stats(ModelConfig(**TINY))
+    feats = features.compute(extractor, ds.paths, dataset_dir.parent / "cache-logmel")
+    return ds, feats
+
+
+# Datasets ---------------------------------------------------------------------------------------
+
+
+def test_folder_dataset(dataset_dir):
+    ds = load_dataset(dataset_dir)
+    assert ds.name == "tones" and ds.protocol == "kfold"
+    assert ds.classes == {"high": 10, "low": 10, "noise": 10}
+    assert all(p.parent.name == label for p, label in zip(ds.paths, ds.labels))
+
+
+def test_manifest_with_split_and_fold_columns(dataset_dir, tmp_path):
+    rows = clips_of(dataset_dir)
+    splits = ["train", "train", "valid", "test", "Train"] * 6  # case-insensitive
+    m = write_manifest(dataset_dir / "split.csv", [(p, l, s) for (p, l), s in zip(rows, splits)], "path,label,split")
+    ds = load_dataset(m)
+    assert ds.name == "split" and ds.protocol == "split" and ds.split.count("train") == 18
+    assert ds.paths[0] == dataset_dir / rows[0][0]  # relative to the manifest's folder
+    m = write_manifest(tmp_path / "manifest.csv", [(dataset_dir / p, l, i % 3) for i, (p, l) in enumerate(rows)], "path,label,fold")
+    ds = load_dataset(tmp_path)  # a folder with a manifest.csv uses it
+    assert ds.protocol == "fold" and sorted(set(ds.fold)) == ["0", "1", "2"] and ds.name == tmp_path.name
+    (dataset_dir / "split.csv").unlink()
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty class", "class 'empty' has no audio files"),
+        ("single class", "needs at least 2 classes (only 'a')"),
+        ("missing file", "1 listed files do not exist"),
+        ("no label column", "needs columns 'path' and 'label'"),
+        ("no test split", "has no 'test' rows"),
+        ("bad split", "'dev' is not train, valid or test"),
+        ("loose files", "audio files directly in the dataset folder"),
+        ("duplicate", "is listed twice"),
+        ("nothing", "no such dataset"),
+    ],
+)
+def test_bad_datasets_are_refused_clearly(tmp_path, case, message):
+    root = tmp_path / "d"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        sf.write(root / label / "x.wav", np.zeros(1600, np.float32), SR)
+    target = root
+    if case == "empty class":
+        (root / "empty").mkdir()
+    elif case == "single class":
+        target = write_manifest(tmp_path / "m.csv", [("d/a/x.wav", "a")])
+    elif case == "missing file":
+        target = write_manifest(tmp_path / "m.csv", [("d/a/x.wav", "a"), ("d/b/gone.wav", "b")])
+    elif case == "no label column":
+        target = write_manifest(tmp_path / "m.csv", [("d/a/x.wav", "a")], "path,class")
+    elif case == "no test split":
+        target = write_manifest(tmp_path / "m.csv", [("d/a/x.wav", "a", "train"), ("d/b/x.wav", "b", "valid")], "path,label,split")
+    elif case == "bad split":
+        target = write_manifest(tmp_path / "m.csv", [("d/a/x.wav", "a", "dev")], "path,label,split")
+    elif case == "loose files":
+        sf.write(root / "stray.wav", np.zeros(1600, np.float32), SR)
+    elif case == "duplicate":
+        target = write_manifest(tmp_path / "m.csv", [("d/a/x.wav", "a"), ("d/a/x.wav", "b")])
+    elif case == "nothing":
+        target = tmp_path / "absent"
+    with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_dataset(target)
+
+
+# Baselines and features -------------------------------------------------------------------------
+
+
+def test_logmel_stats_equals_the_models_frontend(dataset_dir):
+    import torch
+
+    from audioembed import audio
+    from audioembed.nn import AudioEncoder
+
+    cfg = ModelConfig(**TINY)
+    wave = audio.load(dataset_dir / "noise" / "noise0.wav")
+    padded = np.pad(wave, cfg.n_fft // 2, mode="reflect")
+    with torch.no_grad():
+        reference = AudioEncoder(cfg).normalised_logmel(torch.from_numpy(padded)[None])[0, 0].numpy()
+    stats = baselines.LogMelStats(cfg)(wave)
+    assert stats.shape == (2 * cfg.n_mels,)
+    np.testing.assert_allclose(stats[: cfg.n_mels], reference.mean(axis=1), atol=2e-3)
+    np.testing.assert_allclose(stats[cfg.n_mels :], reference.std(axis=1), atol=2e-3)
+
+
+class Counting:
+    """Wraps an extractor and counts the clips it is asked for."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.key, self.asked = inner, inner.name, inner.key, 0
+
+    def vectors(self, paths):
+        self.asked += len(paths)
+        yield from self.inner.vectors(paths)
+
+
+def test_cache_is_reused_and_invalidated_by_edits(dataset_dir, tmp_path):
+    ds = load_dataset(dataset_dir)
+    extractor = Counting(baselines.logmel_stats(ModelConfig(**TINY)))
+    first = features.compute(extractor, ds.paths, tmp_path)
+    entries = sorted(tmp_path.rglob("*.npy"))
+    stamps = [p.stat().st_mtime_ns for p in entries]
+    assert (first.computed, first.reused, extractor.asked, len(entries)) == (30, 0, 30, 30)
+    second = features.compute(extractor, ds.paths, tmp_path)
+    assert (second.computed, second.reused, extractor.asked) == (0, 30, 30)  # nothing recomputed
+    assert [p.stat().st_mtime_ns for p in entries] == stamps
+    np.testing.assert_array_equal(second.matrix, first.matrix)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    sf.write(edited / "x.wav", np.zeros(SR // 2, np.float32), SR)
+    third = features.compute(extractor, ds.paths[:3] + [edited / "x.wav"], tmp_path)
+    assert (third.computed, third.reused) == (1, 3)
+    sf.write(edited / "x.wav", np.ones(SR // 2, np.float32) * 0.1, SR)  # same path, new content
+    import os
+
+    os.utime(edited / "x.wav", ns=(1, 1))
+    assert features.compute(extractor, [edited / "x.wav"], tmp_path).computed == 1
+
+
+def test_failures_are_reported_by_name(dataset_dir, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    paths = load_dataset(dataset_dir).paths[:2] + [bad]
+    feats = features.compute(baselines.logmel_stats(ModelConfig(**TINY)), paths, tmp_path / "cache")
+    assert feats.ok.tolist() == [0, 1] and feats.matrix.shape == (2, 2 * TINY.get("n_mels", 64))
+    assert len(feats.failures) == 1 and "bad.wav" in feats.failures[0]
+
+
+# Probe ------------------------------------------------------------------------------------------
+
+
+def test_protocol_splits():
+    labels = ["a"] * 6 + ["b"] * 6
+    runs = probe.plan(labels, folds=3, seeds=2)
+    assert len(runs) == 6
+    for seed in (0, 1):
+        tests = np.concatenate([s.test for s in runs if s.seed == seed])
+        assert sorted(tests) == list(range(12))  # each clip tested once per seed
+    assert all(not set(s.train) & set(s.test) for s in runs)
+    fold = ["x", "y", "z"] * 4
+    runs = probe.plan(labels, fold=fold, seeds=2)
+    assert [s.fold for s in runs] == ["x", "y", "z"] * 2
+    assert all(set(np.asarray(fold)[s.test]) == {s.fold} and s.fold not in np.asarray(fold)[s.train] for s in runs)
+    split = ["train"] * 4 + ["valid", "test"] + ["train"] * 4 + ["valid", "test"]
+    (only,) = probe.plan(labels, split=split, seeds=3)  # nothing random left: one run
+    assert only.valid.tolist() == [4, 10] and only.test.tolist() == [5, 11]
+    assert len(probe.plan(labels, split=[s.replace("valid", "train") for s in split], seeds=3)) == 3
+    with pytest.raises(probe.ProbeError, match="use --folds 6"):
+        probe.plan(labels, folds=7)
+
+
+def test_probe_separates_classes_and_shuffled_labels_score_chance(logmel_features):
+    ds, feats = logmel_features
+    y = np.asarray(ds.labels)
+    splits = probe.plan(ds.labels, folds=5, seeds=3)
+    real = [probe.score(feats.matrix, y, s) for s in splits]
+    assert np.mean([r.accuracy for r in real]) > 0.95
+    assert all(r.C in probe.C_GRID and r.n_train + r.n_test == 30 for r in real)
+    shuffled = np.random.default_rng(1).permutation(y)
+    control = [probe.score(feats.matrix, shuffled, s) for s in probe.plan(list(shuffled), folds=5, seeds=3)]
+    assert np.mean([r.accuracy for r in control]) < 0.6  # chance is 1/3
+
+
+def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):
+    ds, feats = logmel_features
+
+    class DropsOne:
+        name, key = "drops-one", "k"
+
+        def vectors(self, paths):
+            for i, p in enumerate(paths):
+                yield (i, None, f"{p}: broken") if i == 0 else (i, feats.matrix[i], None)
+
+    (cell,) = harness.run([ds], [harness.Row("drops-one", "model", DropsOne())], tmp_path, folds=3, seeds=1)
+    assert cell.clips_used == 29 and cell.failures == [f"{ds.paths[0]}: broken"]
+    assert sum(r.n_test for r in cell.runs) == 29 and cell.mean > 0.9
+
+
+# CLI --------------------------------------------------------------------------------------------
+
+
+def test_cli_table_and_json(dataset_dir, tiny_model_dir, tmp_path):
+    fold_manifest = write_manifest(
+        tmp_path / "folds.csv", [(dataset_dir / p, l, i % 3) for i, (p, l) in enumerate(clips_of(dataset_dir))], "path,label,fold"
+    )
+    out = tmp_path / "res.json"
+    args = ["evaluate", str(dataset_dir), str(fold_manifest), "-m", str(tiny_model_dir), "--baselines", "logmel-stats,random-init",
+            "--folds", "3", "--seeds", "2", "--json", str(out), "--cache", str(tmp_path / "cache"), "--backend", "onnx", "--batch-size", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert table[0] == "| model | tones (3 classes, 30 clips) | folds (3 classes, 30 clips) |"
+    assert [line.split(" | ")[0] for line in table[2:]] == [f"| {tiny_model_dir}", "| logmel-stats", "| random-init"]
+    assert all(" ± " in cell for line in table[2:] for cell in line.split(" | ")[1:])
+    report = json.loads(out.read_text())
+    assert report["settings"]["folds"] == 3 and report["settings"]["backend"] == "onnx"
+    assert [d["protocol"] for d in report["datasets"]] == ["kfold", "fold"]
+    assert [r["name"] for r in report["rows"]] == [str(tiny_model_dir), "logmel-stats", "random-init"]
+    assert len(report["results"]) == 6
+    by = {(r["row"], r["dataset"]): r for r in report["results"]}
+    assert len(by[("logmel-stats", "tones")]["runs"]) == 6 and len(by[("logmel-stats", "folds")]["runs"]) == 6
+    assert {r["fold"] for r in by[("random-init", "folds")]["runs"]} == {"0", "1", "2"}
+    assert by[("logmel-stats", "tones")]["accuracy_mean"] > 0.9
+    row = by[("logmel-stats", "tones")]
+    assert row["accuracy_mean"] == pytest.approx(np.mean([r["accuracy"] for r in row["runs"]]))
+    assert row["features"] == {"computed": 30, "reused": 0}
+    assert by[("logmel-stats", "folds")]["features"] == {"computed": 0, "reused": 30}  # same files, same cache
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and again.stdout == result.stdout  # same numbers, all from the cache
+    assert all(r["features"]["computed"] == 0 for r in json.loads(out.read_text())["results"])
+
+
+def test_cli_errors(dataset_dir, tmp_path, monkeypatch):
+    (tmp_path / "one" / "a").mkdir(parents=True)
+    sf.write(tmp_path / "one" / "a" / "x.wav", np.zeros(1600, np.float32), SR)
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "one"), "-m", "none", "--baselines", "logmel-stats"])
+    assert result.exit_code == 2 and "needs at least 2 classes" in result.output
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "--baselines", "mfcc"])
+    assert result.exit_code == 2 and "unknown baseline 'mfcc'" in result.output
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "none"])
+    assert result.exit_code == 2 and "nothing to evaluate" in result.output
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "--folds", "11", "-m", "none", "--baselines", "logmel-stats"])
+    assert result.exit_code == 2 and "use --folds 10" in result.output
+    cache = ["--cache", str(tmp_path / "cache"), "--folds", "2", "--seeds", "1"]
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", str(tmp_path / "nomodel"), "--baselines", "logmel-stats", *cache])
+    assert result.exit_code == 1 and "| logmel-stats |" in result.stdout  # the table still comes
+    assert f"{tmp_path / 'nomodel'}: error: " in result.stdout and "not a model folder" in result.stdout
+    monkeypatch.setitem(__import__("sys").modules, "sklearn", None)
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "logmel-stats", *cache])
+    assert result.exit_code == 2 and 'pip install "audioembed[eval]"' in result.output
+
+
+def test_random_init_is_the_models_architecture_with_fixed_weights(tiny_model_dir, tmp_path):
+    cfg = ModelConfig.load(tiny_model_dir / "config.json")
+    folder = baselines.random_init_folder(cfg, tmp_path / "a")
+    assert baselines.random_init_folder(cfg, tmp_path / "a") == folder  # built once
+    built = ModelConfig.load(folder / "config.json")
+    assert (built.dim, built.channels, built.norm_mean, built.name) == (cfg.dim, cfg.channels, cfg.norm_mean, "random-init")
+    other = baselines.random_init_folder(cfg, tmp_path / "b")
+    assert (other / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+    assert (folder / "model.safetensors").read_bytes() != (tiny_model_dir / "model.safetensors").read_bytes()
+
+
+def test_peers_when_installed(dataset_dir):
+    from audioembed.eval import peers
+
+    available = [name for name in peers.PEERS if peers.missing(name) is None]
+    if not available:
+        pytest.skip("no peer installed (pip install resemblyzer torchcrepe)")
+    paths = load_dataset(dataset_dir).paths[::10]
+    for name in available:
+        out = list(peers.load(name).vectors(paths))
+        assert [i for i, _, _ in out] == [0, 1, 2] and all(e is None for _, _, e in out)
+        vectors = np.stack([v for _, v, _ in out])
+        assert vectors.shape == (3, {"resemblyzer": 256, "crepe-tiny": 256}[name]) and np.isfinite(vectors).all()
+        assert np.ptp(vectors, axis=0).max() > 0  # different clips, different vectors

@@ -106,10 +106,18 @@ def _writer_alive(temp_file: str) -> bool:
     return True
 
 
-def find_audio(root: Path) -> list[Path]:
-    """Audio files under root, sorted; symlinked folders are not followed (no loops, no escapes)."""
+def find_audio(root: Path, errors: list[str] | None = None) -> list[Path]:
+    """Audio files under root, sorted; symlinked folders are not followed (no loops, no escapes).
+
+    errors: gets a line per folder that cannot be read, so that its files are not skipped silently.
+    """
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:
+        if errors is not None:
+            errors.append(f"{exc.filename}: cannot read this folder ({exc.strerror or exc}); its files were skipped")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()
         for name in sorted(filenames):
             if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
@@ -124,7 +132,7 @@ def plan(paths: list[Path], out: Path, frames: bool) -> tuple[list[Job], list[st
     candidates: list[tuple[Path, Path]] = []  # (source, path relative to OUT)
     for path in paths:
         if path.is_dir():
-            candidates += [(f, f.relative_to(path)) for f in find_audio(path)]
+            candidates += [(f, f.relative_to(path)) for f in find_audio(path, failures)]
         elif path.is_file():
             candidates.append((path, Path(path.name)))
         else:

@@ -199,3 +199,18 @@ def test_planned_outputs_stay_inside_out_and_never_coincide(tmp_path_factory, na
     for job in jobs:
         for target in job.targets():
             assert out.resolve() in target.resolve().parents
+
+
+def test_unreadable_folders_are_reported_not_skipped(tmp_path, tiny_model_dir, monkeypatch):
+    _write_all(tmp_path / "in", ["a.wav", "locked/b.wav"])
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.path.basename(os.fspath(path)) == "locked":  # as chmod 000 would, for a user other than root
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = embed(tmp_path / "in", "-o", tmp_path / "out", "-m", tiny_model_dir, "-q", "--backend", "onnx")
+    assert result.exit_code == 1 and "locked: cannot read this folder" in result.output
+    assert files_under(tmp_path / "out") == ["a.npy"]

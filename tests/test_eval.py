@@ -246,7 +246,7 @@ def test_cli_table_and_json(dataset_dir, tiny_model_dir, tmp_path):
         tmp_path / "folds.csv", [(dataset_dir / p, l, i % 3) for i, (p, l) in enumerate(clips_of(dataset_dir))], "path,label,fold"
     )
     out = tmp_path / "res.json"
-    args = ["evaluate", str(dataset_dir), str(fold_manifest), "-m", str(tiny_model_dir), "--baselines", "logmel-stats,random-init",
+    args = ["evaluate", str(dataset_dir), str(fold_manifest), "-m", str(tiny_model_dir), "-m", str(tiny_model_dir), "--baselines", "logmel-stats,random-init",
             "--folds", "3", "--seeds", "2", "--json", str(out), "--cache", str(tmp_path / "cache"), "--backend", "onnx", "--batch-size", "4"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -283,6 +283,10 @@ def test_cli_errors(dataset_dir, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "nothing to evaluate" in result.output
     result = runner.invoke(app, ["evaluate", str(dataset_dir), "--folds", "11", "-m", "none", "--baselines", "logmel-stats"])
     assert result.exit_code == 2 and "use --folds 10" in result.output
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), str(dataset_dir), "-m", "none", "--baselines", "logmel-stats"])
+    assert result.exit_code == 2 and "two datasets are named tones" in result.output
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "--backend", "tpu", "--baselines", "logmel-stats"])
+    assert result.exit_code == 2 and "unknown backend 'tpu'" in result.output
     cache = ["--cache", str(tmp_path / "cache"), "--folds", "2", "--seeds", "1"]
     result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", str(tmp_path / "nomodel"), "--baselines", "logmel-stats", *cache])
     assert result.exit_code == 1 and "| logmel-stats |" in result.stdout  # the table still comes

@@ -109,6 +109,7 @@ def evaluate(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
 ) -> None:
     """Linear-probe accuracy (frozen embeddings, logistic regression) of models next to baselines and peers."""
+    from .. import backends
     from ..config import ModelConfig
     from ..errors import AudioEmbedError
     from . import harness, probe, report
@@ -118,14 +119,20 @@ def evaluate(
     names = parse_baselines(baselines)
     try:
         probe.require_sklearn()
+        backends.choose(backend)
         loaded = [load_dataset(path) for path in datasets]
         for ds in loaded:  # refuse unscorable splits before any embedding work
             probe.plan(ds.labels, ds.split, ds.fold, folds=folds, seeds=seeds)
     except AudioEmbedError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2)
+    names_seen = [ds.name for ds in loaded]
+    twice = sorted({n for n in names_seen if names_seen.count(n) > 1})
+    if twice:
+        _err(f"error: two datasets are named {', '.join(twice)} (the folder's or CSV file's name); rename one")
+        raise typer.Exit(2)
     cache = (cache or default_cache()).expanduser()
-    models = [m for m in (model or ["default"]) if m != "none"]
+    models = list(dict.fromkeys(m for m in (model or ["default"]) if m != "none"))
     rows, configs = _model_rows(models, backend, batch_size)
     cfg = configs[0] if configs else ModelConfig()
     rows += _baseline_rows(names, cfg, cache, backend, batch_size)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import AudioEmbedError
 
-C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)  # inverse L2 strength; ties go to the stronger regularisation
+C_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0)  # inverse L2 strength; ties go to the stronger regularisation
 VALID_FRACTION = 0.2
 MAX_ITER = 1000
 

@@ -44,7 +44,8 @@ class _Accumulator:
         self.sum: np.ndarray | None = None
         self.max: np.ndarray | None = None
         self.count = 0
-        self.parts: list[tuple[int, np.ndarray]] | None = [] if keep_frames else None
+        self.keep_frames = keep_frames
+        self.frames: np.ndarray | None = None  # (>= count, D), row i = output frame i
         self.windows_done = 0
         self.windows_total: int | None = None
 
@@ -53,8 +54,15 @@ class _Accumulator:
         self.sum = s if self.sum is None else self.sum + s
         self.max = m if self.max is None else np.maximum(self.max, m)
         self.count += len(frames)
-        if self.parts is not None:
-            self.parts.append((start, frames))
+        if self.keep_frames:
+            stop = start + len(frames)
+            if self.frames is None:
+                self.frames = np.empty((stop, frames.shape[1]), np.float32)
+            elif stop > len(self.frames):
+                # In-place realloc (mremap for big buffers): growing never holds two copies of an
+                # hour of frames, and pages past the filled rows are not touched, so not resident.
+                self.frames.resize((max(stop, 2 * len(self.frames)), frames.shape[1]), refcheck=False)
+            self.frames[start:stop] = frames
         self.windows_done += 1
 
     @property
@@ -158,7 +166,7 @@ class _Pipeline:
     def __init__(self, embedder: Embedder, items: list[Any], rates: list[Any], frames: bool):
         self.e = embedder
         self.items, self.rates, self.frames = items, rates, frames
-        self.queue: queue.Queue = queue.Queue(maxsize=4 * embedder.batch_size)
+        self.queue: queue.Queue = queue.Queue(maxsize=embedder.batch_size)
         self.stop = threading.Event()
         self.next_item = 0
         self.lock = threading.Lock()
@@ -266,8 +274,8 @@ class _Pipeline:
     def _finish(self, index: int, a: _Accumulator) -> Result:
         embedding = (a.max + a.sum / a.count).astype(np.float32)
         frames = None
-        if a.parts is not None:
-            a.parts.sort(key=lambda p: p[0])
-            emb = np.concatenate([p[1] for p in a.parts]).astype(np.float32, copy=False)
+        if a.keep_frames:
+            emb = a.frames
+            emb.resize((a.count, emb.shape[1]), refcheck=False)  # windows cover frames 0..count-1 once each
             frames = FrameEmbeddings(emb, self.e.timestamps(len(emb)))
         return Result(index, audio.describe(self.items[index]), embedding, frames)

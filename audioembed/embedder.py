@@ -59,9 +59,10 @@ class _Accumulator:
             if self.frames is None:
                 self.frames = np.empty((stop, frames.shape[1]), np.float32)
             elif stop > len(self.frames):
-                # In-place realloc (mremap for big buffers): growing never holds two copies of an
-                # hour of frames, and pages past the filled rows are not touched, so not resident.
-                self.frames.resize((max(stop, 2 * len(self.frames)), frames.shape[1]), refcheck=False)
+                # In-place realloc (mremap for big buffers), to exactly the rows needed (resize
+                # zero-fills new rows, so spare capacity would be resident): an hour of frames is
+                # never held twice.
+                self.frames.resize((stop, frames.shape[1]), refcheck=False)
             self.frames[start:stop] = frames
         self.windows_done += 1
 
@@ -259,16 +260,19 @@ class _Pipeline:
                 t.join(timeout=5)
 
     def _run_batch(self, batch: list[tuple[int, windows.Window]]) -> list[tuple[int, tuple[int, np.ndarray]]]:
-        longest = max(len(w.wave) for _, w in batch)
-        wave = np.zeros((len(batch), longest), np.float32)
-        for row, (_, w) in enumerate(batch):
-            wave[row, : len(w.wave)] = w.wave
-        n_frames = np.array([w.n_frames for _, w in batch], np.int64)
-        out = self.e.backend.run(wave, n_frames)
+        step = getattr(self.e.backend, "rows_per_run", None) or len(batch)  # the ONNX backend runs small slices
         results = []
-        for row, (index, w) in enumerate(batch):
-            start, stop = w.keep
-            results.append((index, (start, out[row, start - w.first_out : stop - w.first_out])))
+        for first in range(0, len(batch), step):
+            part = batch[first : first + step]
+            longest = max(len(w.wave) for _, w in part)
+            wave = np.zeros((len(part), longest), np.float32)
+            for row, (_, w) in enumerate(part):
+                wave[row, : len(w.wave)] = w.wave
+            n_frames = np.array([w.n_frames for _, w in part], np.int64)
+            out = self.e.backend.run(wave, n_frames)
+            for row, (index, w) in enumerate(part):
+                start, stop = w.keep
+                results.append((index, (start, out[row, start - w.first_out : stop - w.first_out])))
         return results
 
     def _finish(self, index: int, a: _Accumulator) -> Result:

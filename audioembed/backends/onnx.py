@@ -10,14 +10,16 @@ import numpy as np
 from ..errors import BackendError, ModelError
 
 
-# Windows per session.run: each ~10 s window needs ~34 MB of activations (the first conv's output
-# dominates), and on a CPU larger batches were no faster in benchmarks/run.py, so a big batch is run
-# in slices of this many rows: memory stays that of a short file whatever the batch size.
-MAX_ROWS_PER_RUN = 2
+# Windows per session.run. Each ~10 s window needs ~34 MB of activations (the first conv's output
+# dominates) and on a CPU batches of windows were no faster (benchmarks/run.py), so the Embedder
+# runs batches in slices of this many rows, each padded only to its own longest window: memory
+# stays that of a short file, and short windows cost what their length costs.
+ROWS_PER_RUN = 1
 
 
 class OnnxBackend:
     name = "onnx"
+    rows_per_run = ROWS_PER_RUN
 
     def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None):
         import onnxruntime as ort
@@ -37,8 +39,4 @@ class OnnxBackend:
             raise ModelError(f"{path}: cannot load the ONNX model ({exc})") from exc
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
-        parts = [
-            self.session.run(["frames"], {"wave": wave[i : i + MAX_ROWS_PER_RUN], "n_frames": n_frames[i : i + MAX_ROWS_PER_RUN]})[0]
-            for i in range(0, len(wave), MAX_ROWS_PER_RUN)
-        ]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self.session.run(["frames"], {"wave": wave, "n_frames": n_frames})[0]

@@ -1,4 +1,4 @@
-"""Generated audio for the end-to-end and memory figures, written once into a cache folder."""
+"""Generated inputs, written once into a cache folder: a random-weight model, audio for the end-to-end and memory figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-RATES = (8000, 16000, 22050, 32000, 44100, 48000)
+RATES = (8000, 16000, 22050, 32000, 44100, 48000)  # all valid MP3 rates too
 # (extension, soundfile format, subtype, share of the files)
 FORMATS = (
     ("wav", "WAV", "PCM_16", 0.40),
@@ -17,6 +17,21 @@ FORMATS = (
 )
 STEREO_SHARE = 0.3
 SECONDS = (0.5, 6.0)  # short files: uniform durations in this range
+
+
+def random_model(workdir: Path) -> Path:
+    """The default architecture with random weights: speed does not depend on the weights."""
+    import torch
+
+    from audioembed.config import ModelConfig
+    from audioembed.nn import AudioEncoder
+    from audioembed.nn.export import save_model_folder
+
+    out = workdir / "model-random-default"
+    if not (out / "config.json").exists():
+        torch.manual_seed(0)
+        save_model_folder(AudioEncoder(ModelConfig(name="random-default")), out)
+    return out
 
 
 def signal(rng: np.random.Generator, n: int, sr: int, channels: int) -> np.ndarray:
@@ -41,8 +56,6 @@ def folder(root: Path, n_files: int, seed: int = 0) -> tuple[Path, dict]:
     for i in range(n_files):
         ext, fmt, subtype, _ = FORMATS[rng.choice(len(FORMATS), p=shares / shares.sum())]
         sr = int(rng.choice(RATES))
-        if fmt == "MP3" and sr not in (8000, 16000, 22050, 32000, 44100, 48000):
-            sr = 44100
         channels = 2 if rng.random() < STEREO_SHARE else 1
         seconds = float(rng.uniform(*SECONDS))
         plan.append((out / f"{i // 100:02d}" / f"clip{i:04d}.{ext}", fmt, subtype, sr, channels, seconds))

@@ -62,21 +62,6 @@ def env_with_package() -> dict:
     return env
 
 
-def make_model(workdir: Path) -> Path:
-    """The default architecture with random weights: speed does not depend on the weights."""
-    import torch
-
-    from audioembed.config import ModelConfig
-    from audioembed.nn import AudioEncoder
-    from audioembed.nn.export import save_model_folder
-
-    out = workdir / "model-random-default"
-    if not (out / "config.json").exists():
-        torch.manual_seed(0)
-        save_model_folder(AudioEncoder(ModelConfig(name="random-default")), out)
-    return out
-
-
 # Throughput -------------------------------------------------------------------------------------
 
 
@@ -325,7 +310,7 @@ def main() -> None:
     a.workdir.mkdir(parents=True, exist_ok=True)
     from audioembed.config import ModelConfig
 
-    model = Path(a.model) if a.model else make_model(a.workdir)
+    model = Path(a.model) if a.model else corpus.random_model(a.workdir)
     cfg = ModelConfig.load(model / "config.json")
     res: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": a.quick, "model": str(model), "machine": machine()}
     short = corpus.long_file(a.workdir, 10)

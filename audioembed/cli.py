@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,6 +13,8 @@ import typer
 
 from . import outputs
 from .audio import AUDIO_EXTENSIONS
+
+MAX_PENDING_WRITES = 8
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
 
@@ -65,7 +69,8 @@ def embed(
     embedder = _load_embedder(model, revision, backend, device, batch_size=batch_size, num_workers=workers)
     stacked: dict[int, object] = {}
     done = 0
-    with outputs.progress(len(todo), disable=quiet or not todo) as advance:
+    writes: deque = deque()
+    with outputs.progress(len(todo), disable=quiet or not todo) as advance, ThreadPoolExecutor(1) as writer:
         for result in embedder.iter_results([j.source for j in todo], frames=frames):
             job = todo[result.index]
             if result.error is not None:
@@ -73,9 +78,14 @@ def embed(
             elif stack:
                 stacked[result.index] = result.embedding
             else:
-                job.write(result)
+                # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
+                writes.append(writer.submit(job.write, result))
+                while len(writes) > MAX_PENDING_WRITES:
+                    writes.popleft().result()
                 done += 1
             advance()
+        while writes:
+            writes.popleft().result()
     if stack and stacked:
         order = sorted(stacked)
         outputs.write_stack(out, [todo[i].source for i in order], [stacked[i] for i in order])

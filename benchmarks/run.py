@@ -91,8 +91,12 @@ def throughput(model: Path, cfg, threads: int, batch_sizes: list[int], rounds: i
     n_mel = int(seconds * sr) // cfg.hop_length + 1
     ntt = peers.AudioNTT2020(cfg).eval()
     cnn14 = peers.Cnn14().eval()
-    cnn14_in = {b: torch.from_numpy(0.1 * rng.standard_normal((b, int(seconds * peers.Cnn14.sample_rate)), dtype=np.float32)) for b in batch_sizes}
-    embedders = {name: {b: Embedder(model, backend=name, device="cpu", batch_size=b, num_threads=threads) for b in batch_sizes} for name in ("onnx", "torch")}
+    n32 = int(seconds * peers.Cnn14.sample_rate)  # CNN14 takes 32 kHz: the same 10 s at its own rate
+    cnn14_in = {b: torch.from_numpy(0.1 * rng.standard_normal((b, n32), dtype=np.float32)) for b in batch_sizes}
+    embedders = {
+        name: {b: Embedder(model, backend=name, device="cpu", batch_size=b, num_threads=threads) for b in batch_sizes}
+        for name in ("onnx", "torch")
+    }
 
     def backend_call(name):
         backend = embedders[name][batch_sizes[0]].backend
@@ -278,8 +282,10 @@ def rows(res: dict) -> list[tuple[str, str, str, str]]:
     if "startup" in res:
         s = res["startup"]
         clean = not s["heavy_modules_after_import"]
-        out.append(("TARGET import audioembed", f"{s['import_s']:.3f} s" + ("" if clean else f" (imports {s['heavy_modules_after_import']})"), "<= 0.3 s, no torch", yes(s["import_s"] <= 0.3 and clean)))
-        out.append(("TARGET first embedding, fresh process (load + 10 s file)", f"{s['first_embedding_s']:.3f} s", "<= 1 s", yes(s["first_embedding_s"] <= 1.0)))
+        measured = f"{s['import_s']:.3f} s" + ("" if clean else f" (imports {s['heavy_modules_after_import']})")
+        out.append(("TARGET import audioembed", measured, "<= 0.3 s, no torch", yes(s["import_s"] <= 0.3 and clean)))
+        first = s["first_embedding_s"]
+        out.append(("TARGET first embedding, fresh process (load + 10 s file)", f"{first:.3f} s", "<= 1 s", yes(first <= 1.0)))
     return out
 
 

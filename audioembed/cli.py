@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,6 +13,8 @@ import typer
 
 from . import outputs
 from .audio import AUDIO_EXTENSIONS
+
+MAX_PENDING_WRITES = 8
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
 
@@ -69,7 +73,8 @@ def embed(
     embedder = _load_embedder(model, revision, backend, device, batch_size=batch_size, num_workers=workers)
     stacked: dict[int, object] = {}
     done = 0
-    with outputs.progress(len(todo), disable=quiet or not todo) as advance:
+    writes: deque = deque()
+    with outputs.progress(len(todo), disable=quiet or not todo) as advance, ThreadPoolExecutor(1) as writer:
         for result in embedder.iter_results([j.source for j in todo], frames=frames):
             job = todo[result.index]
             if result.error is not None:
@@ -77,12 +82,13 @@ def embed(
             elif stack:
                 stacked[result.index] = result.embedding
             else:
-                try:
-                    job.write(result)
-                    done += 1
-                except OSError as exc:  # a full disk, a read-only folder, a name too long: this file fails
-                    failures.append(f"{job.source}: cannot write {job.clip} ({exc.strerror or exc})")
+                # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
+                writes.append(writer.submit(_write, job, result))
+                while len(writes) > MAX_PENDING_WRITES:
+                    done += _settle(writes.popleft(), failures)
             advance()
+        while writes:
+            done += _settle(writes.popleft(), failures)
     if stack and stacked:
         order = sorted(stacked)
         try:
@@ -98,6 +104,24 @@ def embed(
         for message in failures:
             _err(f"  {message}")
         raise typer.Exit(1)
+
+
+def _write(job, result) -> str | None:
+    """Write one job's outputs; an OSError (full disk, read-only folder, name too long) fails this file only."""
+    try:
+        job.write(result)
+        return None
+    except OSError as exc:
+        return f"{job.source}: cannot write {job.clip} ({exc.strerror or exc})"
+
+
+def _settle(future, failures: list) -> int:
+    """1 if the write succeeded, else its message joins the failures."""
+    message = future.result()
+    if message is None:
+        return 1
+    failures.append(message)
+    return 0
 
 
 @app.command()

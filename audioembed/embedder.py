@@ -44,7 +44,8 @@ class _Accumulator:
         self.sum: np.ndarray | None = None
         self.max: np.ndarray | None = None
         self.count = 0
-        self.parts: list[tuple[int, np.ndarray]] | None = [] if keep_frames else None
+        self.keep_frames = keep_frames
+        self.frames: np.ndarray | None = None  # (>= count, D), row i = output frame i
         self.windows_done = 0
         self.windows_total: int | None = None
 
@@ -53,8 +54,16 @@ class _Accumulator:
         self.sum = s if self.sum is None else self.sum + s
         self.max = m if self.max is None else np.maximum(self.max, m)
         self.count += len(frames)
-        if self.parts is not None:
-            self.parts.append((start, frames))
+        if self.keep_frames:
+            stop = start + len(frames)
+            if self.frames is None:
+                self.frames = np.empty((stop, frames.shape[1]), np.float32)
+            elif stop > len(self.frames):
+                # In-place realloc (mremap for big buffers), to exactly the rows needed (resize
+                # zero-fills new rows, so spare capacity would be resident): an hour of frames is
+                # never held twice.
+                self.frames.resize((stop, frames.shape[1]), refcheck=False)
+            self.frames[start:stop] = frames
         self.windows_done += 1
 
     @property
@@ -161,7 +170,7 @@ class _Pipeline:
     def __init__(self, embedder: Embedder, items: list[Any], rates: list[Any], frames: bool):
         self.e = embedder
         self.items, self.rates, self.frames = items, rates, frames
-        self.queue: queue.Queue = queue.Queue(maxsize=4 * embedder.batch_size)
+        self.queue: queue.Queue = queue.Queue(maxsize=embedder.batch_size)
         self.stop = threading.Event()
         self.next_item = 0
         self.lock = threading.Lock()
@@ -254,16 +263,19 @@ class _Pipeline:
                 t.join(timeout=5)
 
     def _run_batch(self, batch: list[tuple[int, windows.Window]]) -> list[tuple[int, tuple[int, np.ndarray]]]:
-        longest = max(len(w.wave) for _, w in batch)
-        wave = np.zeros((len(batch), longest), np.float32)
-        for row, (_, w) in enumerate(batch):
-            wave[row, : len(w.wave)] = w.wave
-        n_frames = np.array([w.n_frames for _, w in batch], np.int64)
-        out = self.e.backend.run(wave, n_frames)
+        step = getattr(self.e.backend, "rows_per_run", None) or len(batch)  # the ONNX backend runs small slices
         results = []
-        for row, (index, w) in enumerate(batch):
-            start, stop = w.keep
-            results.append((index, (start, out[row, start - w.first_out : stop - w.first_out])))
+        for first in range(0, len(batch), step):
+            part = batch[first : first + step]
+            longest = max(len(w.wave) for _, w in part)
+            wave = np.zeros((len(part), longest), np.float32)
+            for row, (_, w) in enumerate(part):
+                wave[row, : len(w.wave)] = w.wave
+            n_frames = np.array([w.n_frames for _, w in part], np.int64)
+            out = self.e.backend.run(wave, n_frames)
+            for row, (index, w) in enumerate(part):
+                start, stop = w.keep
+                results.append((index, (start, out[row, start - w.first_out : stop - w.first_out])))
         return results
 
     def _finish(self, index: int, a: _Accumulator) -> Result:
@@ -275,8 +287,8 @@ class _Pipeline:
                 "are in [-1, 1] and that the model's weights are sound"
             ))
         frames = None
-        if a.parts is not None:
-            a.parts.sort(key=lambda p: p[0])
-            emb = np.concatenate([p[1] for p in a.parts]).astype(np.float32, copy=False)
+        if a.keep_frames:
+            emb = a.frames
+            emb.resize((a.count, emb.shape[1]), refcheck=False)  # windows cover frames 0..count-1 once each
             frames = FrameEmbeddings(emb, self.e.timestamps(len(emb)))
         return Result(index, name, embedding, frames)

@@ -59,7 +59,7 @@ def windows(
         m0 = max(0, r * j0 - context)
         m1 = r * j1 + context if total_mel is None else min(total_mel, r * j1 + context)
         s0, s1 = m0 * hop, (m1 - 1) * hop + n_fft
-        wave = buf[s0 - buf_start : s1 - buf_start]
+        wave = buf[s0 - buf_start : s1 - buf_start].copy()  # a copy: a view would keep the whole buffer alive while queued
         return Window(wave, m1 - m0, m0 // r, (j0, j1))
 
     started = False

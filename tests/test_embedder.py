@@ -160,3 +160,20 @@ def test_onnx_path_works_without_torch(tiny_model_dir):
         """
     )
     assert out.split() == ["onnx", "(32,)"]
+
+
+def test_frames_arriving_out_of_order_are_stitched_in_place():
+    from audioembed.embedder import _Accumulator
+
+    frames = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
+    acc = _Accumulator(keep_frames=True)
+    for start, stop in ((30, 40), (0, 10), (20, 30), (10, 20)):  # the last, shorter window often runs first
+        acc.add(start, frames[start:stop])
+    np.testing.assert_array_equal(acc.frames, frames)
+    np.testing.assert_allclose(acc.max + acc.sum / acc.count, frames.max(0) + frames.mean(0))
+
+
+def test_queued_windows_do_not_pin_the_decode_buffer(tiny_torch_model):
+    x = np.zeros(16000 * 40, np.float32)
+    ws = list(win.windows((x[i : i + 160000] for i in range(0, len(x), 160000)), tiny_torch_model.cfg))
+    assert all(w.wave.base is None for w in ws)

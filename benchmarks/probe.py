@@ -1,0 +1,68 @@
+"""Measurements that need a fresh process: start-up time and peak memory. Prints one JSON line.
+
+python benchmarks/probe.py startup MODEL FILE
+python benchmarks/probe.py memory MODEL FILE clip|frames
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+
+def peak_rss_mb() -> float:
+    """This process's high-water RSS. VmHWM, because ru_maxrss survives exec on Linux (it would report the parent's)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux, bytes on macOS
+
+
+def startup(model: str, path: str) -> dict:
+    t0 = time.perf_counter()
+    import audioembed
+
+    t1 = time.perf_counter()
+    heavy_after_import = sorted(m for m in ("torch", "onnxruntime", "sklearn") if m in sys.modules)
+    embedder = audioembed.Embedder(model, backend="onnx")
+    t2 = time.perf_counter()
+    vector = embedder.embed(path)
+    t3 = time.perf_counter()
+    return {
+        "import_s": t1 - t0,
+        "heavy_modules_after_import": heavy_after_import,
+        "torch_imported_at_end": "torch" in sys.modules,
+        "load_s": t2 - t1,
+        "first_embed_s": t3 - t2,
+        "first_embedding_s": t3 - t1,
+        "dim": int(vector.shape[0]),
+    }
+
+
+def memory(model: str, path: str, mode: str) -> dict:
+    import audioembed
+
+    embedder = audioembed.Embedder(model, backend="onnx")
+    before = peak_rss_mb()
+    t0 = time.perf_counter()
+    if mode == "frames":
+        out = embedder.embed_frames(path).embeddings
+    else:
+        out = embedder.embed(path)
+    return {
+        "mode": mode,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_after_load_mb": before,
+        "seconds": time.perf_counter() - t0,
+        "output_shape": list(out.shape),
+        "output_mb": out.nbytes / 2**20,
+    }
+
+
+if __name__ == "__main__":
+    kind, *args = sys.argv[1:]
+    result = startup(*args) if kind == "startup" else memory(*args)
+    print(json.dumps(result))

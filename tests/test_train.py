@@ -168,6 +168,15 @@ def test_negatives_term_present_and_none_is_plain_byol(cache, monkeypatch):
     assert plain["loss_pos"] == with_neg["loss_pos"]
 
 
+def test_representation_space_negatives(cache):
+    """neg_space=representation compares clip embeddings (post-ReLU pooling: cosine >= 0)."""
+    t = _trainer(cache, steps=2, neg_space="representation", neg_margin=0.0)
+    row = t.train_step()
+    assert row["cos_neg"] >= 0 and row["loss_neg"] == pytest.approx(row["cos_neg"], rel=1e-5)
+    with pytest.raises(ValueError, match="neg_space"):
+        TrainSettings(neg_space="pixels")
+
+
 def test_negative_hinge_pushes_negatives_away(cache):
     """Same draws, same steps: the hinge's gradient (λ > 0) keeps negatives further from their anchors than λ = 0."""
     runs = {}

@@ -33,10 +33,18 @@ class Online(nn.Module):
         """(B, n_mels, T) normalised log-mel -> (B, dim) clip embedding, as at inference."""
         return AudioEncoder.pool(self.encoder.frames_from_mel(x.unsqueeze(1)))
 
-    def forward(self, views: torch.Tensor, negatives: torch.Tensor | None = None):
-        p = self.predictor(self.projector(self.embed(views)))
-        p_neg = None if negatives is None else self.predictor(self.projector(self.embed(negatives)))
-        return p, p_neg
+    def forward(self, views: torch.Tensor, negatives: torch.Tensor | None = None, neg_space: str = "projection"):
+        """-> (predictions of the views, their clip embeddings, the negatives in neg_space or None).
+
+        neg_space "projection": the negatives' predictions (compared with the anchors' target
+        projections); "representation": their clip embeddings (compared with the anchors' own).
+        """
+        y = self.embed(views)
+        p = self.predictor(self.projector(y))
+        if negatives is None:
+            return p, y, None
+        y_neg = self.embed(negatives)
+        return p, y, (y_neg if neg_space == "representation" else self.predictor(self.projector(y_neg)))
 
 
 class Target(nn.Module):
@@ -68,6 +76,6 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def negative_loss(p_neg: torch.Tensor, z_anchor: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hinge relu(cos - margin) between a negative's prediction and its anchor's target projection."""
+    """Hinge relu(cos - margin) between a negative and its (detached) anchor in the same space."""
     cos = F.cosine_similarity(p_neg, z_anchor.detach(), dim=-1)
     return F.relu(cos - margin), cos

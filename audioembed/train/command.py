@@ -27,6 +27,7 @@ def pretrain(
     neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
     neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing."),
     neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),
+    neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space) or representation (the clip embedding)."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
@@ -46,7 +47,7 @@ def pretrain(
     from .loop import Trainer, log_stderr, pick_device
 
     flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, negatives=negatives,
-                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, seed=seed)
+                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space, seed=seed)
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = TrainSettings.from_file(config, **flags) if config else TrainSettings(**flags)

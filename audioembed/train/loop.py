@@ -76,15 +76,16 @@ class Trainer:
         views = torch.cat([v1, v2])
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.startswith("cuda")):
             z = self.target(views)  # first: its dropout draws must not depend on whether negatives follow
-            p, p_neg = self.net(views, neg)
+            p, y, neg_out = self.net(views, neg, s.neg_space)
         p, z = p.float(), z.float()
         p1, p2 = p.chunk(2)
         z1, z2 = z.chunk(2)
         pos = (byol_loss(p1, z2) + byol_loss(p2, z1)).mean()
         loss = pos
         stats = {"loss_pos": pos.item(), "cos_pos": 1 - pos.item() / 4}
-        if p_neg is not None:
-            hinge, cos_neg = negative_loss(p_neg.float(), z1, s.neg_margin)
+        if neg_out is not None:
+            anchor = z1 if s.neg_space == "projection" else y.float().chunk(2)[0]
+            hinge, cos_neg = negative_loss(neg_out.float(), anchor, s.neg_margin)
             loss = loss + s.neg_lambda * hinge.mean()
             stats.update(loss_neg=hinge.mean().item(), cos_neg=cos_neg.mean().item())
         self.opt.zero_grad(set_to_none=True)

@@ -38,6 +38,9 @@ class TrainSettings:
     neg_segments: int = 4
     neg_lambda: float = 1.0
     neg_margin: float = 0.3
+    # Where negatives are pushed: "projection" (their prediction vs the anchor's target projection,
+    # BYOL's space) or "representation" (their clip embedding vs the anchor's: what users get).
+    neg_space: str = "projection"
     # Bookkeeping.
     log_every: int = 20
     ckpt_every: int = 100
@@ -52,6 +55,8 @@ class TrainSettings:
         bad = [s for s in self.negatives if s not in STRATEGIES]
         if bad:
             raise ValueError(f"unknown negative strategies {bad}: choose from {', '.join(STRATEGIES)} or 'none'")
+        if self.neg_space not in ("projection", "representation"):
+            raise ValueError(f"neg_space must be 'projection' or 'representation', not {self.neg_space!r}")
         if self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (batch statistics)")
         if self.neg_segments < 2:

@@ -1,0 +1,70 @@
+"""The shipped default model: complete, verified, loads offline from the bundled copy, and behaves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audioembed import Embedder, hub
+from audioembed.config import ModelConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "audioembed-base"
+EXAMPLES = ROOT / "examples"
+
+
+def test_shipped_folder_is_complete_and_its_digests_match():
+    cfg = ModelConfig.load(MODEL / "config.json")
+    assert cfg.dim == 512 and cfg.norm_std > 0
+    for name in ("model.safetensors", "model.onnx"):
+        assert cfg.sha256[name] == hub.sha256(MODEL / name), name
+    card = (MODEL / "README.md").read_text()
+    assert cfg.sha256["model.onnx"] in card and "logmel-stats" in card  # the card carries the evaluation
+    training = cfg.extra["training"]
+    assert training["steps"] > 0 and training["train_seconds"] > 0
+
+
+@pytest.fixture(scope="module")
+def offline_default():
+    """Embedder() with the hub unreachable and an empty cache: the bundled weights, with a warning."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(hub, "_offline_mode", lambda: True)
+    mp.setattr(hub, "DEFAULT_REVISION", "never-cached-default-model")  # other tests' fake-hub downloads don't count
+    with pytest.warns(UserWarning, match="bundled"):
+        e = Embedder(backend="onnx")
+    mp.undo()
+    return e
+
+
+def test_default_embedder_offline_uses_the_bundled_weights(offline_default):
+    assert offline_default.resolved.source == "bundled"
+    assert offline_default.resolved.folder.name == "audioembed-base"
+
+
+def test_example_audio_gives_distinct_finite_vectors_on_both_backends(offline_default):
+    files = sorted(EXAMPLES.glob("*.flac")) + sorted(EXAMPLES.glob("*.wav"))
+    assert len(files) == 5
+    onnx = offline_default.embed([str(f) for f in files])
+    assert onnx.shape == (5, 512) and np.isfinite(onnx).all()
+    torch_e = Embedder(offline_default.resolved.folder, backend="torch")
+    np.testing.assert_allclose(torch_e.embed([str(f) for f in files]), onnx, rtol=1e-4, atol=1e-4)
+    unit = onnx / np.linalg.norm(onnx, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    assert cos[~np.eye(5, dtype=bool)].max() < 0.999  # different sounds, different vectors
+
+
+def test_a_sound_is_nearer_itself_at_another_rate_than_other_sounds(offline_default):
+    """Resampling (44.1 kHz vs the file's own rate) must not move a vector as far as changing the sound does."""
+    import soundfile as sf
+    import soxr
+
+    files = sorted(EXAMPLES.glob("*.flac"))
+    vecs = offline_default.embed([str(f) for f in files])
+    x, sr = sf.read(files[0], dtype="float32")
+    moved = offline_default.embed(soxr.resample(x, sr, 44100), sr=44100)
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+    same = float(unit(moved) @ unit(vecs[0]))
+    others = [float(unit(moved) @ unit(v)) for v in vecs[1:]]
+    assert same > 0.99 and same > max(others)

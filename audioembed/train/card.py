@@ -24,7 +24,7 @@ def model_card(cfg: ModelConfig, history: list[dict]) -> str:
         f"An [audioembed](https://github.com/audioembed/audioembed) model: {cfg.dim}-d clip embeddings "
         f"(mean + max over 80 ms frames) from 16 kHz log-mel ({cfg.n_mels} bands, {cfg.f_min:g}–{cfg.f_max:g} Hz) "
         f"and an AudioNTT2020-style CNN ({cfg.n_blocks} blocks × {cfg.channels} channels).", "",
-        "```python", "from audioembed import Embedder", f'embedder = Embedder("{cfg.name}")  # or the folder path',
+        "```python", "from audioembed import Embedder", f'embedder = Embedder("path/to/{cfg.name}")  # the model folder, or its hub repo id',
         'vector = embedder.embed("clip.wav")', "```", "",
         "## Training", "",
         f"- Method: {method}, self-supervised, no labels; trained with `audioembed pretrain`.",

@@ -210,7 +210,7 @@ class Trainer:
         train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
                  "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
                  "samples_per_s": round(self.step * self.s.batch_size * self.dist.world / max(self.elapsed, 1e-9), 2),
-                 "final": {k: round(v, 4) for k, v in last.items() if k != "step"}}
+                 "final": {k: round(v, 4) for k, v in last.items() if k not in ("step", "eta_s")}}
         encoder = self.online.encoder
         encoder.cfg = dataclasses.replace(self.cfg, extra={"training": train, "data": data_summary})
         cfg = save_model_folder(encoder, out, card="")

@@ -77,6 +77,12 @@ def post_norm(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean()) / (x.std() + 1e-8)
 
 
+def crop_fade_norm(x: torch.Tensor, gen: torch.Generator, s) -> torch.Tensor:
+    """A view's steps after mixup: random resize crop, linear fader, post-normalisation."""
+    x = random_resize_crop(x, gen, s.rrc_virtual_scale, s.rrc_freq_scale, s.rrc_time_scale)
+    return post_norm(random_linear_fader(x, gen, s.fader_gain))
+
+
 class ViewMaker:
     """Two BYOL-A views of each crop; the crops then join the mixup bank."""
 
@@ -85,11 +91,7 @@ class ViewMaker:
         self.bank = MixupBank(settings.mixup_bank, settings.mixup_ratio)
 
     def view(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        s = self.s
-        x = self.bank(x, gen)
-        x = random_resize_crop(x, gen, s.rrc_virtual_scale, s.rrc_freq_scale, s.rrc_time_scale)
-        x = random_linear_fader(x, gen, s.fader_gain)
-        return post_norm(x)
+        return crop_fade_norm(self.bank(x, gen), gen, self.s)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         v1, v2 = self.view(x, gen), self.view(x, gen)

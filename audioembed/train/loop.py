@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ModelConfig
-from .augment import ViewMaker, post_norm, random_linear_fader, random_resize_crop
+from .augment import ViewMaker, crop_fade_norm, post_norm
 from .byol import Online, Target, byol_loss, negative_loss
 from .data import MelCache
 from .negatives import perturb
@@ -106,15 +106,10 @@ class Trainer:
         self.online.eval()
         g = torch.Generator().manual_seed(PROBE_SEED)
         x = self.probe.to(self.device)
-        s = self.s
-
-        def view(v):
-            return post_norm(random_linear_fader(random_resize_crop(v, g, s.rrc_virtual_scale, s.rrc_freq_scale, s.rrc_time_scale), g, s.fader_gain))
-
         emb = self.online.embed
-        a, b = emb(view(x)), emb(view(x))
+        a, b = emb(crop_fade_norm(x, g, self.s)), emb(crop_fade_norm(x, g, self.s))
         anchor = post_norm(x)
-        n = emb(perturb(anchor, STRATEGIES, s.neg_segments, g))
+        n = emb(perturb(anchor, STRATEGIES, self.s.neg_segments, g))
         out = {"probe_pos": float(F.cosine_similarity(a, b).mean()),
                "probe_neg": float(F.cosine_similarity(emb(anchor), n).mean())}
         self.online.train()

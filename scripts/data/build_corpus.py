@@ -110,7 +110,7 @@ def build_package(pkg, args):
             seg = x[k * step:(k + 1) * step]
             if seg.size < args.min_len * da.SR or da.is_silent(seg):
                 continue
-            path = os.path.join("audio", pkg, cat, f"{stem}_{k:02d}.flac")
+            path = os.path.join("audio", cat, pkg, f"{stem}_{k:02d}.flac")  # by category first: training balances by top folder
             os.makedirs(os.path.dirname(os.path.join(args.out, path)), exist_ok=True)
             sf.write(os.path.join(args.out, path), seg.clip(-1, 1), da.SR, subtype="PCM_16")
             rows.append([path, pkg, cat, lic, f"{seg.size / da.SR:.3f}", rel])

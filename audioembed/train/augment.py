@@ -42,26 +42,30 @@ class MixupBank:
         self.bank, self.count, self.pos = state["bank"], int(state["count"]), int(state["pos"])
 
 
-def _uniform(lo: float, hi: float, gen: torch.Generator) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=gen))
-
-
 def random_resize_crop(x: torch.Tensor, gen: torch.Generator, virtual=(1.0, 1.5), freq=(0.6, 1.5), time=(0.6, 1.5)) -> torch.Tensor:
-    """Crop a random area of a zero canvas (virtual × the input, input centred) and resize back."""
+    """Crop a random area of a zero canvas (virtual × the input, input centred) and resize back.
+
+    One bicubic `grid_sample` for the whole batch: each item's sampling grid maps the output
+    onto its own crop of the canvas (align_corners, as the per-item resize it replaces).
+    """
     b, f, t = x.shape
     cf, ct = int(f * virtual[0]), int(t * virtual[1])
-    canvas = x.new_zeros(b, cf, ct)
+    canvas = x.new_zeros(b, 1, cf, ct)
     i0, j0 = (cf - f) // 2, (ct - t) // 2
-    canvas[:, i0 : i0 + f, j0 : j0 + t] = x
-    out = torch.empty_like(x)
-    for k in range(b):
-        h = min(max(int(f * _uniform(*freq, gen)), 1), cf)
-        w = min(max(int(t * _uniform(*time, gen)), 1), ct)
-        i = int(torch.randint(cf - h + 1, (), generator=gen))
-        j = int(torch.randint(ct - w + 1, (), generator=gen))
-        crop = canvas[k : k + 1, None, i : i + h, j : j + w]
-        out[k] = F.interpolate(crop, size=(f, t), mode="bicubic", align_corners=True)[0, 0]
-    return out
+    canvas[:, 0, i0 : i0 + f, j0 : j0 + t] = x
+    u = torch.rand(b, 4, generator=gen, dtype=torch.float64)
+    h = (f * (freq[0] + (freq[1] - freq[0]) * u[:, 0])).long().clamp(1, cf)
+    w = (t * (time[0] + (time[1] - time[0]) * u[:, 1])).long().clamp(1, ct)
+    i = (u[:, 2] * (cf - h + 1)).long()
+    j = (u[:, 3] * (ct - w + 1)).long()
+    # canvas row of output row r: i + r·(h-1)/(f-1); grid_sample wants it in [-1, 1] over the canvas.
+    rows = i[:, None] + torch.linspace(0, 1, f, dtype=torch.float64)[None, :] * (h - 1)[:, None]
+    cols = j[:, None] + torch.linspace(0, 1, t, dtype=torch.float64)[None, :] * (w - 1)[:, None]
+    gy = (2 * rows / max(cf - 1, 1) - 1)[:, :, None].expand(b, f, t)
+    gx = (2 * cols / max(ct - 1, 1) - 1)[:, None, :].expand(b, f, t)
+    grid = torch.stack([gx, gy], dim=-1).to(x.dtype).to(x.device)
+    out = F.grid_sample(canvas, grid, mode="bicubic", padding_mode="border", align_corners=True)
+    return out[:, 0]
 
 
 def random_linear_fader(x: torch.Tensor, gen: torch.Generator, gain: float = 1.0) -> torch.Tensor:

@@ -43,7 +43,10 @@ class Online(nn.Module):
         p = self.predictor(self.projector(y))
         if negatives is None:
             return p, y, None
-        y_neg = self.embed(negatives)
+        # The negatives' dropout draws come from a forked RNG, so a run with negatives sees exactly
+        # the random stream of a run without them (the ablation differs only by the negative term).
+        with torch.random.fork_rng(devices=[negatives.device] if negatives.is_cuda else []):
+            y_neg = self.embed(negatives)
         return p, y, (y_neg if neg_space == "representation" else self.predictor(self.projector(y_neg)))
 
 

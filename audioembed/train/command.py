@@ -23,11 +23,14 @@ def pretrain(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process."),
     lr: Optional[float] = typer.Option(None, "--lr"),
     dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size."),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, time_shuffle, freq_flip, time_flip."),
+    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, time_shuffle, time_flip."),
     neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
     neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing."),
     neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),
     neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space) or representation (the clip embedding)."),
+    neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="bfloat16 (autocast; weights and statistics stay float32) or float32."),
+    balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
@@ -47,7 +50,8 @@ def pretrain(
     from .loop import Trainer, log_stderr, pick_device
 
     flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, negatives=negatives,
-                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space, seed=seed)
+                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space,
+                 neg_candidates=neg_candidates, precision=precision, balance_folders=balance_folders, seed=seed)
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = TrainSettings.from_file(config, **flags) if config else TrainSettings(**flags)
@@ -71,7 +75,9 @@ def pretrain(
     except AudioEmbedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    log(f"data: {len(cache)} clips, {cache.hours:.2f} h, log-mel mean {cache.mean:.3f} std {cache.std:.3f}")
+    log(f"data: {len(cache)} clips, {cache.hours:.2f} h, log-mel mean {cache.mean:.3f} std {cache.std:.3f}; "
+        f"hours by top folder: {', '.join(f'{k} {v:.2f}' for k, v in cache.group_hours().items())}"
+        + (" (drawn equally)" if settings.balance_folders else ""))
     trainer = Trainer(settings, cache, out.name, device, dist, log)
     if resume:
         trainer.load(ckpt)
@@ -85,6 +91,7 @@ def pretrain(
     if dist.main:
         summary = {k: cache.meta[k] for k in ("data_dir", "files", "clips", "frames")}
         summary["hours"] = round(cache.hours, 3)
+        summary["hours_by_folder"] = {k: round(v, 3) for k, v in cache.group_hours().items()}
         trainer.export(out, summary)
         log(f"wrote {out} ({trainer.step} steps, {trainer.elapsed / 60:.1f} min, "
             f"{trainer.step * settings.batch_size * dist.world / max(trainer.elapsed, 1e-9):.1f} samples/s)")

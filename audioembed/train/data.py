@@ -24,7 +24,7 @@ from ..errors import AudioEmbedError
 
 SEGMENT_SECONDS = 60.0
 MIN_FRAMES = 8  # clips shorter than 80 ms carry nothing to learn from
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: clip groups (top-level folder) for balanced sampling
 
 
 def find_audio(root: Path) -> list[Path]:
@@ -99,6 +99,10 @@ class MelCache:
         self.frames = np.memmap(self.folder / "frames.f16", dtype=np.float16, mode="r", shape=(total, self.n_mels))
         self.lengths = np.diff(self.offsets)
         self.pad_value = float(np.log(meta["log_eps"]))
+        self.group_names = meta["groups"]
+        groups = np.load(self.folder / "groups.npy")
+        self.group_clips = [np.flatnonzero(groups == g) for g in range(len(self.group_names))]
+        self.group_clips = [c for c in self.group_clips if len(c)]
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -107,13 +111,27 @@ class MelCache:
     def hours(self) -> float:
         return float(self.meta["seconds"]) / 3600
 
-    def sample(self, batch: int, n_frames: int, gen: torch.Generator, clips=None) -> torch.Tensor:
+    def group_hours(self) -> dict[str, float]:
+        """Hours of audio under each top-level folder of the data directory."""
+        groups = np.load(self.folder / "groups.npy")
+        per_frame = self.meta["seconds"] / max(self.meta["frames"], 1)
+        return {n: float(self.lengths[groups == g].sum()) * per_frame / 3600 for g, n in enumerate(self.group_names)}
+
+    def draw_clips(self, batch: int, gen: torch.Generator, balanced: bool = False) -> np.ndarray:
+        """Clip indices: uniform over clips, or uniform over top-level folders then clips within one."""
+        if not balanced or len(self.group_clips) < 2:
+            return torch.randint(len(self), (batch,), generator=gen).numpy()
+        group = torch.randint(len(self.group_clips), (batch,), generator=gen).numpy()
+        u = torch.rand(batch, generator=gen, dtype=torch.float64).numpy()
+        return np.array([self.group_clips[g][int(r * len(self.group_clips[g]))] for g, r in zip(group, u)])
+
+    def sample(self, batch: int, n_frames: int, gen: torch.Generator, clips=None, balanced: bool = False) -> torch.Tensor:
         """(batch, n_mels, n_frames) float32 crops, standardised by the dataset statistics.
 
-        Clips are drawn uniformly (or given as `clips`), crops at a uniform offset; shorter clips sit at a random
-        offset in a crop filled with the log of silence.
+        Clips are drawn by `draw_clips` (or given as `clips`), crops at a uniform offset; shorter clips sit at a
+        random offset in a crop filled with the log of silence.
         """
-        idx = torch.randint(len(self), (batch,), generator=gen).numpy() if clips is None else np.asarray(clips)
+        idx = self.draw_clips(batch, gen, balanced) if clips is None else np.asarray(clips)
         u = torch.rand(batch, generator=gen, dtype=torch.float64).numpy()
         out = np.full((batch, n_frames, self.n_mels), self.pad_value, dtype=np.float32)
         for b, (i, r) in enumerate(zip(idx, u)):
@@ -149,7 +167,12 @@ def build_cache(
         except AudioEmbedError as exc:
             return path, str(exc)
 
-    offsets, failures = [0], []
+    def group_of(path: Path) -> str:
+        rel = path.relative_to(data_dir) if path != data_dir else Path(path.name)
+        return rel.parts[0] if len(rel.parts) > 1 else "."
+
+    names = sorted({group_of(p) for p in files})
+    offsets, failures, clip_groups = [0], [], []
     total, s1, s2 = 0, 0.0, 0.0
     tmp = folder / "frames.f16.tmp"
     with open(tmp, "wb") as f, ThreadPoolExecutor(max(1, workers)) as pool:
@@ -161,6 +184,7 @@ def build_cache(
                 f.write(m.tobytes())
                 total += len(m)
                 offsets.append(total)
+                clip_groups.append(names.index(group_of(path)))
                 m32 = m.astype(np.float64)
                 s1 += m32.sum()
                 s2 += np.square(m32).sum()
@@ -173,8 +197,9 @@ def build_cache(
     std = math.sqrt(max(s2 / count - mean * mean, 1e-12))
     meta = dict(version=CACHE_VERSION, data_dir=str(data_dir), files=len(files) - len(failures), failed=failures,
                 clips=len(offsets) - 1, frames=total, seconds=total * cfg.hop_length / cfg.sample_rate,
-                n_mels=cfg.n_mels, log_eps=cfg.log_eps, mean=mean, std=std)
+                n_mels=cfg.n_mels, log_eps=cfg.log_eps, mean=mean, std=std, groups=names)
     np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+    np.save(folder / "groups.npy", np.asarray(clip_groups, dtype=np.int32))
     os.replace(tmp, folder / "frames.f16")
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))  # written last: marks the cache complete
     for message in failures:

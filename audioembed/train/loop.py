@@ -17,10 +17,13 @@ from ..config import ModelConfig
 from .augment import ViewMaker, crop_fade_norm, post_norm
 from .byol import Online, Target, byol_loss, negative_loss
 from .data import MelCache
-from .negatives import perturb
-from .settings import STRATEGIES, TrainSettings
+from .negatives import candidates, perturb
+from .settings import TrainSettings
 
 PROBE_SEED = 1234567  # the fixed batch on which representation similarities are tracked
+# probe_neg: the five strategies of the first release (comparable across versions);
+# probe_shift: the mel axis moved by 2-4 bands (about 2-6 semitones), i.e. pitch.
+PROBE_STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip")
 
 
 @dataclasses.dataclass
@@ -62,19 +65,44 @@ class Trainer:
         # Negatives draw from their own stream, so with and without them the crops and views are identical.
         self.neg_gen = torch.Generator().manual_seed(s.seed * 1000 + dist.rank + 500)
         self.views = ViewMaker(s)
+        if device.startswith("cpu"):
+            self.online.to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN)
+            self.target.to(memory_format=torch.channels_last)
         self.step, self.elapsed, self.history = 0, 0.0, []
         per_epoch = math.ceil(len(cache) / (s.batch_size * dist.world))
         self.total_steps = s.steps or max(1, math.ceil(s.epochs * per_epoch))
         self.probe = cache.sample(min(64, max(2, len(cache))), s.crop_frames, torch.Generator().manual_seed(PROBE_SEED))
 
     # -- one step -------------------------------------------------------------------------
+    def autocast(self):
+        """bfloat16 autocast on CPU or CUDA (weights, optimizer and BN statistics stay float32)."""
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.s.precision == "bfloat16")
+
+    @torch.no_grad()
+    def hardest_negatives(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One negative per anchor: of neg_candidates perturbations, the one whose representation
+        the online network (eval mode: no dropout, no batch statistics touched) finds closest."""
+        s = self.s
+        cands = candidates(anchors, s.negatives, s.neg_segments, self.neg_gen, s.neg_candidates, s.neg_shift)
+        if s.neg_candidates == 1:
+            return cands[0], None
+        k, b = cands.shape[:2]
+        self.online.eval()
+        with self.autocast():
+            y = self.online.embed(torch.cat([anchors, cands.flatten(0, 1)])).float()
+        self.online.train()
+        cos = F.cosine_similarity(y[b:].view(k, b, -1), y[:b][None], dim=-1)  # (k, B)
+        best = cos.max(dim=0)
+        return cands[best.indices, torch.arange(b, device=anchors.device)], best.values
+
     def train_step(self) -> dict:
         s, dev = self.s, self.device
-        x = self.cache.sample(s.batch_size, s.crop_frames, self.gen).to(dev)
+        x = self.cache.sample(s.batch_size, s.crop_frames, self.gen, balanced=s.balance_folders).to(dev)
         v1, v2 = self.views(x, self.gen)
-        neg = perturb(v1, s.negatives, s.neg_segments, self.neg_gen) if s.negatives else None
+        neg, hard_cos = self.hardest_negatives(v1) if s.negatives else (None, None)
         views = torch.cat([v1, v2])
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.startswith("cuda")):
+        with self.autocast():
             z = self.target(views)  # first: its dropout draws must not depend on whether negatives follow
             p, y, neg_out = self.net(views, neg, s.neg_space)
         p, z = p.float(), z.float()
@@ -88,6 +116,8 @@ class Trainer:
             hinge, cos_neg = negative_loss(neg_out.float(), anchor, s.neg_margin)
             loss = loss + s.neg_lambda * hinge.mean()
             stats.update(loss_neg=hinge.mean().item(), cos_neg=cos_neg.mean().item())
+            if hard_cos is not None:
+                stats["cos_hard"] = hard_cos.mean().item()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -109,9 +139,12 @@ class Trainer:
         emb = self.online.embed
         a, b = emb(crop_fade_norm(x, g, self.s)), emb(crop_fade_norm(x, g, self.s))
         anchor = post_norm(x)
-        n = emb(perturb(anchor, STRATEGIES, self.s.neg_segments, g))
+        n = emb(perturb(anchor, PROBE_STRATEGIES, self.s.neg_segments, g))
+        shifted = emb(perturb(anchor, ("freq_shift",), self.s.neg_segments, g, (2, 4)))
+        y = emb(anchor)
         out = {"probe_pos": float(F.cosine_similarity(a, b).mean()),
-               "probe_neg": float(F.cosine_similarity(emb(anchor), n).mean())}
+               "probe_neg": float(F.cosine_similarity(y, n).mean()),
+               "probe_shift": float(F.cosine_similarity(y, shifted).mean())}
         self.online.train()
         return out
 
@@ -217,7 +250,12 @@ def format_row(row: dict, total: int) -> str:
     parts = [f"step {row['step']}/{total}", f"loss {row['loss']:.4f}", f"cos+ {row['cos_pos']:.3f}"]
     if "cos_neg" in row:
         parts.append(f"cos- {row['cos_neg']:.3f}")
-    parts += [f"probe pos {row['probe_pos']:.3f} neg {row['probe_neg']:.3f}", f"{row['samples_per_s']:.1f} samples/s"]
+    if "cos_hard" in row:
+        parts.append(f"hard {row['cos_hard']:.3f}")
+    probe = f"probe pos {row['probe_pos']:.3f} neg {row['probe_neg']:.3f}"
+    if "probe_shift" in row:
+        probe += f" shift {row['probe_shift']:.3f}"
+    parts += [probe, f"{row['samples_per_s']:.1f} samples/s"]
     if "eta_s" in row:
         parts.append(f"eta {row['eta_s'] / 60:.0f} min")
     return " | ".join(parts)

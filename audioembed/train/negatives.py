@@ -2,7 +2,12 @@
 
 A CNN that pools over its feature map can map such a copy almost onto the original; training
 pushes their embeddings apart, so the encoder has to keep track of where a pattern sits.
-Every perturbation is guaranteed to move content: permutations are never the identity.
+Every perturbation is guaranteed to move content: permutations are never the identity, shifts
+are never zero.
+
+Each perturbation is an index per item along one axis (plus, for shifts, a mask of the bands that
+moved in from outside, filled with the item's minimum: silence). A batch is perturbed with one
+gather per axis, whatever mix of strategies its items drew.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from .settings import STRATEGIES
+
 
 
 def _non_identity_perm(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -34,23 +40,63 @@ def _roll_index(length: int, gen: torch.Generator) -> torch.Tensor:
     return (torch.arange(length) + shift) % length
 
 
-def perturb_one(x: torch.Tensor, strategy: str, segments: int, gen: torch.Generator) -> torch.Tensor:
-    """x (n_mels, T) -> the same values with positions moved by `strategy`."""
-    f, t = x.shape
+def _shift_index(length: int, bands: tuple, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move the axis up or down by bands[0]..bands[1] positions (no wrap): index and fill mask."""
+    lo, hi = max(1, int(bands[0])), max(1, min(int(bands[1]), length - 1))
+    shift = int(torch.randint(lo, max(lo, hi) + 1, (), generator=gen))
+    if bool(torch.rand((), generator=gen) < 0.5):
+        shift = -shift
+    src = torch.arange(length) - shift  # output band k shows input band k - shift (up when shift > 0)
+    return src.clamp(0, length - 1), (src < 0) | (src >= length)
+
+
+def _index(strategy: str, f: int, t: int, segments: int, shift: tuple, gen: torch.Generator):
+    """(axis, index, fill mask or None) of one perturbation of an (f, t) item."""
     if strategy == "freq_flip":
-        return x.flip(0)
+        return 0, torch.arange(f - 1, -1, -1), None
     if strategy == "time_flip":
-        return x.flip(1)
+        return 1, torch.arange(t - 1, -1, -1), None
     if strategy == "freq_roll":
-        return x[_roll_index(f, gen).to(x.device)]
+        return 0, _roll_index(f, gen), None
     if strategy == "freq_shuffle":
-        return x[_segment_index(f, min(segments, f), gen).to(x.device)]
+        return 0, _segment_index(f, min(segments, f), gen), None
     if strategy == "time_shuffle":
-        return x[:, _segment_index(t, min(segments, t), gen).to(x.device)]
+        return 1, _segment_index(t, min(segments, t), gen), None
+    if strategy == "freq_shift":
+        return (0, *_shift_index(f, shift, gen))
     raise ValueError(f"unknown negative strategy {strategy!r}: choose from {', '.join(STRATEGIES)}")
 
 
-def perturb(x: torch.Tensor, strategies: tuple, segments: int, gen: torch.Generator) -> torch.Tensor:
+def perturb_one(x: torch.Tensor, strategy: str, segments: int, gen: torch.Generator, shift: tuple = (2, 12)) -> torch.Tensor:
+    """x (n_mels, T) -> the same values with positions moved by `strategy`."""
+    return perturb_with(x[None], [strategy], segments, gen, shift)[0]
+
+
+def perturb_with(x: torch.Tensor, strategies: list, segments: int, gen: torch.Generator, shift: tuple = (2, 12)) -> torch.Tensor:
+    """(B, n_mels, T) -> item b perturbed by strategies[b]: one gather per axis for the batch."""
+    b, f, t = x.shape
+    fidx = torch.arange(f).repeat(b, 1)
+    tidx = torch.arange(t).repeat(b, 1)
+    fill = torch.zeros(b, f, dtype=torch.bool)
+    for k, strategy in enumerate(strategies):
+        axis, index, mask = _index(strategy, f, t, segments, shift, gen)
+        (fidx if axis == 0 else tidx)[k] = index
+        if mask is not None:
+            fill[k] = mask
+    dev = x.device
+    out = x.gather(1, fidx.to(dev)[:, :, None].expand(b, f, t)).gather(2, tidx.to(dev)[:, None, :].expand(b, f, t))
+    if bool(fill.any()):
+        floor = x.amin(dim=(1, 2), keepdim=True).expand(b, f, t)
+        out = torch.where(fill.to(dev)[:, :, None].expand(b, f, t), floor, out)
+    return out
+
+
+def perturb(x: torch.Tensor, strategies: tuple, segments: int, gen: torch.Generator, shift: tuple = (2, 12)) -> torch.Tensor:
     """(B, n_mels, T) -> one negative per item, each with a strategy drawn uniformly from `strategies`."""
     pick = torch.randint(len(strategies), (x.shape[0],), generator=gen)
-    return torch.stack([perturb_one(item, strategies[int(k)], segments, gen) for item, k in zip(x, pick)])
+    return perturb_with(x, [strategies[int(k)] for k in pick], segments, gen, shift)
+
+
+def candidates(x: torch.Tensor, strategies: tuple, segments: int, gen: torch.Generator, k: int, shift: tuple = (2, 12)) -> torch.Tensor:
+    """(B, n_mels, T) -> (k, B, n_mels, T): k independent perturbations of every item."""
+    return torch.stack([perturb(x, strategies, segments, gen, shift) for _ in range(k)])

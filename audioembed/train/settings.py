@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip")
+STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip", "freq_shift")
+# Frequency-axis strategies only: reversing or shuffling the time axis of a stationary texture
+# gives the same sound, a false negative that hardest-of-k selection would pick first.
+FREQ_STRATEGIES = ("freq_roll", "freq_shuffle", "freq_flip", "freq_shift")
 
 
 @dataclasses.dataclass
@@ -41,6 +44,16 @@ class TrainSettings:
     # Where negatives are pushed: "projection" (their prediction vs the anchor's target projection,
     # BYOL's space) or "representation" (their clip embedding vs the anchor's: what users get).
     neg_space: str = "projection"
+    # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
+    # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
+    neg_candidates: int = 1
+    neg_shift: tuple = (2, 12)  # freq_shift moves the mel axis by this many bands (no wrap)
+    # Arithmetic of the network passes: bfloat16 autocast (weights, EMA target, losses and
+    # batch-norm statistics stay float32) or float32.
+    precision: str = "bfloat16"
+    # Sample crops so that every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) is drawn
+    # equally often, whatever its hours; False draws clips uniformly.
+    balance_folders: bool = False
     # Bookkeeping.
     log_every: int = 20
     ckpt_every: int = 100
@@ -50,7 +63,7 @@ class TrainSettings:
         if isinstance(self.negatives, str):
             self.negatives = parse_negatives(self.negatives)
         self.negatives = tuple(self.negatives)
-        for name in ("rrc_virtual_scale", "rrc_freq_scale", "rrc_time_scale"):
+        for name in ("rrc_virtual_scale", "rrc_freq_scale", "rrc_time_scale", "neg_shift"):
             setattr(self, name, tuple(getattr(self, name)))
         bad = [s for s in self.negatives if s not in STRATEGIES]
         if bad:
@@ -61,6 +74,12 @@ class TrainSettings:
             raise ValueError("batch_size must be >= 2 (batch statistics)")
         if self.neg_segments < 2:
             raise ValueError("neg_segments must be >= 2")
+        if self.neg_candidates < 1:
+            raise ValueError("neg_candidates must be >= 1")
+        if len(self.neg_shift) != 2 or not 1 <= self.neg_shift[0] <= self.neg_shift[1]:
+            raise ValueError(f"neg_shift must be (min, max) bands with 1 <= min <= max, not {self.neg_shift}")
+        if self.precision not in ("bfloat16", "float32"):
+            raise ValueError(f"precision must be 'bfloat16' or 'float32', not {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -76,10 +95,12 @@ class TrainSettings:
 
 
 def parse_negatives(text: str) -> tuple:
-    """'none' -> (); 'all' -> every strategy; else a comma-separated list."""
+    """'none' -> (); 'all' -> every strategy; 'freq' -> the frequency-axis ones; else a comma list."""
     text = text.strip()
     if text in ("none", ""):
         return ()
     if text == "all":
         return STRATEGIES
+    if text == "freq":
+        return FREQ_STRATEGIES
     return tuple(s.strip() for s in text.split(",") if s.strip())

@@ -1,0 +1,179 @@
+"""Samples/s of `audioembed pretrain`'s default configuration on this machine's cores.
+
+Runs the real Trainer (views, negatives, losses, EMA, optimizer) on a synthetic log-mel cache,
+with and without negatives, and reports samples/s and the share of the machine's sgemm rate
+(torch float32 and bfloat16 matmul) that the model FLOPs per sample reach. FLOPs are counted as
+benchmarks/flops.py does (2 per multiply-add of every conv and linear layer), for every pass a
+training sample costs: online forward + backward (x3) of two views and of the negative, target
+forward (x1) of two views, plus the projector/predictor MLPs.
+
+    python benchmarks/train_speed.py                 # default settings, 2 threads
+    python benchmarks/train_speed.py --profile       # also a torch.profiler table of one arm
+    python benchmarks/train_speed.py --set precision=float32   # compare one setting
+    python benchmarks/train_speed.py --ref 5d9ffbc   # side by side with the code of a git commit
+
+With --ref, the trainer of that commit is imported from `git archive` (as package
+`audioembed_ref`) and its rounds alternate with the current code's in the same process, so a
+busy machine slows both alike and the ratio holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from audioembed.config import ModelConfig  # noqa: E402
+from audioembed.train.data import MelCache  # noqa: E402
+from audioembed.train.loop import Trainer  # noqa: E402
+from audioembed.train.settings import TrainSettings  # noqa: E402
+
+
+def fake_cache(folder: Path, clips: int = 512, frames: int = 1000, n_mels: int = 64) -> MelCache:
+    """A log-mel cache of random frames: the trainer's cost does not depend on the values."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(-6, 3, size=(clips * frames, n_mels)).astype(np.float16)
+    data.tofile(folder / "frames.f16")
+    np.save(folder / "offsets.npy", np.arange(0, clips * frames + 1, frames, dtype=np.int64))
+    meta = dict(version=1, data_dir="synthetic", files=clips, failed=[], clips=clips, frames=clips * frames,
+                seconds=clips * frames / 100, n_mels=n_mels, log_eps=1e-6, mean=-6.0, std=3.0, groups=["."])
+    np.save(folder / "groups.npy", np.zeros(clips, dtype=np.int32))
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return MelCache(folder)
+
+
+def _linear_flops(i: int, o: int) -> float:
+    return 2.0 * i * o
+
+
+def flops_per_sample(s: TrainSettings, cfg: ModelConfig) -> dict[str, float]:
+    """Model FLOPs one training crop costs (forward x1, backward x2 of what trains)."""
+    f, t, c_in, enc = cfg.n_mels, s.crop_frames, 1, 0.0
+    for _ in range(cfg.n_blocks):
+        enc += 2.0 * f * t * s.channels * c_in * 9
+        f, t, c_in = f // 2, t // 2, s.channels
+    flat = s.channels * (cfg.n_mels // cfg.time_reduction)
+    enc += t * (_linear_flops(flat, s.dim) + _linear_flops(s.dim, s.dim))
+    proj = _linear_flops(s.dim, s.proj_hidden) + _linear_flops(s.proj_hidden, s.proj_dim)
+    pred = _linear_flops(s.proj_dim, s.proj_hidden) + _linear_flops(s.proj_hidden, s.proj_dim)
+    online = 2 * 3 * (enc + proj + pred)  # two views, forward + backward
+    target = 2 * (enc + proj)  # two views, forward only
+    neg_head = 0.0 if s.neg_space == "representation" else proj + pred
+    negs = getattr(s, "neg_candidates", 0) * enc + 3 * (enc + neg_head) if s.negatives else 0.0
+    return {"encoder_forward": enc, "total": online + target + negs}
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+def import_ref(ref: str, tmp: Path):
+    """(Trainer, TrainSettings) of the package as it was at git commit `ref`."""
+    import importlib
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(root), "archive", ref, "audioembed"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    (tmp / "audioembed").rename(tmp / "audioembed_ref")
+    sys.path.insert(0, str(tmp))
+    loop = importlib.import_module("audioembed_ref.train.loop")
+    return loop.Trainer, importlib.import_module("audioembed_ref.train.settings").TrainSettings
+
+
+def measure(trainers: dict, batch: int, warmup: int, steps: int, rounds: int) -> dict[str, list[float]]:
+    """Rounds of `steps` steps, alternating between the trainers: samples/s per round."""
+    for trainer in trainers.values():
+        for _ in range(warmup):
+            trainer.train_step()
+    rates: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(rounds):
+        for name, trainer in trainers.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                trainer.train_step()
+            rates[name].append(steps * batch / (time.perf_counter() - t0))
+    return rates
+
+
+def parse_set(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        field = {f.name: f for f in dataclasses.fields(TrainSettings)}[key]
+        out[key] = value if field.type in ("str", str) else json.loads(value)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20, help="steps per timed round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainSettings overrides for both arms")
+    ap.add_argument("--profile", action="store_true", help="print a torch.profiler table for the negatives arm")
+    ap.add_argument("--ref", help="also time the trainer of this git commit, alternating rounds")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = parse_set(args.set)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = fake_cache(Path(tmp))
+        cfg = ModelConfig()
+        rate32, rate16 = matmul_rate(torch.float32), matmul_rate(torch.bfloat16)
+        out = {"threads": args.threads, "overrides": overrides, "matmul_gflops": {"float32": rate32 / 1e9, "bfloat16": rate16 / 1e9}, "arms": {}}
+        print(f"torch matmul 2048²: float32 {rate32 / 1e9:.0f} GFLOP/s, bfloat16 {rate16 / 1e9:.0f} GFLOP/s ({args.threads} threads)")
+        ref = import_ref(args.ref, Path(tmp)) if args.ref else None
+        for arm, neg in (("negatives", {}), ("byol-a (--negatives none)", {"negatives": "none"})):
+            s = TrainSettings(**{**overrides, **neg})
+            trainers = {"current": Trainer(s, cache, "bench", "cpu", log=lambda m: None)}
+            if ref:
+                trainers[f"at {args.ref}"] = ref[0](ref[1](**neg), cache, "bench", "cpu", log=lambda m: None)
+            rates = measure(trainers, s.batch_size, args.warmup, args.steps, args.rounds)
+            fl = flops_per_sample(s, cfg)["total"]
+            med = statistics.median(rates["current"])
+            out["arms"][arm] = {"samples_per_s": rates, "median": med, "gflop_per_sample": fl / 1e9,
+                                "fraction_of_matmul_f32": med * fl / rate32, "fraction_of_matmul_bf16": med * fl / rate16}
+            print(f"{arm:28s} {med:7.1f} samples/s (rounds: {', '.join(f'{r:.1f}' for r in rates['current'])}) | "
+                  f"{fl / 1e9:.2f} GFLOP/sample = {med * fl / 1e9:.0f} GFLOP/s: {100 * med * fl / rate32:.0f} % of f32 matmul, "
+                  f"{100 * med * fl / rate16:.0f} % of bf16 matmul")
+            if ref:
+                name = f"at {args.ref}"
+                ratios = [a / b for a, b in zip(rates["current"], rates[name])]
+                out["arms"][arm]["ratio_to_ref"] = ratios
+                print(f"{'':28s} {name}: {statistics.median(rates[name]):.1f} samples/s (rounds: "
+                      f"{', '.join(f'{r:.1f}' for r in rates[name])}); current / ref per round: "
+                      f"{', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f}x)")
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            trainer = Trainer(TrainSettings(**overrides), cache, "bench", "cpu", log=lambda m: None)
+            for _ in range(args.warmup):
+                trainer.train_step()
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(5):
+                    trainer.train_step()
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

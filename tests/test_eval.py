@@ -293,7 +293,7 @@ def test_cli_errors(dataset_dir, tmp_path, monkeypatch):
     assert f"{tmp_path / 'nomodel'}: error: " in result.stdout and "not a model folder" in result.stdout
     monkeypatch.setitem(__import__("sys").modules, "sklearn", None)
     result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "logmel-stats", *cache])
-    assert result.exit_code == 2 and 'pip install "audioembed[eval]"' in result.output
+    assert result.exit_code == 2 and 'pip install ".[eval]"' in result.output
 
 
 def test_random_init_is_the_models_architecture_with_fixed_weights(tiny_model_dir, tmp_path):

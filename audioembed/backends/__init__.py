@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import ModelConfig
-from ..errors import BackendError
+from ..errors import BackendError, install_hint
 
 BACKEND_FILES = {"torch": "model.safetensors", "onnx": "model.onnx"}
 
@@ -35,7 +35,7 @@ def choose(backend: str) -> str:
     if backend not in BACKEND_FILES:
         raise BackendError(f"unknown backend {backend!r}: use 'auto', 'torch' or 'onnx'")
     if backend == "torch" and not torch_available():
-        raise BackendError("backend='torch' needs PyTorch: pip install 'audioembed[torch]'")
+        raise BackendError(f"backend='torch' needs PyTorch: {install_hint('torch')}")
     return backend
 
 

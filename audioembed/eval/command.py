@@ -59,7 +59,7 @@ def _model_rows(models: list[str], backend: str, batch_size: int):
 
 def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size: int):
     from .. import Embedder, backends
-    from ..errors import AudioEmbedError
+    from ..errors import AudioEmbedError, install_hint
     from . import baselines, peers
     from .features import ModelExtractor
     from .harness import Row
@@ -70,7 +70,7 @@ def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size:
             rows.append(Row(name, "baseline", baselines.logmel_stats(cfg)))
         elif name == "random-init":
             if not backends.torch_available():
-                rows.append(Row(name, "baseline", note="needs torch to build: pip install \"audioembed[torch]\""))
+                rows.append(Row(name, "baseline", note=f"needs torch to build: {install_hint('torch')}"))
                 continue
             try:
                 folder = baselines.random_init_folder(cfg, cache)

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import AudioEmbedError
+from ..errors import AudioEmbedError, install_hint
 
 C_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0)  # inverse L2 strength; ties go to the stronger regularisation
 VALID_FRACTION = 0.2
@@ -29,7 +29,7 @@ def require_sklearn() -> None:
     try:
         import sklearn  # noqa: F401
     except ImportError as exc:
-        raise ProbeError('audioembed evaluate needs scikit-learn: pip install "audioembed[eval]"') from exc
+        raise ProbeError(f"audioembed evaluate needs scikit-learn: {install_hint('eval')}") from exc
 
 
 @dataclasses.dataclass(frozen=True)

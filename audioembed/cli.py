@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embedd
 
 ModelOpt = typer.Option(None, "--model", "-m", help="Hub repo id or local model folder (default: the bundled default model).")
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
-BackendOpt = typer.Option("auto", "--backend", help="auto (torch if installed, else onnx), torch or onnx.")
+BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda (torch backend).")
 
 

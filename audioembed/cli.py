@@ -11,29 +11,31 @@ from typing import List, Optional
 
 import typer
 
-from . import outputs
+from . import console, outputs
 from .audio import AUDIO_EXTENSIONS
 
 MAX_PENDING_WRITES = 8
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
 
-ModelOpt = typer.Option(None, "--model", "-m", help="Hub repo id or local model folder (default: the bundled default model).")
+ModelOpt = typer.Option(
+    None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base from the hub, its cache, or the copy bundled with audioembed)."
+)
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
 BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda (torch backend).")
 
 
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
+_err = console.err
 
 
-def _load_embedder(model, revision, backend, device, **kw):
+def _load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
     from . import Embedder
     from .errors import AudioEmbedError
 
     try:
-        return Embedder(model, revision=revision, backend=backend, device=device, **kw)
+        with console.model_notes(quiet):
+            return Embedder(model, revision=revision, backend=backend, device=device, **kw)
     except AudioEmbedError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2)
@@ -70,7 +72,7 @@ def embed(
     outputs.remove_stale_temp_files(out)
     todo = jobs if (overwrite or stack) else [j for j in jobs if not j.done()]
     skipped = len(jobs) - len(todo)
-    embedder = _load_embedder(model, revision, backend, device, batch_size=batch_size, num_workers=workers)
+    embedder = _load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
     stacked: dict[int, object] = {}
     done = 0
     writes: deque = deque()

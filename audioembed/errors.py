@@ -29,6 +29,10 @@ class BackendError(AudioEmbedError):
     """The requested backend or device is not available."""
 
 
+class ModelSourceWarning(UserWarning):
+    """The model came from a fallback (the cache, the bundled weights) because the hub could not be reached."""
+
+
 # audioembed is installed from a clone (it is not on PyPI): hints name the extra and its packages.
 EXTRA_PACKAGES = {
     "torch": ["torch", "safetensors"],

@@ -15,8 +15,7 @@ BASELINES = ("logmel-stats", "random-init")
 DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
+from ..console import err as _err
 
 
 def parse_baselines(text: str) -> list[str]:
@@ -41,6 +40,7 @@ def parse_baselines(text: str) -> list[str]:
 
 def _model_rows(models: list[str], backend: str, batch_size: int):
     from .. import Embedder
+    from ..console import model_notes
     from ..errors import AudioEmbedError
     from .features import ModelExtractor
     from .harness import Row
@@ -48,7 +48,8 @@ def _model_rows(models: list[str], backend: str, batch_size: int):
     rows, configs = [], []
     for name in models:
         try:
-            embedder = Embedder(None if name == "default" else name, backend=backend, batch_size=batch_size)
+            with model_notes():
+                embedder = Embedder(None if name == "default" else name, backend=backend, batch_size=batch_size)
         except AudioEmbedError as exc:
             rows.append(Row(name, "model", note=str(exc), failed=True))
             continue

@@ -320,3 +320,34 @@ def test_peers_when_installed(dataset_dir):
         vectors = np.stack([v for _, v, _ in out])
         assert vectors.shape == (3, {"resemblyzer": 256, "crepe-tiny": 256}[name]) and np.isfinite(vectors).all()
         assert np.ptp(vectors, axis=0).max() > 0  # different clips, different vectors
+
+
+def test_random_init_works_without_onnx_installed(dataset_dir, tmp_path, monkeypatch):
+    """[torch] + [eval] do not include onnx: the baseline must not need it to export (auto runs it on torch)."""
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)  # any import of onnx now fails
+    cache = tmp_path / "cache"
+    args = ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "random-init", "--folds", "2", "--seeds", "1", "--cache", str(cache)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| random-init | " in result.stdout and " ± " in result.stdout
+    folder = next((cache / "models").iterdir())
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    args[5] = "logmel-stats,random-init"
+    result = runner.invoke(app, args + ["--backend", "onnx"])
+    assert result.exit_code == 0 and "random-init: skipped: " in result.stdout and "pip install onnx" in result.stdout
+
+
+def test_a_failed_random_init_build_leaves_nothing_behind(dataset_dir, tmp_path, monkeypatch):
+    from audioembed.nn import export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(export, "export_onnx", broken)
+    cache = tmp_path / "cache"
+    args = ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "logmel-stats,random-init", "--folds", "2", "--seeds", "1",
+            "--cache", str(cache), "--backend", "onnx"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "| logmel-stats | " in result.stdout  # the other rows still come
+    assert "random-init: error: " in result.stdout and "exporter exploded" in result.stdout
+    assert not (cache / "models").exists() or list((cache / "models").iterdir()) == []

@@ -75,7 +75,18 @@ def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size:
                 continue
             try:
                 folder = baselines.random_init_folder(cfg, cache)
-                rows.append(Row(name, "baseline", ModelExtractor(name, Embedder(folder, backend=backend, batch_size=batch_size))))
+            except Exception as exc:  # torch's exporter raises its own types: a row's failure, not the run's
+                rows.append(Row(name, "baseline", note=f"cannot build it ({type(exc).__name__}: {exc})", failed=True))
+                continue
+            if not (folder / "model.onnx").is_file():  # onnx is not installed: export was not possible
+                if backend == "onnx":
+                    rows.append(Row(name, "baseline", note="--backend onnx needs the onnx package to export it: pip install onnx"))
+                    continue
+                backend_used = "torch"
+            else:
+                backend_used = backend
+            try:
+                rows.append(Row(name, "baseline", ModelExtractor(name, Embedder(folder, backend=backend_used, batch_size=batch_size))))
             except AudioEmbedError as exc:
                 rows.append(Row(name, "baseline", note=str(exc), failed=True))
         else:

@@ -223,6 +223,23 @@ def test_probe_separates_classes_and_shuffled_labels_score_chance(logmel_feature
     assert np.mean([r.accuracy for r in control]) < 0.6  # chance is 1/3
 
 
+def test_probe_runs_the_blas_single_threaded(logmel_features, monkeypatch):
+    """BLAS threads on top of busy cores made the probe ~60x slower: the package limits them itself."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    fit = probe._fit
+
+    def spy(X, y, C):
+        seen.append(max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=0))
+        return fit(X, y, C)
+
+    monkeypatch.setattr(probe, "_fit", spy)
+    ds, feats = logmel_features
+    probe.score(feats.matrix, np.asarray(ds.labels), probe.plan(ds.labels, folds=3, seeds=1)[0])
+    assert len(seen) == len(probe.C_GRID) + 1 and set(seen) == {1}
+
+
 def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):
     ds, feats = logmel_features
 

@@ -15,6 +15,7 @@ from . import console, outputs
 from .audio import AUDIO_EXTENSIONS
 
 MAX_PENDING_WRITES = 8
+MAX_LISTED = 10  # skipped files named in the summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
 
@@ -54,13 +55,14 @@ def embed(
     device: str = DeviceOpt,
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
     workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=1, help="Parallel decoding threads."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors: no progress bar, notes or decoder messages."),
 ) -> None:
-    """Embed audio files; bad files are reported at the end and make the exit status 1."""
+    """Embed audio files; bad files are reported at the end and make the exit status 1. Rerun to resume."""
     if stack and frames:
         _err("error: --stack and --frames cannot be combined")
         raise typer.Exit(2)
-    jobs, failures = outputs.plan(paths, out, frames=frames)
+    ignored: list[Path] = []
+    jobs, failures = outputs.plan(paths, out, frames=frames, stack=stack, ignored=ignored)
     if not jobs and not failures:
         _err(f"error: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {', '.join(map(str, paths))}")
         raise typer.Exit(2)
@@ -70,42 +72,67 @@ def embed(
         _err(f"error: cannot create the output folder {out} ({exc.strerror or exc})")
         raise typer.Exit(2)
     outputs.remove_stale_temp_files(out)
-    todo = jobs if (overwrite or stack) else [j for j in jobs if not j.done()]
-    skipped = len(jobs) - len(todo)
     embedder = _load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
-    stacked: dict[int, object] = {}
-    done = 0
-    writes: deque = deque()
-    with outputs.progress(len(todo), disable=quiet or not todo) as advance, ThreadPoolExecutor(1) as writer:
-        for result in embedder.iter_results([j.source for j in todo], frames=frames):
-            job = todo[result.index]
-            if result.error is not None:
-                failures.append(str(result.error))
-            elif stack:
-                stacked[result.index] = result.embedding
-            else:
-                # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
-                writes.append(writer.submit(_write, job, result))
-                while len(writes) > MAX_PENDING_WRITES:
-                    done += _settle(writes.popleft(), failures)
-            advance()
-        while writes:
-            done += _settle(writes.popleft(), failures)
-    if stack and stacked:
-        order = sorted(stacked)
+    previous, rows = (None, {}) if overwrite or not stack else outputs.read_stack(out, embedder.dim)
+    if stack and overwrite:
+        outputs.clear_parts(out)  # parts of an interrupted run are outputs too: --overwrite recomputes them
+    todo = jobs if overwrite else [j for j in jobs if not j.done() and str(j.source) not in rows]
+    skipped = len(jobs) - len(todo)
+    planned_failures = len(failures)
+    done, interrupted = _embed_jobs(embedder, todo, failures, frames, quiet)
+    if interrupted:
+        left = len(todo) - done - (len(failures) - planned_failures)
+        after = "; embeddings.npy is assembled when a run completes" if stack else ""
+        _err(
+            f"interrupted: {done} embedded and written, {left} not done; run the same command again to continue "
+            f"(written files are kept and skipped){after}"
+        )
+        raise typer.Exit(130)
+    if stack:
         try:
-            outputs.write_stack(out, [todo[i].source for i in order], [stacked[i] for i in order])
-        except OSError as exc:
-            _err(f"error: cannot write embeddings.npy and index.csv in {out} ({exc.strerror or exc})")
+            outputs.assemble_stack(out, jobs, previous, rows, embedder.dim)
+        except (OSError, ValueError) as exc:
+            _err(f"error: cannot write embeddings.npy and index.csv in {out} ({getattr(exc, 'strerror', None) or exc})")
             raise typer.Exit(2)
-        done = len(order)
-    summary = f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}"
-    _err(summary)
+    _err(f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}")
+    if ignored and not quiet:
+        names = ", ".join(map(str, ignored[:MAX_LISTED])) + (f" and {len(ignored) - MAX_LISTED} more" if len(ignored) > MAX_LISTED else "")
+        _err(f"{len(ignored)} files in the folders were not audio by extension and were left out: {names}")
     if failures:
         _err(f"{len(failures)} failed:")
         for message in failures:
             _err(f"  {message}")
         raise typer.Exit(1)
+
+
+def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool) -> tuple[int, bool]:
+    """Embed and write each job as it finishes; (files written, whether Ctrl-C stopped the run).
+
+    Nothing is held back: each file's outputs are on disk when it is counted, so a stopped run resumes.
+    """
+    done = 0
+    writes: deque = deque()
+    total = len(todo) + len(failures)  # the bar counts what the summary counts: failures found while planning too
+    try:
+        with console.decoder_messages(quiet), ThreadPoolExecutor(1) as writer, outputs.progress(
+            total, disable=quiet or not todo, completed=len(failures)
+        ) as advance:
+            try:
+                for result in embedder.iter_results([j.source for j in todo], frames=frames):
+                    if result.error is not None:
+                        failures.append(str(result.error))
+                    else:
+                        # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
+                        writes.append(writer.submit(_write, todo[result.index], result))
+                        while len(writes) > MAX_PENDING_WRITES:
+                            done += _settle(writes.popleft(), failures)
+                    advance()
+            finally:
+                while writes:
+                    done += _settle(writes.popleft(), failures)
+    except KeyboardInterrupt:
+        return done, True
+    return done, False
 
 
 def _write(job, result) -> str | None:

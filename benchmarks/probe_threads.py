@@ -20,7 +20,7 @@ def features(clips: int, dim: int, classes: int, seed: int = 0) -> tuple[np.ndar
     rng = np.random.default_rng(seed)
     y = np.arange(clips) % classes
     centres = rng.standard_normal((classes, dim)).astype(np.float32)
-    X = centres[y] + 3.0 * rng.standard_normal((clips, dim)).astype(np.float32)
+    X = centres[y] + 12.0 * rng.standard_normal((clips, dim)).astype(np.float32)
     return X, np.array([f"c{k}" for k in y])
 
 

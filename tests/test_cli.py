@@ -104,3 +104,66 @@ def test_info_prints_model_and_hashes(tiny_model_dir):
     assert result.exit_code == 0
     assert "onnx (cpu)" in result.output and "dim" in result.output
     assert result.output.count("(verified)") == 2
+
+
+def test_stack_resumes_and_overwrite_means_what_it_means_without_stack(audio_tree, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    (audio_tree / "corrupt.wav").unlink()
+    args = [audio_tree, "-o", out, "-m", tiny_model_dir, "--stack", "-q", "--batch-size", "1"]
+    first = embed(*args)
+    assert first.exit_code == 0 and "4 embedded, 0 skipped" in first.output
+    matrix, index = np.load(out / "embeddings.npy"), (out / "index.csv").read_text()
+    again = embed(*args)
+    assert again.exit_code == 0 and "0 embedded, 4 skipped" in again.output, again.output
+    assert (out / "index.csv").read_text() == index
+    np.testing.assert_array_equal(np.load(out / "embeddings.npy"), matrix)
+    sf.write(audio_tree / "sub" / "new.wav", tone(523, 16000, 1.5), 16000)
+    more = embed(*args)
+    assert more.exit_code == 0 and "1 embedded, 4 skipped" in more.output, more.output
+    grown, rows = np.load(out / "embeddings.npy"), (out / "index.csv").read_text().splitlines()[1:]
+    assert grown.shape == (5, 32) and len(rows) == 5 and rows[-1].endswith("new.wav") is False  # in folder order
+    old = {r.split(",", 1)[1]: matrix[i] for i, r in enumerate(index.splitlines()[1:])}
+    for i, r in enumerate(rows):
+        path = r.split(",", 1)[1]
+        if path in old:
+            np.testing.assert_array_equal(grown[i], old[path])  # kept, not recomputed
+    np.testing.assert_allclose(grown[rows.index(next(r for r in rows if r.endswith("new.wav")))],
+                               Embedder(tiny_model_dir, backend="onnx").embed(audio_tree / "sub" / "new.wav"), atol=1e-6)
+    assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
+    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "index.csv"]  # per-file parts are cleaned up
+
+
+def test_progress_count_equals_the_summary_count(tmp_path, tiny_model_dir):
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in ("x.wav", "x.flac", "y.wav", "z.wav"):
+        sf.write(root / name, tone(440), 16000)
+    (root / "bad.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    out = tmp_path / "out"
+    embed(root / "z.wav", "-o", out, "-m", tiny_model_dir, "-q")
+    result = embed(root, "-o", out, "-m", tiny_model_dir)
+    assert result.exit_code == 1
+    done, total = map(int, __import__("re").search(r" (\d+)/(\d+) ", result.output).groups())
+    assert "1 embedded, 1 skipped (already done), 3 failed" in result.output, result.output
+    assert done == total == 1 + 3
+
+
+def test_quiet_silences_decoder_noise_and_noise_names_its_file(tmp_path, tiny_model_dir):
+    """libmpg123 (inside libsndfile) writes to the process's stderr itself; -q must silence it too."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "in"
+    root.mkdir()
+    sf.write(root / "clean.wav", tone(440), 16000)
+    sf.write(root / "damaged.mp3", tone(440, 16000, 3.0), 16000, format="MP3")
+    data = (root / "damaged.mp3").read_bytes()
+    (root / "damaged.mp3").write_bytes(data[: len(data) // 2] + bytes(range(256)) + data[len(data) // 2 :])
+    args = [sys.executable, "-m", "audioembed.cli", "embed", str(root), "-o", str(tmp_path / "out"), "-m", str(tiny_model_dir), "--workers", "1"]
+    loud = subprocess.run(args + ["--overwrite"], capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0, loud.stderr
+    noise = [line for line in loud.stderr.splitlines() if "Illegal Audio-MPEG-Header" in line or "libmpg123" in line]
+    assert noise and all(line.startswith(f"{root / 'damaged.mp3'}: decoder: ") for line in noise), loud.stderr
+    quiet = subprocess.run(args + ["--overwrite", "-q"], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr.strip().splitlines() == ["2 embedded, 0 skipped (already done), 0 failed -> " + str(tmp_path / "out")], quiet.stderr

@@ -110,47 +110,36 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
 
     Nothing is held back: each file's outputs are on disk when it is counted, so a stopped run resumes.
     """
-    done = 0
-    writes: deque = deque()
+    written = [0]  # counted by the writer thread, which Ctrl-C does not interrupt: the count is exact
+
+    def write(job, result) -> None:
+        """An OSError (full disk, read-only folder, name too long) fails this file only."""
+        try:
+            job.write(result)
+            written[0] += 1
+        except OSError as exc:
+            failures.append(f"{job.source}: cannot write {job.clip} ({exc.strerror or exc})")
+
+    pending: deque = deque()
     total = len(todo) + len(failures)  # the bar counts what the summary counts: failures found while planning too
     try:
         with console.decoder_messages(quiet), ThreadPoolExecutor(1) as writer, outputs.progress(
             total, disable=quiet or not todo, completed=len(failures)
         ) as advance:
-            try:
-                for result in embedder.iter_results([j.source for j in todo], frames=frames):
-                    if result.error is not None:
-                        failures.append(str(result.error))
-                    else:
-                        # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
-                        writes.append(writer.submit(_write, todo[result.index], result))
-                        while len(writes) > MAX_PENDING_WRITES:
-                            done += _settle(writes.popleft(), failures)
-                    advance()
-            finally:
-                while writes:
-                    done += _settle(writes.popleft(), failures)
-    except KeyboardInterrupt:
-        return done, True
-    return done, False
-
-
-def _write(job, result) -> str | None:
-    """Write one job's outputs; an OSError (full disk, read-only folder, name too long) fails this file only."""
-    try:
-        job.write(result)
-        return None
-    except OSError as exc:
-        return f"{job.source}: cannot write {job.clip} ({exc.strerror or exc})"
-
-
-def _settle(future, failures: list) -> int:
-    """1 if the write succeeded, else its message joins the failures."""
-    message = future.result()
-    if message is None:
-        return 1
-    failures.append(message)
-    return 0
+            for result in embedder.iter_results([j.source for j in todo], frames=frames):
+                if result.error is not None:
+                    failures.append(str(result.error))
+                else:
+                    # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
+                    pending.append(writer.submit(write, todo[result.index], result))
+                    while len(pending) > MAX_PENDING_WRITES:
+                        pending.popleft().result()
+                advance()
+            while pending:
+                pending.popleft().result()
+    except KeyboardInterrupt:  # the writer finished what it had been given before the with-block let go
+        return written[0], True
+    return written[0], False
 
 
 @app.command()

@@ -167,3 +167,44 @@ def test_quiet_silences_decoder_noise_and_noise_names_its_file(tmp_path, tiny_mo
     assert noise and all(line.startswith(f"{root / 'damaged.mp3'}: decoder: ") for line in noise), loud.stderr
     quiet = subprocess.run(args + ["--overwrite", "-q"], capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and quiet.stderr.strip().splitlines() == ["2 embedded, 0 skipped (already done), 0 failed -> " + str(tmp_path / "out")], quiet.stderr
+
+
+def write_with_pyav(path, wave, sr, codec):
+    """m4a / webm files as phones and browsers make them, encoded by PyAV's own FFmpeg (no ffmpeg binary needed)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=sr)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(wave[None, :].astype(np.float32), format="fltp", layout="mono")
+        frame.rate = sr
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_m4a_and_webm_through_pyav_and_without_it_a_hint(tmp_path, tiny_model_dir, monkeypatch):
+    pytest.importorskip("av")
+    root = tmp_path / "in"
+    root.mkdir()
+    wave = noisy(48000, 2.0)
+    sf.write(root / "ref.wav", wave, 48000)
+    write_with_pyav(root / "phone.m4a", wave, 48000, "aac")
+    write_with_pyav(root / "call.webm", wave, 48000, "libopus")
+    (root / "cover.jpg").write_bytes(b"\xff\xd8 not audio")
+    out = tmp_path / "out"
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "--backend", "onnx")
+    assert result.exit_code == 0, result.output
+    assert "3 embedded" in result.output and "left out: " in result.output and "cover.jpg" in result.output
+    ref = np.load(out / "ref.npy")
+    for name in ("phone", "call"):
+        vector = np.load(out / f"{name}.npy")
+        assert np.dot(vector, ref) / np.linalg.norm(vector) / np.linalg.norm(ref) > 0.98, name  # lossy, same sound
+
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # PyAV not installed
+    result = embed(root, "-o", tmp_path / "out2", "-m", tiny_model_dir, "--backend", "onnx", "-q")
+    assert result.exit_code == 1 and "1 embedded, 0 skipped (already done), 2 failed" in result.output
+    for name in ("phone.m4a", "call.webm"):
+        line = next(line for line in result.output.splitlines() if name in line)
+        assert 'pip install ".[av]"' in line and "PyAV" in line, line

@@ -97,7 +97,7 @@ def embed(
     _err(f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}")
     if ignored and not quiet:
         names = ", ".join(map(str, ignored[:MAX_LISTED])) + (f" and {len(ignored) - MAX_LISTED} more" if len(ignored) > MAX_LISTED else "")
-        _err(f"{len(ignored)} files in the folders were not audio by extension and were left out: {names}")
+        _err(f"left out (not audio by extension): {names}")
     if failures:
         _err(f"{len(failures)} failed:")
         for message in failures:

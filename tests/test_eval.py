@@ -1,6 +1,8 @@
 """`audioembed evaluate`: datasets, cached features, baselines, the linear probe and the CLI, on generated data."""
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,31 +18,16 @@ from conftest import TINY
 
 runner = CliRunner()
 SR = 16000
-CLASSES = ("low", "high", "noise")
-
-
-def clip(label: str, rng: np.random.Generator) -> np.ndarray:
-    """Three easily separated sound types, each varied in pitch, level and a little noise."""
-    t = np.arange(int(0.5 * SR)) / SR
-    amp = rng.uniform(0.2, 0.6)
-    if label == "noise":
-        wave = amp * rng.standard_normal(len(t)) * 0.5
-    else:
-        freq = rng.uniform(200, 300) if label == "low" else rng.uniform(2000, 3000)
-        wave = amp * np.sin(2 * np.pi * freq * t + rng.uniform(0, 6)) + 0.01 * rng.standard_normal(len(t))
-    return wave.astype(np.float32)
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
-    """DATA/<label>/*.wav: 3 classes x 10 clips."""
-    root = tmp_path_factory.mktemp("eval") / "tones"
-    rng = np.random.default_rng(0)
-    for label in CLASSES:
-        (root / label).mkdir(parents=True)
-        for i in range(10):
-            sf.write(root / label / f"{label}{i}.wav", clip(label, rng), SR)
-    return root
+    """DATA/<label>/*.wav: 3 classes x 10 clips (the `tones` set of docs/evaluate.md)."""
+    sys.path.insert(0, str(REPO / "scripts" / "data"))
+    from make_tones import make_tones
+
+    return make_tones(tmp_path_factory.mktemp("eval"))
 
 
 def write_manifest(path, rows, header="path,label"):
@@ -368,3 +355,18 @@ def test_a_failed_random_init_build_leaves_nothing_behind(dataset_dir, tmp_path,
     assert result.exit_code == 1 and "| logmel-stats | " in result.stdout  # the other rows still come
     assert "random-init: error: " in result.stdout and "exporter exploded" in result.stdout
     assert not (cache / "models").exists() or list((cache / "models").iterdir()) == []
+
+
+def test_docs_example_is_what_the_cli_prints_for_it():
+    """docs/evaluate.md's example: the rows and skip notes `audioembed evaluate tones` gives with no peers installed."""
+    from audioembed.eval import peers
+    from audioembed.eval.command import DEFAULT_BASELINES, parse_baselines
+
+    doc = (REPO / "docs" / "evaluate.md").read_text()
+    block = doc.split("```\n| model | tones", 1)[1].split("```", 1)[0]
+    rows = [line.split(" | ")[0].lstrip("| ") for line in block.splitlines()[2:] if line.startswith("| ")]
+    assert rows == ["default", *parse_baselines(DEFAULT_BASELINES)]
+    notes = [line for line in block.splitlines() if line.startswith("- ")]
+    if any(peers.missing(name) is None for name in peers.PEERS):
+        pytest.skip("a peer is installed here; the example was run without them")
+    assert notes == [f"- {name}: skipped: {peers.missing(name)}" for name in peers.PEERS]

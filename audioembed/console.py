@@ -49,8 +49,12 @@ def decoder_messages(quiet: bool = False) -> Iterator[None]:
         python_on_fd2 = False
     from . import audio
 
-    sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no stderr at all (closed, pythonw): nothing to catch
+        yield
+        return
     read_end, write_end = os.pipe()
     os.set_blocking(read_end, False)
     os.dup2(write_end, 2)

@@ -210,21 +210,32 @@ def test_probe_separates_classes_and_shuffled_labels_score_chance(logmel_feature
     assert np.mean([r.accuracy for r in control]) < 0.6  # chance is 1/3
 
 
-def test_probe_runs_the_blas_single_threaded(logmel_features, monkeypatch):
-    """BLAS threads on top of busy cores made the probe ~60x slower: the package limits them itself."""
+def test_probe_and_logmel_stats_run_the_blas_single_threaded(logmel_features, monkeypatch, tmp_path):
+    """BLAS threads on top of busy cores made the probe ~30x slower: the package limits them itself."""
     from threadpoolctl import threadpool_info
 
-    seen = []
-    fit = probe._fit
+    def blas_threads() -> int:
+        return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=0)
 
-    def spy(X, y, C):
-        seen.append(max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=0))
+    seen = []
+    fit, logmel = probe._fit, baselines.LogMelStats.logmel
+
+    def fit_spy(X, y, C):
+        seen.append(blas_threads())
         return fit(X, y, C)
 
-    monkeypatch.setattr(probe, "_fit", spy)
+    def logmel_spy(self, frames):
+        seen.append(blas_threads())
+        return logmel(self, frames)
+
+    monkeypatch.setattr(probe, "_fit", fit_spy)
+    monkeypatch.setattr(baselines.LogMelStats, "logmel", logmel_spy)
     ds, feats = logmel_features
     probe.score(feats.matrix, np.asarray(ds.labels), probe.plan(ds.labels, folds=3, seeds=1)[0])
     assert len(seen) == len(probe.C_GRID) + 1 and set(seen) == {1}
+    seen.clear()
+    features.compute(baselines.logmel_stats(ModelConfig(**TINY)), ds.paths[:3], tmp_path)
+    assert len(seen) == 3 and set(seen) == {1}
 
 
 def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):

@@ -61,7 +61,7 @@ class LogMelStats:
 def logmel_stats(cfg: ModelConfig) -> ClipFunctionExtractor:
     numbers = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
     key = digest("logmel-stats", LOGMEL_VERSION, sorted(numbers.items()))
-    return ClipFunctionExtractor("logmel-stats", key, cfg.sample_rate, LogMelStats(cfg))
+    return ClipFunctionExtractor("logmel-stats", key, cfg.sample_rate, LogMelStats(cfg), threads=1)
 
 
 def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -> Path:

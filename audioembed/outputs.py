@@ -27,6 +27,7 @@ class Job:
     source: Path
     clip: Path  # OUT/<relative stem>.npy
     frames: bool
+    durable: bool = True  # fsync each file; --stack's parts skip it (~6 ms a file), the assembled stack does not
 
     @property
     def frame_files(self) -> tuple[Path, Path]:
@@ -43,14 +44,14 @@ class Job:
         """Write every output to a temp file first, then rename: a crash never leaves half a file."""
         arrays = [result.frames.embeddings, result.frames.timestamps, result.embedding] if self.frames else [result.embedding]
         for path, array in zip(self.targets(), arrays):
-            atomic_save(path, array)
+            atomic_save(path, array, self.durable)
 
 
-def atomic_save(path: Path, array: np.ndarray) -> None:
+def atomic_save(path: Path, array: np.ndarray, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array))
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), durable)
 
 
 def temp_path(path: Path) -> Path:
@@ -59,20 +60,21 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{digest}.{os.getpid()}{TEMP_SUFFIX}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_file(path) as f:
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    with atomic_file(path, durable) as f:
         f.write(data)
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[io.BufferedWriter]:
-    """A temp file that replaces `path` once written and fsynced, and is removed if writing fails."""
+def atomic_file(path: Path, durable: bool = True) -> Iterator[io.BufferedWriter]:
+    """A temp file that replaces `path` once written (and fsynced, when durable), and is removed if writing fails."""
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -164,7 +166,7 @@ def plan(
         if out_resolved not in clip.resolve().parents:
             failures.append(f"{source}: output {clip} would be outside {out}; skipped")
             continue
-        planned.append(Job(source, clip, frames))
+        planned.append(Job(source, clip, frames, durable=not stack))
     # Over every file of the job, not just neighbours: x.wav and x.flac, sub/X.wav and sub/x.wav (one file
     # on a case-insensitive disk), NFC and NFD spellings of a name, or x.frames.wav against x.wav --frames.
     by_key: dict[str, list[Job]] = {}
@@ -217,7 +219,10 @@ def assemble_stack(out: Path, jobs: list[Job], previous: np.ndarray | None, rows
     with atomic_file(out / "embeddings.npy") as f:
         np.lib.format.write_array_header_1_0(f, header)
         for job, where in stacked:
-            vector = np.load(where) if isinstance(where, Path) else previous[where]
+            try:
+                vector = np.load(where) if isinstance(where, Path) else previous[where]
+            except (OSError, ValueError, EOFError) as exc:  # a part cut short by a power loss (parts are not fsynced)
+                raise ValueError(f"{where}: unreadable ({exc}); run again with --overwrite") from exc
             if vector.shape != (dim,):
                 raise ValueError(f"{where}: a vector of shape {vector.shape}, not ({dim},); run again with --overwrite")
             f.write(np.ascontiguousarray(vector, "<f4").tobytes())

@@ -131,6 +131,11 @@ def test_stack_resumes_and_overwrite_means_what_it_means_without_stack(audio_tre
                                Embedder(tiny_model_dir, backend="onnx").embed(audio_tree / "sub" / "new.wav"), atol=1e-6)
     assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
     assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "index.csv"]  # per-file parts are cleaned up
+    (out / ".audioembed-parts").mkdir()
+    (out / ".audioembed-parts" / "a.npy").write_bytes(b"\x93NUMPY cut short by a power loss")  # parts are not fsynced
+    broken = embed(*args)
+    assert broken.exit_code == 2 and "a.npy: unreadable" in broken.output and "--overwrite" in broken.output
+    assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
 
 
 def test_progress_count_equals_the_summary_count(tmp_path, tiny_model_dir):

@@ -200,14 +200,19 @@ def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Excep
         block = max(1, int(block_seconds * rate))
         pending: list[np.ndarray] = []
         size = 0
-        try:
+
+        def decoded() -> Iterator[Any]:
             for frame in container.decode(streams[0]):
-                for out in to_float.resample(frame):
-                    data = out.to_ndarray()
-                    mono = data.mean(axis=0, dtype=np.float32) if data.shape[0] > 1 else data[0]
-                    check_finite(mono, name)
-                    pending.append(mono)
-                    size += len(mono)
+                yield from to_float.resample(frame)
+            yield from to_float.resample(None)  # whatever the converter still holds
+
+        try:
+            for out in decoded():
+                data = out.to_ndarray()
+                mono = data.mean(axis=0, dtype=np.float32) if data.shape[0] > 1 else data[0]
+                check_finite(mono, name)
+                pending.append(mono)
+                size += len(mono)
                 if size >= block:
                     yield np.concatenate(pending), rate
                     pending, size = [], 0

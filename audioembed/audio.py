@@ -1,4 +1,4 @@
-"""Audio in: decode (libsndfile), mix to mono, scale integers, resample (soxr), validate.
+"""Audio in: decode (libsndfile; PyAV for what it cannot read), mix to mono, scale integers, resample (soxr), validate.
 
 Everything streams in blocks, so memory does not grow with the length of a file.
 """
@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
-from .errors import AudioDecodeError, AudioError
+from .errors import AudioDecodeError, AudioError, install_hint
 
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .w64 .rf64 .caf".split()
-)
+SNDFILE_EXTENSIONS = frozenset(".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .w64 .rf64 .caf".split())
+AV_EXTENSIONS = frozenset(".m4a .aac .wma .mp4 .webm".split())  # phones, messaging apps, video: PyAV (the [av] extra)
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | AV_EXTENSIONS
 MIN_RATE, MAX_RATE = 1_000, 768_000
 MAX_CHANNELS = 64  # beyond this a 2-D array is more likely a batch than a multichannel clip
 BLOCK_SECONDS = 10.0
@@ -114,7 +115,31 @@ def _array_blocks(x: Any, sr: Any, name: str, block: int) -> Iterator[tuple[np.n
         yield a[start : start + block], rate
 
 
+_DECODING: dict[int, str] = {}  # thread -> the file it is decoding: names the lines C decoders print themselves
+after_native_call: Callable[[], None] | None = None  # set by the CLI: collects what a decoder call printed
+
+
+def _native_call_done() -> None:
+    hook = after_native_call
+    if hook is not None:
+        hook()
+
+
+def decoding() -> list[str]:
+    """The files being decoded right now, by any thread."""
+    return sorted(set(_DECODING.values()))
+
+
 def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    thread = threading.get_ident()
+    _DECODING[thread] = name
+    try:
+        yield from _decode_file(path, name, block_seconds)
+    finally:
+        _DECODING.pop(thread, None)
+
+
+def _decode_file(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
     import soundfile as sf
 
     try:
@@ -130,7 +155,10 @@ def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[
     try:
         f = sf.SoundFile(path)
     except Exception as exc:
-        raise AudioDecodeError(f"{name}: not a readable audio file ({exc})") from exc
+        yield from _av_blocks(path, name, block_seconds, exc)  # used only where libsndfile gives up
+        return
+    finally:
+        _native_call_done()
     with f:
         rate = check_rate(f.samplerate, name)
         if f.channels < 1:
@@ -141,11 +169,59 @@ def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[
                 data = f.read(frames, dtype="float32", always_2d=True)
             except Exception as exc:
                 raise AudioDecodeError(f"{name}: decoding failed ({exc})") from exc
+            finally:
+                _native_call_done()
             if len(data) == 0:
                 break
             mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
             check_finite(mono, name)
             yield np.ascontiguousarray(mono), rate
+
+
+def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Exception) -> Iterator[tuple[np.ndarray, int]]:
+    """m4a, aac, wma, mp4, webm (and whatever else FFmpeg reads) through PyAV, when it is installed."""
+    try:
+        import av
+    except ImportError:
+        hint = ""
+        if Path(name).suffix.lower() not in SNDFILE_EXTENSIONS:
+            hint = f"; {Path(name).suffix or 'this'} files need PyAV: {install_hint('av')}"
+        raise AudioDecodeError(f"{name}: not a readable audio file ({sndfile_error}){hint}") from None
+    try:
+        container = av.open(os.fspath(path))
+    except Exception as exc:
+        raise AudioDecodeError(f"{name}: not a readable audio file (libsndfile: {sndfile_error}; PyAV: {exc})") from None
+    with container:
+        streams = container.streams.audio
+        if not streams:
+            raise AudioDecodeError(f"{name}: has no audio stream")
+        rate = check_rate(streams[0].codec_context.sample_rate, name)
+        to_float = av.AudioResampler(format="fltp")  # planar float32, channels and rate kept: mixed as libsndfile's are
+        block = max(1, int(block_seconds * rate))
+        pending: list[np.ndarray] = []
+        size = 0
+
+        def decoded() -> Iterator[Any]:
+            for frame in container.decode(streams[0]):
+                yield from to_float.resample(frame)
+            yield from to_float.resample(None)  # whatever the converter still holds
+
+        try:
+            for out in decoded():
+                data = out.to_ndarray()
+                mono = data.mean(axis=0, dtype=np.float32) if data.shape[0] > 1 else data[0]
+                check_finite(mono, name)
+                pending.append(mono)
+                size += len(mono)
+                if size >= block:
+                    yield np.concatenate(pending), rate
+                    pending, size = [], 0
+        except AudioError:
+            raise
+        except Exception as exc:
+            raise AudioDecodeError(f"{name}: decoding failed (PyAV: {exc})") from exc
+        if pending:
+            yield np.concatenate(pending), rate
 
 
 def stream(

@@ -11,29 +11,32 @@ from typing import List, Optional
 
 import typer
 
-from . import outputs
+from . import console, outputs
 from .audio import AUDIO_EXTENSIONS
 
 MAX_PENDING_WRITES = 8
+MAX_LISTED = 10  # skipped files named in the summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
 
-ModelOpt = typer.Option(None, "--model", "-m", help="Hub repo id or local model folder (default: the bundled default model).")
+ModelOpt = typer.Option(
+    None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base from the hub, its cache, or the copy bundled with audioembed)."
+)
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
-BackendOpt = typer.Option("auto", "--backend", help="auto (torch if installed, else onnx), torch or onnx.")
+BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda (torch backend).")
 
 
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
+_err = console.err
 
 
-def _load_embedder(model, revision, backend, device, **kw):
+def _load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
     from . import Embedder
     from .errors import AudioEmbedError
 
     try:
-        return Embedder(model, revision=revision, backend=backend, device=device, **kw)
+        with console.model_notes(quiet):
+            return Embedder(model, revision=revision, backend=backend, device=device, **kw)
     except AudioEmbedError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2)
@@ -52,13 +55,14 @@ def embed(
     device: str = DeviceOpt,
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
     workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=1, help="Parallel decoding threads."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors: no progress bar, notes or decoder messages."),
 ) -> None:
-    """Embed audio files; bad files are reported at the end and make the exit status 1."""
+    """Embed audio files; bad files are reported at the end and make the exit status 1. Rerun to resume."""
     if stack and frames:
         _err("error: --stack and --frames cannot be combined")
         raise typer.Exit(2)
-    jobs, failures = outputs.plan(paths, out, frames=frames)
+    ignored: list[Path] = []
+    jobs, failures = outputs.plan(paths, out, frames=frames, stack=stack, ignored=ignored)
     if not jobs and not failures:
         _err(f"error: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {', '.join(map(str, paths))}")
         raise typer.Exit(2)
@@ -68,37 +72,32 @@ def embed(
         _err(f"error: cannot create the output folder {out} ({exc.strerror or exc})")
         raise typer.Exit(2)
     outputs.remove_stale_temp_files(out)
-    todo = jobs if (overwrite or stack) else [j for j in jobs if not j.done()]
+    embedder = _load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
+    previous, rows = (None, {}) if overwrite or not stack else outputs.read_stack(out, embedder.dim)
+    if stack and overwrite:
+        outputs.clear_parts(out)  # parts of an interrupted run are outputs too: --overwrite recomputes them
+    todo = jobs if overwrite else [j for j in jobs if not j.done() and str(j.source) not in rows]
     skipped = len(jobs) - len(todo)
-    embedder = _load_embedder(model, revision, backend, device, batch_size=batch_size, num_workers=workers)
-    stacked: dict[int, object] = {}
-    done = 0
-    writes: deque = deque()
-    with outputs.progress(len(todo), disable=quiet or not todo) as advance, ThreadPoolExecutor(1) as writer:
-        for result in embedder.iter_results([j.source for j in todo], frames=frames):
-            job = todo[result.index]
-            if result.error is not None:
-                failures.append(str(result.error))
-            elif stack:
-                stacked[result.index] = result.embedding
-            else:
-                # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
-                writes.append(writer.submit(_write, job, result))
-                while len(writes) > MAX_PENDING_WRITES:
-                    done += _settle(writes.popleft(), failures)
-            advance()
-        while writes:
-            done += _settle(writes.popleft(), failures)
-    if stack and stacked:
-        order = sorted(stacked)
+    planned_failures = len(failures)
+    done, interrupted = _embed_jobs(embedder, todo, failures, frames, quiet)
+    if interrupted:
+        left = len(todo) - done - (len(failures) - planned_failures)
+        after = "; embeddings.npy is assembled when a run completes" if stack else ""
+        _err(
+            f"interrupted: {done} embedded and written, {left} not done; run the same command again to continue "
+            f"(written files are kept and skipped){after}"
+        )
+        raise typer.Exit(130)
+    if stack:
         try:
-            outputs.write_stack(out, [todo[i].source for i in order], [stacked[i] for i in order])
-        except OSError as exc:
-            _err(f"error: cannot write embeddings.npy and index.csv in {out} ({exc.strerror or exc})")
+            outputs.assemble_stack(out, jobs, previous, rows, embedder.dim)
+        except (OSError, ValueError) as exc:
+            _err(f"error: cannot write embeddings.npy and index.csv in {out} ({getattr(exc, 'strerror', None) or exc})")
             raise typer.Exit(2)
-        done = len(order)
-    summary = f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}"
-    _err(summary)
+    _err(f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}")
+    if ignored and not quiet:
+        names = ", ".join(map(str, ignored[:MAX_LISTED])) + (f" and {len(ignored) - MAX_LISTED} more" if len(ignored) > MAX_LISTED else "")
+        _err(f"left out (not audio by extension): {names}")
     if failures:
         _err(f"{len(failures)} failed:")
         for message in failures:
@@ -106,22 +105,41 @@ def embed(
         raise typer.Exit(1)
 
 
-def _write(job, result) -> str | None:
-    """Write one job's outputs; an OSError (full disk, read-only folder, name too long) fails this file only."""
+def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool) -> tuple[int, bool]:
+    """Embed and write each job as it finishes; (files written, whether Ctrl-C stopped the run).
+
+    Nothing is held back: each file's outputs are on disk when it is counted, so a stopped run resumes.
+    """
+    written = [0]  # counted by the writer thread, which Ctrl-C does not interrupt: the count is exact
+
+    def write(job, result) -> None:
+        """An OSError (full disk, read-only folder, name too long) fails this file only."""
+        try:
+            job.write(result)
+            written[0] += 1
+        except OSError as exc:
+            failures.append(f"{job.source}: cannot write {job.clip} ({exc.strerror or exc})")
+
+    pending: deque = deque()
+    total = len(todo) + len(failures)  # the bar counts what the summary counts: failures found while planning too
     try:
-        job.write(result)
-        return None
-    except OSError as exc:
-        return f"{job.source}: cannot write {job.clip} ({exc.strerror or exc})"
-
-
-def _settle(future, failures: list) -> int:
-    """1 if the write succeeded, else its message joins the failures."""
-    message = future.result()
-    if message is None:
-        return 1
-    failures.append(message)
-    return 0
+        with console.decoder_messages(quiet), ThreadPoolExecutor(1) as writer, outputs.progress(
+            total, disable=quiet or not todo, completed=len(failures)
+        ) as advance:
+            for result in embedder.iter_results([j.source for j in todo], frames=frames):
+                if result.error is not None:
+                    failures.append(str(result.error))
+                else:
+                    # Written (and fsynced) on a thread, so the model never waits on the disk; a few in flight at most.
+                    pending.append(writer.submit(write, todo[result.index], result))
+                    while len(pending) > MAX_PENDING_WRITES:
+                        pending.popleft().result()
+                advance()
+            while pending:
+                pending.popleft().result()
+    except KeyboardInterrupt:  # the writer finished what it had been given before the with-block let go
+        return written[0], True
+    return written[0], False
 
 
 @app.command()

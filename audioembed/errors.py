@@ -27,3 +27,26 @@ class IntegrityError(ModelError):
 
 class BackendError(AudioEmbedError):
     """The requested backend or device is not available."""
+
+
+class ModelSourceWarning(UserWarning):
+    """The model came from a fallback (the cache, the bundled weights) because the hub could not be reached."""
+
+
+# audioembed is installed from a clone (it is not on PyPI): hints name the extra and its packages.
+EXTRA_PACKAGES = {
+    "torch": ["torch", "safetensors"],
+    "train": ["torch", "safetensors", "onnx"],
+    "eval": ["scikit-learn", "threadpoolctl"],
+    "av": ["av"],
+}
+CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+def install_hint(extra: str) -> str:
+    """How to get an optional extra: from the clone, or its packages by name; torch as its CPU-only build."""
+    packages = EXTRA_PACKAGES[extra]
+    hint = f'pip install ".[{extra}]" in the audioembed folder (or: pip install {" ".join(packages)})'
+    if "torch" in packages:
+        hint += f"; for a CPU-only torch (no CUDA download) run {CPU_TORCH} first"
+    return hint

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from .config import ModelConfig
-from .errors import IntegrityError, ModelError, ModelNotFoundError
+from .errors import IntegrityError, ModelError, ModelNotFoundError, ModelSourceWarning
 
 DEFAULT_MODEL = "audioembed/audioembed-base"
 DEFAULT_REVISION = "v0.1.0"  # a tag on the hub; pass a commit sha to pin harder
@@ -90,7 +90,8 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
         return ResolvedModel(folder, "local", model, None)
 
     online_error: Exception | None = None
-    if not _offline_mode():
+    offline = _offline_mode()  # asked for: the cache or the bundled weights are then no surprise, and no warning
+    if not offline:
         try:
             _check_hub(model, revision, weight_file)
             return ResolvedModel(_download(model, revision, weight_file, offline=False), "hub", model, revision)
@@ -99,17 +100,21 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
     try:
         folder = _download(model, revision, weight_file, offline=True)
         if online_error is not None:
-            warnings.warn(f"{model}: hub unavailable ({_short(online_error)}); using the cached copy", stacklevel=3)
+            warnings.warn(
+                f"{model}: hub unavailable ({_short(online_error)}); using the cached copy", ModelSourceWarning, stacklevel=3
+            )
         return ResolvedModel(folder, "cache", model, revision)
     except Exception as exc:
         online_error = online_error or exc
     folder = bundled_folder(model, weight_file) if model == DEFAULT_MODEL else None
     if folder is not None:
-        warnings.warn(
-            f"{model}: hub unavailable and not cached ({_short(online_error)}); using the weights bundled "
-            f"with audioembed ({folder})",
-            stacklevel=3,
-        )
+        if not offline:
+            warnings.warn(
+                f"{model}: hub unavailable and not cached ({_short(online_error)}); using the weights bundled "
+                f"with audioembed ({folder})",
+                ModelSourceWarning,
+                stacklevel=3,
+            )
         return ResolvedModel(folder, "bundled", model, revision)
     hint = (
         "this installation bundles no weights for it: train them with "

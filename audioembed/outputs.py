@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import shutil
 import time
 import unicodedata
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 from .audio import AUDIO_EXTENSIONS
 
 TEMP_SUFFIX = ".audioembed-tmp"
+PARTS = ".audioembed-parts"  # --stack: one .npy per finished file, until the stack is assembled from them
 
 
 @dataclasses.dataclass
@@ -25,6 +27,7 @@ class Job:
     source: Path
     clip: Path  # OUT/<relative stem>.npy
     frames: bool
+    durable: bool = True  # fsync each file; --stack's parts skip it (~6 ms a file), the assembled stack does not
 
     @property
     def frame_files(self) -> tuple[Path, Path]:
@@ -41,14 +44,14 @@ class Job:
         """Write every output to a temp file first, then rename: a crash never leaves half a file."""
         arrays = [result.frames.embeddings, result.frames.timestamps, result.embedding] if self.frames else [result.embedding]
         for path, array in zip(self.targets(), arrays):
-            atomic_save(path, array)
+            atomic_save(path, array, self.durable)
 
 
-def atomic_save(path: Path, array: np.ndarray) -> None:
+def atomic_save(path: Path, array: np.ndarray, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array))
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), durable)
 
 
 def temp_path(path: Path) -> Path:
@@ -57,13 +60,21 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{digest}.{os.getpid()}{TEMP_SUFFIX}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    with atomic_file(path, durable) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, durable: bool = True) -> Iterator[io.BufferedWriter]:
+    """A temp file that replaces `path` once written (and fsynced, when durable), and is removed if writing fails."""
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -106,10 +117,11 @@ def _writer_alive(temp_file: str) -> bool:
     return True
 
 
-def find_audio(root: Path, errors: list[str] | None = None) -> list[Path]:
+def find_audio(root: Path, errors: list[str] | None = None, ignored: list[Path] | None = None) -> list[Path]:
     """Audio files under root, sorted; symlinked folders are not followed (no loops, no escapes).
 
     errors: gets a line per folder that cannot be read, so that its files are not skipped silently.
+    ignored: gets the other files (not hidden ones), so that the user can see what was left out.
     """
     found = []
 
@@ -122,28 +134,39 @@ def find_audio(root: Path, errors: list[str] | None = None) -> list[Path]:
         for name in sorted(filenames):
             if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
                 found.append(Path(dirpath) / name)
+            elif ignored is not None and not name.startswith("."):
+                ignored.append(Path(dirpath) / name)
     return found
 
 
-def plan(paths: list[Path], out: Path, frames: bool) -> tuple[list[Job], list[str]]:
-    """One Job per input file; inputs that are missing or would collide on an output become failures."""
+def plan(
+    paths: list[Path], out: Path, frames: bool, stack: bool = False, ignored: list[Path] | None = None
+) -> tuple[list[Job], list[str]]:
+    """One Job per input file; inputs that are missing or would collide on an output become failures.
+
+    stack: each job writes OUT/.audioembed-parts/<relative stem>.npy, assembled into embeddings.npy at the end.
+    ignored: gets the files of scanned folders that are not audio by extension (OUT's own files excepted).
+    """
     out_resolved = out.resolve()
     failures: list[str] = []
     candidates: list[tuple[Path, Path]] = []  # (source, path relative to OUT)
+    others: list[Path] = []
     for path in paths:
         if path.is_dir():
-            candidates += [(f, f.relative_to(path)) for f in find_audio(path, failures)]
+            candidates += [(f, f.relative_to(path)) for f in find_audio(path, failures, others)]
         elif path.is_file():
             candidates.append((path, Path(path.name)))
         else:
             failures.append(f"{path}: no such file or folder")
+    if ignored is not None:
+        ignored += [f for f in others if out_resolved not in f.resolve().parents]
     planned = []
     for source, rel in candidates:
-        clip = out / rel.with_suffix(".npy")
+        clip = (out / PARTS if stack else out) / rel.with_suffix(".npy")
         if out_resolved not in clip.resolve().parents:
             failures.append(f"{source}: output {clip} would be outside {out}; skipped")
             continue
-        planned.append(Job(source, clip, frames))
+        planned.append(Job(source, clip, frames, durable=not stack))
     # Over every file of the job, not just neighbours: x.wav and x.flac, sub/X.wav and sub/x.wav (one file
     # on a case-insensitive disk), NFC and NFD spellings of a name, or x.frames.wav against x.wav --frames.
     by_key: dict[str, list[Job]] = {}
@@ -173,9 +196,47 @@ def _collision_key(path: Path) -> str:
     return unicodedata.normalize("NFC", os.fspath(path)).casefold()
 
 
-def write_stack(out: Path, sources: list[Path], vectors: list[np.ndarray]) -> None:
-    """One (N, D) matrix plus index.csv mapping each row to its input file."""
-    atomic_save(out / "embeddings.npy", np.stack(vectors))
+def read_stack(out: Path, dim: int) -> tuple[np.ndarray | None, dict[str, int]]:
+    """An earlier --stack run's matrix (memory-mapped: rows are read when used) and its row of each input path."""
+    try:
+        matrix = np.load(out / "embeddings.npy", mmap_mode="r")
+        with open(out / "index.csv", newline="", encoding="utf-8") as f:
+            rows = {path: int(row) for row, path in list(csv.reader(f))[1:]}
+    except (OSError, ValueError):  # none yet, or damaged: everything is computed anew
+        return None, {}
+    if matrix.ndim != 2 or matrix.shape[1] != dim or sorted(rows.values()) != list(range(len(matrix))):
+        return None, {}  # another model's vectors, or an index that does not match
+    return matrix, rows
+
+
+def assemble_stack(out: Path, jobs: list[Job], previous: np.ndarray | None, rows: dict[str, int], dim: int) -> int:
+    """embeddings.npy (N, D) from the finished parts and the earlier stack's rows, written row by row so
+    memory does not grow with N; index.csv maps each row to its input. Returns N; then the parts go."""
+    stacked = [(job, job.clip if job.done() else rows[str(job.source)]) for job in jobs if job.done() or str(job.source) in rows]
+    if not stacked:
+        return 0
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False, "shape": (len(stacked), dim)}
+    with atomic_file(out / "embeddings.npy") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for job, where in stacked:
+            try:
+                vector = np.load(where) if isinstance(where, Path) else previous[where]
+            except (OSError, ValueError, EOFError) as exc:  # a part cut short by a power loss (parts are not fsynced)
+                raise ValueError(f"{where}: unreadable ({exc}); run again with --overwrite") from exc
+            if vector.shape != (dim,):
+                raise ValueError(f"{where}: a vector of shape {vector.shape}, not ({dim},); run again with --overwrite")
+            f.write(np.ascontiguousarray(vector, "<f4").tobytes())
+    write_index(out, [job.source for job, _ in stacked])
+    clear_parts(out)
+    return len(stacked)
+
+
+def clear_parts(out: Path) -> None:
+    shutil.rmtree(out / PARTS, ignore_errors=True)
+
+
+def write_index(out: Path, sources: list[Path]) -> None:
+    """index.csv: the input file of each row of embeddings.npy."""
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["row", "path"])
@@ -184,8 +245,8 @@ def write_stack(out: Path, sources: list[Path], vectors: list[np.ndarray]) -> No
 
 
 @contextlib.contextmanager
-def progress(total: int, disable: bool) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr (rich), or nothing."""
+def progress(total: int, disable: bool, completed: int = 0) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (rich), or nothing. completed: counted before the bar starts (failed plans)."""
     if disable:
         yield lambda: None
         return
@@ -195,5 +256,5 @@ def progress(total: int, disable: bool) -> Iterator[Callable[[], None]]:
 
     columns = [TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("embed", total=total)
+        task = bar.add_task("embed", total=total, completed=completed)
         yield lambda: bar.advance(task)

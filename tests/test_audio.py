@@ -7,7 +7,7 @@ import soundfile as sf
 from audioembed import audio
 from audioembed.errors import AudioDecodeError, AudioError
 
-from conftest import tone
+from conftest import noisy, tone
 
 
 def dominant_hz(x: np.ndarray, sr: int) -> float:
@@ -117,3 +117,14 @@ def test_sr_with_a_path_is_rejected(tmp_path):
     sf.write(path, tone(440), 16000)
     with pytest.raises(AudioError, match="only for array input"):
         audio.load(path, sr=16000)
+
+
+def test_pyav_decodes_what_libsndfile_decodes_to_the_same_samples(tmp_path):
+    """The fallback mixes channels and cuts blocks as the libsndfile path does (PCM in, the same floats out)."""
+    pytest.importorskip("av")
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([tone(440, 44100, 3.0), noisy(44100, 3.0)], axis=1), 44100, subtype="FLOAT")
+    reference = list(audio._decode_file(path, "stereo.wav", 1.0))
+    fallback = list(audio._av_blocks(path, "stereo.wav", 1.0, RuntimeError("not used")))
+    assert len(fallback) >= 3 and {rate for _, rate in fallback} == {44100}
+    np.testing.assert_array_equal(np.concatenate([b for b, _ in fallback]), np.concatenate([b for b, _ in reference]))

@@ -104,3 +104,112 @@ def test_info_prints_model_and_hashes(tiny_model_dir):
     assert result.exit_code == 0
     assert "onnx (cpu)" in result.output and "dim" in result.output
     assert result.output.count("(verified)") == 2
+
+
+def test_stack_resumes_and_overwrite_means_what_it_means_without_stack(audio_tree, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    (audio_tree / "corrupt.wav").unlink()
+    args = [audio_tree, "-o", out, "-m", tiny_model_dir, "--stack", "-q", "--batch-size", "1"]
+    first = embed(*args)
+    assert first.exit_code == 0 and "4 embedded, 0 skipped" in first.output
+    matrix, index = np.load(out / "embeddings.npy"), (out / "index.csv").read_text()
+    again = embed(*args)
+    assert again.exit_code == 0 and "0 embedded, 4 skipped" in again.output, again.output
+    assert (out / "index.csv").read_text() == index
+    np.testing.assert_array_equal(np.load(out / "embeddings.npy"), matrix)
+    sf.write(audio_tree / "sub" / "new.wav", tone(523, 16000, 1.5), 16000)
+    more = embed(*args)
+    assert more.exit_code == 0 and "1 embedded, 4 skipped" in more.output, more.output
+    grown, rows = np.load(out / "embeddings.npy"), (out / "index.csv").read_text().splitlines()[1:]
+    assert grown.shape == (5, 32) and len(rows) == 5 and rows[-1].endswith("new.wav") is False  # in folder order
+    old = {r.split(",", 1)[1]: matrix[i] for i, r in enumerate(index.splitlines()[1:])}
+    for i, r in enumerate(rows):
+        path = r.split(",", 1)[1]
+        if path in old:
+            np.testing.assert_array_equal(grown[i], old[path])  # kept, not recomputed
+    np.testing.assert_allclose(grown[rows.index(next(r for r in rows if r.endswith("new.wav")))],
+                               Embedder(tiny_model_dir, backend="onnx").embed(audio_tree / "sub" / "new.wav"), atol=1e-6)
+    assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
+    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "index.csv"]  # per-file parts are cleaned up
+    (out / ".audioembed-parts").mkdir()
+    (out / ".audioembed-parts" / "a.npy").write_bytes(b"\x93NUMPY cut short by a power loss")  # parts are not fsynced
+    broken = embed(*args)
+    assert broken.exit_code == 2 and "a.npy: unreadable" in broken.output and "--overwrite" in broken.output
+    assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
+
+
+def test_progress_count_equals_the_summary_count(tmp_path, tiny_model_dir):
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in ("x.wav", "x.flac", "y.wav", "z.wav"):
+        sf.write(root / name, tone(440), 16000)
+    (root / "bad.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    out = tmp_path / "out"
+    embed(root / "z.wav", "-o", out, "-m", tiny_model_dir, "-q")
+    result = embed(root, "-o", out, "-m", tiny_model_dir)
+    assert result.exit_code == 1
+    done, total = map(int, __import__("re").search(r" (\d+)/(\d+) ", result.output).groups())
+    assert "1 embedded, 1 skipped (already done), 3 failed" in result.output, result.output
+    assert done == total == 1 + 3
+
+
+def test_quiet_silences_decoder_noise_and_noise_names_its_file(tmp_path, tiny_model_dir):
+    """libmpg123 (inside libsndfile) writes to the process's stderr itself; -q must silence it too."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "in"
+    root.mkdir()
+    sf.write(root / "clean.wav", tone(440), 16000)
+    sf.write(root / "damaged.mp3", tone(440, 16000, 3.0), 16000, format="MP3")
+    data = (root / "damaged.mp3").read_bytes()
+    (root / "damaged.mp3").write_bytes(data[: len(data) // 2] + bytes(range(256)) + data[len(data) // 2 :])
+    args = [sys.executable, "-m", "audioembed.cli", "embed", str(root), "-o", str(tmp_path / "out"), "-m", str(tiny_model_dir), "--workers", "1"]
+    loud = subprocess.run(args + ["--overwrite"], capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0, loud.stderr
+    noise = [line for line in loud.stderr.splitlines() if "Illegal Audio-MPEG-Header" in line or "libmpg123" in line]
+    assert noise and all(line.startswith(f"{root / 'damaged.mp3'}: decoder: ") for line in noise), loud.stderr
+    quiet = subprocess.run(args + ["--overwrite", "-q"], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr.strip().splitlines() == ["2 embedded, 0 skipped (already done), 0 failed -> " + str(tmp_path / "out")], quiet.stderr
+
+
+def write_with_pyav(path, wave, sr, codec):
+    """m4a / webm files as phones and browsers make them, encoded by PyAV's own FFmpeg (no ffmpeg binary needed)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=sr)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(wave[None, :].astype(np.float32), format="fltp", layout="mono")
+        frame.rate = sr
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_m4a_and_webm_through_pyav_and_without_it_a_hint(tmp_path, tiny_model_dir, monkeypatch):
+    pytest.importorskip("av")
+    root = tmp_path / "in"
+    root.mkdir()
+    wave = noisy(48000, 2.0)
+    sf.write(root / "ref.wav", wave, 48000)
+    write_with_pyav(root / "phone.m4a", wave, 48000, "aac")
+    write_with_pyav(root / "call.webm", wave, 48000, "libopus")
+    (root / "cover.jpg").write_bytes(b"\xff\xd8 not audio")
+    out = tmp_path / "out"
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "--backend", "onnx")
+    assert result.exit_code == 0, result.output
+    assert "3 embedded" in result.output and "left out (not audio by extension): " in result.output and "cover.jpg" in result.output
+    ref = np.load(out / "ref.npy")
+    for name in ("phone", "call"):
+        vector = np.load(out / f"{name}.npy")
+        assert np.dot(vector, ref) / np.linalg.norm(vector) / np.linalg.norm(ref) > 0.98, name  # lossy, same sound
+
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # PyAV not installed
+    result = embed(root, "-o", tmp_path / "out2", "-m", tiny_model_dir, "--backend", "onnx", "-q")
+    assert result.exit_code == 1 and "1 embedded, 0 skipped (already done), 2 failed" in result.output
+    for name in ("phone.m4a", "call.webm"):
+        line = next(line for line in result.output.splitlines() if name in line)
+        assert 'pip install ".[av]"' in line and "PyAV" in line, line

@@ -177,3 +177,27 @@ def test_queued_windows_do_not_pin_the_decode_buffer(tiny_torch_model):
     x = np.zeros(16000 * 40, np.float32)
     ws = list(win.windows((x[i : i + 160000] for i in range(0, len(x), 160000)), tiny_torch_model.cfg))
     assert all(w.wave.base is None for w in ws)
+
+
+def test_auto_backend_is_onnx_on_a_cpu_even_with_torch_installed(tiny_model_dir):
+    """torch is 3-7x slower than ONNX Runtime on a CPU: auto must not pick it just because it is importable."""
+    out = run_isolated(
+        f"""
+        import sys
+        from audioembed import Embedder, backends
+        assert backends.torch_available()
+        e = Embedder({str(tiny_model_dir)!r})
+        print(e.backend_name, "torch" in sys.modules)
+        """
+    )
+    assert out.split() == ["onnx", "False"]  # and torch was not even imported to decide
+
+
+def test_auto_backend_is_torch_when_it_sees_a_cuda_gpu(monkeypatch):
+    from audioembed import backends
+
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
+    assert backends.choose("auto") == "torch" and backends.choose("auto", "cpu") == "onnx"
+    monkeypatch.setattr(backends, "cuda_available", lambda: False)
+    assert backends.choose("auto") == "onnx" and backends.choose("auto", "cuda") == "torch"
+    assert backends.choose("torch") == "torch" and backends.choose("onnx", "auto") == "onnx"

@@ -1,6 +1,8 @@
 """`audioembed evaluate`: datasets, cached features, baselines, the linear probe and the CLI, on generated data."""
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,31 +18,16 @@ from conftest import TINY
 
 runner = CliRunner()
 SR = 16000
-CLASSES = ("low", "high", "noise")
-
-
-def clip(label: str, rng: np.random.Generator) -> np.ndarray:
-    """Three easily separated sound types, each varied in pitch, level and a little noise."""
-    t = np.arange(int(0.5 * SR)) / SR
-    amp = rng.uniform(0.2, 0.6)
-    if label == "noise":
-        wave = amp * rng.standard_normal(len(t)) * 0.5
-    else:
-        freq = rng.uniform(200, 300) if label == "low" else rng.uniform(2000, 3000)
-        wave = amp * np.sin(2 * np.pi * freq * t + rng.uniform(0, 6)) + 0.01 * rng.standard_normal(len(t))
-    return wave.astype(np.float32)
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
-    """DATA/<label>/*.wav: 3 classes x 10 clips."""
-    root = tmp_path_factory.mktemp("eval") / "tones"
-    rng = np.random.default_rng(0)
-    for label in CLASSES:
-        (root / label).mkdir(parents=True)
-        for i in range(10):
-            sf.write(root / label / f"{label}{i}.wav", clip(label, rng), SR)
-    return root
+    """DATA/<label>/*.wav: 3 classes x 10 clips (the `tones` set of docs/evaluate.md)."""
+    sys.path.insert(0, str(REPO / "scripts" / "data"))
+    from make_tones import make_tones
+
+    return make_tones(tmp_path_factory.mktemp("eval"))
 
 
 def write_manifest(path, rows, header="path,label"):
@@ -223,6 +210,34 @@ def test_probe_separates_classes_and_shuffled_labels_score_chance(logmel_feature
     assert np.mean([r.accuracy for r in control]) < 0.6  # chance is 1/3
 
 
+def test_probe_and_logmel_stats_run_the_blas_single_threaded(logmel_features, monkeypatch, tmp_path):
+    """BLAS threads on top of busy cores made the probe ~30x slower: the package limits them itself."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> int:
+        return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=0)
+
+    seen = []
+    fit, logmel = probe._fit, baselines.LogMelStats.logmel
+
+    def fit_spy(X, y, C):
+        seen.append(blas_threads())
+        return fit(X, y, C)
+
+    def logmel_spy(self, frames):
+        seen.append(blas_threads())
+        return logmel(self, frames)
+
+    monkeypatch.setattr(probe, "_fit", fit_spy)
+    monkeypatch.setattr(baselines.LogMelStats, "logmel", logmel_spy)
+    ds, feats = logmel_features
+    probe.score(feats.matrix, np.asarray(ds.labels), probe.plan(ds.labels, folds=3, seeds=1)[0])
+    assert len(seen) == len(probe.C_GRID) + 1 and set(seen) == {1}
+    seen.clear()
+    features.compute(baselines.logmel_stats(ModelConfig(**TINY)), ds.paths[:3], tmp_path)
+    assert len(seen) == 3 and set(seen) == {1}
+
+
 def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):
     ds, feats = logmel_features
 
@@ -293,7 +308,7 @@ def test_cli_errors(dataset_dir, tmp_path, monkeypatch):
     assert f"{tmp_path / 'nomodel'}: error: " in result.stdout and "not a model folder" in result.stdout
     monkeypatch.setitem(__import__("sys").modules, "sklearn", None)
     result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "logmel-stats", *cache])
-    assert result.exit_code == 2 and 'pip install "audioembed[eval]"' in result.output
+    assert result.exit_code == 2 and 'pip install ".[eval]"' in result.output
 
 
 def test_random_init_is_the_models_architecture_with_fixed_weights(tiny_model_dir, tmp_path):
@@ -320,3 +335,49 @@ def test_peers_when_installed(dataset_dir):
         vectors = np.stack([v for _, v, _ in out])
         assert vectors.shape == (3, {"resemblyzer": 256, "crepe-tiny": 256}[name]) and np.isfinite(vectors).all()
         assert np.ptp(vectors, axis=0).max() > 0  # different clips, different vectors
+
+
+def test_random_init_works_without_onnx_installed(dataset_dir, tmp_path, monkeypatch):
+    """[torch] + [eval] do not include onnx: the baseline must not need it to export (auto runs it on torch)."""
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)  # any import of onnx now fails
+    cache = tmp_path / "cache"
+    args = ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "random-init", "--folds", "2", "--seeds", "1", "--cache", str(cache)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| random-init | " in result.stdout and " ± " in result.stdout
+    folder = next((cache / "models").iterdir())
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    args[5] = "logmel-stats,random-init"
+    result = runner.invoke(app, args + ["--backend", "onnx"])
+    assert result.exit_code == 0 and "random-init: skipped: " in result.stdout and "pip install onnx" in result.stdout
+
+
+def test_a_failed_random_init_build_leaves_nothing_behind(dataset_dir, tmp_path, monkeypatch):
+    from audioembed.nn import export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(export, "export_onnx", broken)
+    cache = tmp_path / "cache"
+    args = ["evaluate", str(dataset_dir), "-m", "none", "--baselines", "logmel-stats,random-init", "--folds", "2", "--seeds", "1",
+            "--cache", str(cache), "--backend", "onnx"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "| logmel-stats | " in result.stdout  # the other rows still come
+    assert "random-init: error: " in result.stdout and "exporter exploded" in result.stdout
+    assert not (cache / "models").exists() or list((cache / "models").iterdir()) == []
+
+
+def test_docs_example_is_what_the_cli_prints_for_it():
+    """docs/evaluate.md's example: the rows and skip notes `audioembed evaluate tones` gives with no peers installed."""
+    from audioembed.eval import peers
+    from audioembed.eval.command import DEFAULT_BASELINES, parse_baselines
+
+    doc = (REPO / "docs" / "evaluate.md").read_text()
+    block = doc.split("```\n| model | tones", 1)[1].split("```", 1)[0]
+    rows = [line.split(" | ")[0].lstrip("| ") for line in block.splitlines()[2:] if line.startswith("| ")]
+    assert rows == ["default", *parse_baselines(DEFAULT_BASELINES)]
+    notes = [line for line in block.splitlines() if line.startswith("- ")]
+    if any(peers.missing(name) is None for name in peers.PEERS):
+        pytest.skip("a peer is installed here; the example was run without them")
+    assert notes == [f"- {name}: skipped: {peers.missing(name)}" for name in peers.PEERS]

@@ -117,3 +117,48 @@ def test_altered_local_weights_are_rejected(tiny_model_dir, tmp_path):
 def test_local_folder_errors(tmp_path):
     with pytest.raises(ModelNotFoundError, match="no config.json"):
         Embedder(tmp_path, backend="onnx")
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_says_in_one_plain_line_where_the_model_came_from_and_nothing_offline(tmp_path):
+    """No Python warning with a source line: one line on stderr, and silence when offline was asked for."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}", "HF_HOME": str(tmp_path / "hf")}
+    args = [sys.executable, "-m", "audioembed.cli", "info", "--backend", "onnx"]
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "bundled" in run.stdout
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("note: ") and "bundled" in lines[0], run.stderr
+    assert "Warning" not in run.stderr and ".py:" not in run.stderr
+    run = subprocess.run(args, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "bundled" in run.stdout and run.stderr == ""
+
+
+def test_library_users_keep_a_warning_category_to_filter(fake_hub, tiny_model_dir, tmp_path, monkeypatch, offline):
+    from audioembed.errors import ModelSourceWarning
+
+    bundled = tmp_path / "weights" / "audioembed-base"
+    shutil.copytree(tiny_model_dir, bundled)
+    monkeypatch.setattr(hub, "PACKAGE_WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(hub, "DEFAULT_REVISION", "never-cached-offline")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # offline by choice: the bundled weights are what was asked for
+        assert Embedder(backend="onnx").resolved.source == "bundled"
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(fake_hub, "mode", "error500")
+    with pytest.warns(ModelSourceWarning, match="bundled") as caught:
+        Embedder(backend="onnx")
+    assert issubclass(caught[0].category, UserWarning)

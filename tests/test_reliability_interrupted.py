@@ -1,6 +1,7 @@
 """A killed `audioembed embed` job resumes to exactly what an uninterrupted run writes, with no temp files left."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from audioembed.outputs import TEMP_SUFFIX
@@ -18,12 +20,12 @@ N_FILES = 240
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(root, out, model, **popen):
+def run_cli(root, out, model, *extra, **popen):
     """The real console entry point in a child process, so that SIGKILL hits it, not pytest."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "audioembed.cli", "embed", str(root), "-o", str(out), "-m", str(model)]
     # batch size 1: each window is computed alone, so a file's vector cannot depend on which run embedded it
-    args += ["--backend", "onnx", "--batch-size", "1", "--workers", "1", "-q"]
+    args += ["--backend", "onnx", "--batch-size", "1", "--workers", "1", "-q", *extra]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
@@ -64,3 +66,40 @@ def test_sigkill_midway_then_resume(tmp_path, tiny_model_dir):
         np.testing.assert_array_equal(got[name], array, err_msg=name)
     leftovers = [p for p in out.rglob("*") if p.name.endswith(TEMP_SUFFIX) or not p.name.endswith(".npy")]
     assert [p for p in leftovers if p.is_file()] == []
+
+
+@pytest.mark.parametrize("stack", [False, True])
+def test_ctrl_c_says_what_is_done_and_the_same_command_resumes(tmp_path, tiny_model_dir, stack):
+    root = tmp_path / "in"
+    root.mkdir()
+    n = 90
+    for i in range(n):
+        sf.write(root / f"clip {i:03d}.wav", noisy(16000, 0.25 + 0.05 * (i % 7), seed=i), 16000, subtype="FLOAT")
+    extra = ["--stack"] if stack else []
+    reference = tmp_path / "reference"
+    proc = run_cli(root, reference, tiny_model_dir, *extra)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+
+    out = tmp_path / "out"
+    proc = run_cli(root, out, tiny_model_dir, *extra)
+    deadline = time.monotonic() + 120
+    while len(list(out.rglob("*.npy"))) < n // 5:  # per-file outputs (--stack: its parts) appear as files finish
+        assert proc.poll() is None, "the job ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no outputs appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    log = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, log
+    written = int(re.search(r"interrupted: (\d+) embedded and written", log).group(1))
+    assert n // 5 <= written < n and "run the same command again" in log and "Traceback" not in log, log
+    assert len(list(out.rglob("*.npy"))) == written
+
+    proc = run_cli(root, out, tiny_model_dir, *extra)
+    log = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0 and f"{n - written} embedded, {written} skipped" in log, log
+    expected, got = outputs_of(reference), outputs_of(out)
+    assert sorted(got) == sorted(expected) and len(got) == (1 if stack else n)
+    for name, array in expected.items():
+        np.testing.assert_array_equal(got[name], array, err_msg=name)
+    if stack:
+        assert (out / "index.csv").read_text() == (reference / "index.csv").read_text()

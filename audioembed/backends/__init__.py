@@ -6,15 +6,19 @@ Both expose the same tiny interface, so the Embedder never cares which one it ho
 from __future__ import annotations
 
 import importlib.util
+import os
+from ctypes.util import find_library
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..config import ModelConfig
-from ..errors import BackendError
+from ..errors import BackendError, install_hint
 
 BACKEND_FILES = {"torch": "model.safetensors", "onnx": "model.onnx"}
+# NVIDIA's driver (Linux), WSL's GPU bridge, AMD's ROCm: without one of them torch cannot see a GPU.
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
 
 
 class Backend(Protocol):
@@ -28,14 +32,27 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("safetensors") is not None
 
 
-def choose(backend: str) -> str:
-    """'auto' -> torch when it is installed, else ONNX Runtime."""
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA (or ROCm) GPU. torch (slow to import, heavy) is imported only where a GPU driver is."""
+    if not torch_available():
+        return False
+    if not any(os.path.exists(p) for p in GPU_DRIVER_FILES) and not (os.name == "nt" and find_library("nvcuda")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def choose(backend: str, device: str = "auto") -> str:
+    """'auto' -> the fastest where it runs: torch on a CUDA GPU, ONNX Runtime on a CPU (faster there:
+    benchmarks/backend_choice.py). A device other than auto or cpu ('cuda', 'mps') means torch."""
     if backend == "auto":
-        return "torch" if torch_available() else "onnx"
+        gpu = device not in ("auto", "cpu") or (device == "auto" and cuda_available())
+        backend = "torch" if gpu else "onnx"
     if backend not in BACKEND_FILES:
         raise BackendError(f"unknown backend {backend!r}: use 'auto', 'torch' or 'onnx'")
     if backend == "torch" and not torch_available():
-        raise BackendError("backend='torch' needs PyTorch: pip install 'audioembed[torch]'")
+        raise BackendError(f"backend='torch' needs PyTorch: {install_hint('torch')}")
     return backend
 
 

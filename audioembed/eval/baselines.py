@@ -8,6 +8,9 @@ weights (fixed seed), exported to a model folder and run through the same Embedd
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +61,19 @@ class LogMelStats:
 def logmel_stats(cfg: ModelConfig) -> ClipFunctionExtractor:
     numbers = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
     key = digest("logmel-stats", LOGMEL_VERSION, sorted(numbers.items()))
-    return ClipFunctionExtractor("logmel-stats", key, cfg.sample_rate, LogMelStats(cfg))
+    return ClipFunctionExtractor("logmel-stats", key, cfg.sample_rate, LogMelStats(cfg), threads=1)
 
 
 def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -> Path:
-    """Export the architecture of `cfg` with random weights once; later runs reuse the folder."""
+    """Export the architecture of `cfg` with random weights once; later runs reuse the folder.
+
+    model.onnx only when the onnx package is installed (torch's exporter needs it; the [torch] and [eval]
+    extras do not install it): without it the baseline runs on torch. A failed build leaves nothing behind.
+    """
     arch = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
     folder = cache / "models" / f"random-init-{digest(sorted(arch.items()), seed)[:16]}"
-    if (folder / "config.json").is_file():
+    onnx = importlib.util.find_spec("onnx") is not None
+    if (folder / "config.json").is_file() and (not onnx or (folder / "model.onnx").is_file()):
         return folder
     import torch
 
@@ -76,7 +84,12 @@ def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AudioEncoder(random_cfg)
-    tmp = folder.with_name(folder.name + ".tmp")
-    save_model_folder(model, tmp, card=f"# random-init\n\n{cfg.name}'s architecture with random weights (seed {seed}).\n")
-    tmp.replace(folder)
+    tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+    try:
+        card = f"# random-init\n\n{cfg.name}'s architecture with random weights (seed {seed}).\n"
+        save_model_folder(model, tmp, card=card, onnx=onnx)
+        shutil.rmtree(folder, ignore_errors=True)  # a build from before onnx was installed
+        tmp.replace(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder

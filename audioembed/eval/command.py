@@ -15,8 +15,7 @@ BASELINES = ("logmel-stats", "random-init")
 DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
+from ..console import err as _err
 
 
 def parse_baselines(text: str) -> list[str]:
@@ -41,6 +40,7 @@ def parse_baselines(text: str) -> list[str]:
 
 def _model_rows(models: list[str], backend: str, batch_size: int):
     from .. import Embedder
+    from ..console import model_notes
     from ..errors import AudioEmbedError
     from .features import ModelExtractor
     from .harness import Row
@@ -48,7 +48,8 @@ def _model_rows(models: list[str], backend: str, batch_size: int):
     rows, configs = [], []
     for name in models:
         try:
-            embedder = Embedder(None if name == "default" else name, backend=backend, batch_size=batch_size)
+            with model_notes():
+                embedder = Embedder(None if name == "default" else name, backend=backend, batch_size=batch_size)
         except AudioEmbedError as exc:
             rows.append(Row(name, "model", note=str(exc), failed=True))
             continue
@@ -59,7 +60,7 @@ def _model_rows(models: list[str], backend: str, batch_size: int):
 
 def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size: int):
     from .. import Embedder, backends
-    from ..errors import AudioEmbedError
+    from ..errors import AudioEmbedError, install_hint
     from . import baselines, peers
     from .features import ModelExtractor
     from .harness import Row
@@ -70,11 +71,22 @@ def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size:
             rows.append(Row(name, "baseline", baselines.logmel_stats(cfg)))
         elif name == "random-init":
             if not backends.torch_available():
-                rows.append(Row(name, "baseline", note="needs torch to build: pip install \"audioembed[torch]\""))
+                rows.append(Row(name, "baseline", note=f"needs torch to build: {install_hint('torch')}"))
                 continue
             try:
                 folder = baselines.random_init_folder(cfg, cache)
-                rows.append(Row(name, "baseline", ModelExtractor(name, Embedder(folder, backend=backend, batch_size=batch_size))))
+            except Exception as exc:  # torch's exporter raises its own types: a row's failure, not the run's
+                rows.append(Row(name, "baseline", note=f"cannot build it ({type(exc).__name__}: {exc})", failed=True))
+                continue
+            if not (folder / "model.onnx").is_file():  # onnx is not installed: export was not possible
+                if backend == "onnx":
+                    rows.append(Row(name, "baseline", note="--backend onnx needs the onnx package to export it: pip install onnx"))
+                    continue
+                backend_used = "torch"
+            else:
+                backend_used = backend
+            try:
+                rows.append(Row(name, "baseline", ModelExtractor(name, Embedder(folder, backend=backend_used, batch_size=batch_size))))
             except AudioEmbedError as exc:
                 rows.append(Row(name, "baseline", note=str(exc), failed=True))
         else:
@@ -105,7 +117,7 @@ def evaluate(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Repeats with different fold and validation shuffles."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write settings, per-run numbers and notes here."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default: ~/.cache/audioembed/eval)."),
-    backend: str = typer.Option("auto", "--backend", help="auto (torch if installed, else onnx), torch or onnx."),
+    backend: str = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
 ) -> None:
     """Linear-probe accuracy (frozen embeddings, logistic regression) of models next to baselines and peers."""

@@ -57,12 +57,24 @@ class ModelExtractor:
 
 
 class ClipFunctionExtractor:
-    """A function of one decoded mono clip (baselines and peers), run clip by clip."""
+    """A function of one decoded mono clip (baselines and peers), run clip by clip.
 
-    def __init__(self, name: str, key: str, sample_rate: int, fn: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.name, self.key, self.sample_rate, self.fn = name, key, sample_rate, fn
+    threads: BLAS/OpenMP threads while it runs (None: the libraries' default). Numpy's small matmuls are
+    several times faster on one thread than on threads that wait for busy cores (benchmarks/probe_threads.py).
+    """
+
+    def __init__(
+        self, name: str, key: str, sample_rate: int, fn: Callable[[np.ndarray], np.ndarray], threads: int | None = None
+    ) -> None:
+        self.name, self.key, self.sample_rate, self.fn, self.threads = name, key, sample_rate, fn, threads
 
     def vectors(self, paths: list[Path]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.threads):
+            yield from self._vectors(paths)
+
+    def _vectors(self, paths: list[Path]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         for index, path in enumerate(paths):
             try:
                 vector = np.asarray(self.fn(audio.load(path, target_sr=self.sample_rate)), np.float32).ravel()

@@ -14,11 +14,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import AudioEmbedError
+from ..errors import AudioEmbedError, install_hint
 
 C_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0)  # inverse L2 strength; ties go to the stronger regularisation
 VALID_FRACTION = 0.2
 MAX_ITER = 1000
+PROBE_THREADS = 1  # BLAS / OpenMP threads while fitting (see score)
 
 
 class ProbeError(AudioEmbedError):
@@ -29,7 +30,7 @@ def require_sklearn() -> None:
     try:
         import sklearn  # noqa: F401
     except ImportError as exc:
-        raise ProbeError('audioembed evaluate needs scikit-learn: pip install "audioembed[eval]"') from exc
+        raise ProbeError(f"audioembed evaluate needs scikit-learn: {install_hint('eval')}") from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +128,18 @@ def _fit(X: np.ndarray, y: np.ndarray, C: float):
 
 
 def score(X: np.ndarray, y: np.ndarray, split: Split, c_grid: Sequence[float] = C_GRID) -> Run:
-    """Choose C on the validation split, refit on train+valid, report test accuracy."""
+    """Choose C on the validation split, refit on train+valid, report test accuracy.
+
+    BLAS and OpenMP run single-threaded here: on these small matrices their threads only wait on each
+    other, and on busy cores that made the probe many times slower (benchmarks/probe_threads.py).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=PROBE_THREADS):
+        return _score(X, y, split, c_grid)
+
+
+def _score(X: np.ndarray, y: np.ndarray, split: Split, c_grid: Sequence[float]) -> Run:
     if split.valid is None:
         fit, valid = carve_valid(split.train, y, split.seed)
     else:

@@ -39,8 +39,11 @@ def export_onnx(model: AudioEncoder, path: Path, opset: int = 17) -> None:
     Path(path).write_bytes(buf.getvalue())
 
 
-def save_model_folder(model: AudioEncoder, out: str | Path, card: str | None = None) -> ModelConfig:
-    """Export weights for both backends, record their sha256 in config.json, write the model card."""
+def save_model_folder(model: AudioEncoder, out: str | Path, card: str | None = None, onnx: bool = True) -> ModelConfig:
+    """Export weights for both backends, record their sha256 in config.json, write the model card.
+
+    onnx=False: safetensors only (torch's ONNX exporter needs the onnx package, which [torch] does not install).
+    """
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -48,8 +51,10 @@ def save_model_folder(model: AudioEncoder, out: str | Path, card: str | None = N
     model = model.cpu().eval()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"))
-    export_onnx(model, out / "model.onnx")
-    cfg = dataclasses.replace(model.cfg, sha256={name: sha256(out / name) for name in WEIGHT_FILES})
+    if onnx:
+        export_onnx(model, out / "model.onnx")
+    written = WEIGHT_FILES if onnx else WEIGHT_FILES[:1]
+    cfg = dataclasses.replace(model.cfg, sha256={name: sha256(out / name) for name in written})
     cfg.save(out / "config.json")
     (out / "README.md").write_text(card if card is not None else default_card(cfg))
     return cfg

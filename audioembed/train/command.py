@@ -40,10 +40,12 @@ def pretrain(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
 ) -> None:
     """Pretrain an encoder self-supervised (BYOL-A + adversarial negatives) and export it."""
+    from ..errors import install_hint
+
     try:
         import torch
     except ImportError:
-        typer.echo('error: pretrain needs PyTorch: pip install "audioembed[train]"', err=True)
+        typer.echo(f"error: pretrain needs PyTorch: {install_hint('train')}", err=True)
         raise typer.Exit(2)
     from ..config import ModelConfig
     from ..errors import AudioEmbedError

@@ -1,0 +1,123 @@
+"""What the command line tells the user on stderr: plain one-line notes, never a Python warning with its source line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import warnings
+from typing import Iterator
+
+import typer
+
+
+def err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+@contextlib.contextmanager
+def model_notes(quiet: bool = False) -> Iterator[None]:
+    """Say where a model came from when it was a fallback, as one `note:` line; library users get the warning."""
+    from .errors import ModelSourceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelSourceWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, ModelSourceWarning):
+            if not quiet:
+                err(f"note: {w.message}")
+        else:  # anything else is shown as it would have been
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+@contextlib.contextmanager
+def decoder_messages(quiet: bool = False) -> Iterator[None]:
+    """C decoders (libmpg123 inside libsndfile) write to file descriptor 2 themselves, naming no file.
+
+    Their lines are caught through a pipe: dropped with --quiet, else shown after the name of the file being
+    decoded (the decoding thread drains the pipe after each call, while its file still counts as being decoded).
+    Python's own stderr keeps the terminal. Not on Windows, where descriptors are not shared this way.
+    """
+    if os.name == "nt":
+        yield
+        return
+    try:
+        python_on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a test runner's stream: it has no descriptor, fd 2 is free to catch
+        python_on_fd2 = False
+    from . import audio
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no stderr at all (closed, pythonw): nothing to catch
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    python_stderr = sys.stderr
+    if python_on_fd2:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace")
+    catcher = _Catcher(read_end, quiet)
+    stop = threading.Event()
+    reader = threading.Thread(target=catcher.watch, args=(stop,), daemon=True)  # lines written between decoder calls
+    reader.start()
+    audio.after_native_call = catcher.drain
+    try:
+        yield
+    finally:
+        audio.after_native_call = None
+        os.dup2(saved, 2)
+        os.close(saved)
+        stop.set()
+        reader.join(timeout=5)
+        catcher.drain(final=True)
+        os.close(read_end)
+        if python_on_fd2:
+            sys.stderr.close()
+        sys.stderr = python_stderr
+
+
+class _Catcher:
+    """Reads the pipe that stands in for fd 2 and shows its complete lines, each with the files being decoded."""
+
+    def __init__(self, fd: int, quiet: bool) -> None:
+        self.fd, self.quiet = fd, quiet
+        self.lock = threading.Lock()
+        self.partial = b""
+
+    def watch(self, stop: threading.Event) -> None:
+        import select
+
+        while not stop.is_set():
+            select.select([self.fd], [], [], 0.1)
+            self.drain()
+
+    def drain(self, final: bool = False) -> None:
+        from .audio import decoding
+
+        with self.lock:
+            data = self.partial
+            while True:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except (BlockingIOError, OSError):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            *lines, self.partial = data.split(b"\n")
+            if final and self.partial:
+                lines.append(self.partial)
+                self.partial = b""
+            if self.quiet:
+                return
+            names = " or ".join(decoding())
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    err(f"{names}: decoder: {line}" if names else f"decoder: {line}")

@@ -9,10 +9,12 @@ from .errors import (
     AudioEmbedError,
     AudioError,
     BackendError,
+    IndexFormatError,
     IntegrityError,
     ModelError,
     ModelNotFoundError,
 )
+from .search import cosine_similarity, top_k
 
 __version__ = "0.1.0"
 
@@ -23,8 +25,11 @@ __all__ = [
     "BackendError",
     "Embedder",
     "FrameEmbeddings",
+    "IndexFormatError",
     "IntegrityError",
     "ModelError",
     "ModelNotFoundError",
     "__version__",
+    "cosine_similarity",
+    "top_k",
 ]

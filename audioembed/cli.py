@@ -178,6 +178,90 @@ def info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
+@app.command()
+def search(
+    queries: List[Path] = typer.Argument(..., help="Audio files (embedded with --model) or .npy vectors to search for."),
+    index: Path = typer.Option(..., "--index", "-i", help="A folder written by `audioembed embed` (tree or --stack)."),
+    k: int = typer.Option(10, "-k", min=1, help="Neighbours per query."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: one object per query with its neighbours."),
+    model: Optional[str] = ModelOpt,
+    revision: Optional[str] = RevisionOpt,
+    backend: str = BackendOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Find the nearest neighbours (cosine similarity) of each query in an index of embeddings."""
+    import json
+
+    import numpy as np
+
+    from .errors import AudioEmbedError
+    from .index import load_index
+    from .search import top_k
+
+    try:
+        idx = load_index(index)
+    except AudioEmbedError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2)
+    names, vectors, failures = _query_vectors(queries, model, revision, backend, device)
+    for name, v in zip(names, vectors):
+        if v.shape != (idx.dim,):
+            failures.append(f"{name}: a vector of shape {v.shape}, but the index holds {idx.dim}-d embeddings; "
+                            "embed the query with the model that wrote the index")
+    ok = [i for i, v in enumerate(vectors) if v.shape == (idx.dim,)]
+    report = []
+    if ok:
+        rows, scores = top_k(np.stack([vectors[i] for i in ok]), idx.vectors, k)
+        for i, r, sc in zip(ok, rows, scores):
+            report.append({"query": names[i], "neighbours": [
+                {"rank": rank + 1, "name": idx.names[j], "score": round(float(s), 6)} for rank, (j, s) in enumerate(zip(r, sc))
+            ]})
+    if as_json:
+        typer.echo(json.dumps(report, indent=1, ensure_ascii=False))
+    else:
+        for item in report:
+            typer.echo(item["query"])
+            for n in item["neighbours"]:
+                typer.echo(f"  {n['rank']:>3}  {n['score']:.4f}  {n['name']}")
+    if failures:
+        _err(f"{len(failures)} failed:")
+        for message in failures:
+            _err(f"  {message}")
+        raise typer.Exit(1)
+
+
+def _query_vectors(queries, model, revision, backend, device):
+    """Vectors for the search queries: .npy files as they are, audio files embedded (one model load at most)."""
+    import numpy as np
+
+    names, vectors, failures, audio_files = [], [], [], []
+    for q in queries:
+        if q.suffix.lower() == ".npy":
+            try:
+                vectors.append(np.load(q))
+                names.append(str(q))
+            except (OSError, ValueError) as exc:
+                failures.append(f"{q}: not a readable .npy file ({exc})")
+        elif q.is_dir():
+            audio_files += outputs.find_audio(q, failures)
+        elif q.is_file():
+            audio_files.append(q)
+        else:
+            failures.append(f"{q}: no such file or folder")
+    if audio_files:
+        embedder = _load_embedder(model, revision, backend, device)
+        embedded = {}
+        for result in embedder.iter_results(audio_files):
+            if result.error is not None:
+                failures.append(str(result.error))
+            else:
+                embedded[result.index] = result.embedding
+        for i in sorted(embedded):
+            names.append(str(audio_files[i]))
+            vectors.append(embedded[i])
+    return names, vectors, failures
+
+
 def _register_subcommands() -> None:
     """Commands whose code lives in subpackages; their heavy imports happen only when they run."""
     from .eval.command import evaluate

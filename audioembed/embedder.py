@@ -125,11 +125,19 @@ class Embedder:
 
     # Public API -------------------------------------------------------------------------------
 
-    def embed(self, audio_in: Any, sr: int | Sequence[int] | None = None) -> np.ndarray:
-        """Clip embedding(s): (D,) for one input, (N, D) for a list. Raises on the first bad input."""
+    def embed(self, audio_in: Any, sr: int | Sequence[int] | None = None, normalize: bool = False) -> np.ndarray:
+        """Clip embedding(s): (D,) for one input, (N, D) for a list. Raises on the first bad input.
+
+        normalize: scale each vector to unit L2 norm, so that dot products are cosine similarities.
+        """
         results = self._collect(audio_in, sr, frames=False)
         vectors = [r.embedding for r in results]
-        return vectors[0] if _is_single(audio_in) else np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+        out = vectors[0] if _is_single(audio_in) else np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+        if normalize:
+            from .search import normalize as l2
+
+            out = l2(out)
+        return out
 
     def embed_frames(self, audio_in: Any, sr: int | Sequence[int] | None = None) -> FrameEmbeddings | list[FrameEmbeddings]:
         """Frame embeddings (T, D) with centre timestamps in ms, one per 80 ms by default."""

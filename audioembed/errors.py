@@ -50,3 +50,7 @@ def install_hint(extra: str) -> str:
     if "torch" in packages:
         hint += f"; for a CPU-only torch (no CUDA download) run {CPU_TORCH} first"
     return hint
+
+
+class IndexFormatError(AudioEmbedError):
+    """A search index (what `audioembed embed` wrote) is missing, empty or unreadable."""

@@ -258,3 +258,13 @@ def progress(total: int, disable: bool, completed: int = 0) -> Iterator[Callable
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task("embed", total=total, completed=completed)
         yield lambda: bar.advance(task)
+
+
+def read_stack(out: Path) -> tuple[list[str], np.ndarray]:
+    """What write_stack wrote: the input paths and the (N, D) matrix, memory-mapped (the one reader of the format)."""
+    with open(out / "index.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    vectors = np.load(out / "embeddings.npy", mmap_mode="r")
+    if len(rows) != len(vectors):
+        raise ValueError(f"{out}: index.csv lists {len(rows)} files but embeddings.npy has {len(vectors)} rows")
+    return [r["path"] for r in rows], vectors

@@ -1,0 +1,54 @@
+"""The HEAR 2021 API (https://hearbenchmark.com), so hear-eval-kit can evaluate any audioembed model.
+
+    hear-validator audioembed.hear                        # the default model
+    hear-validator audioembed.hear -m models/my-model     # a model folder or hub repo id
+
+Audio comes in as a (n_sounds, n_samples) torch tensor at `model.sample_rate` in [-1, 1]; embeddings
+go out as float32 torch tensors on the input's device, timestamps in milliseconds (frame centres).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .embedder import Embedder
+
+
+class HearModel(torch.nn.Module):
+    """An Embedder behind the torch.nn.Module face HEAR asks for (it has no trainable parameters here)."""
+
+    def __init__(self, embedder: Embedder):
+        super().__init__()
+        self.embedder = embedder
+        self.sample_rate = embedder.sample_rate
+        self.scene_embedding_size = embedder.dim
+        self.timestamp_embedding_size = embedder.dim
+
+
+def load_model(model_file_path: str = "", **embedder_options: Any) -> HearModel:
+    """model_file_path: a model folder or hub repo id; "" is the default model."""
+    return HearModel(Embedder(model_file_path or None, **embedder_options))
+
+
+def _batch(audio: torch.Tensor, model: HearModel) -> list[np.ndarray]:
+    if audio.ndim != 2:
+        raise ValueError(f"HEAR audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
+    return list(audio.detach().to("cpu", torch.float32).numpy())
+
+
+def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
+    """(n_sounds, scene_embedding_size): the clip embedding of each sound."""
+    vectors = model.embedder.embed(_batch(audio, model), sr=model.sample_rate)
+    return torch.from_numpy(vectors.reshape(len(audio), model.scene_embedding_size)).to(audio.device)
+
+
+def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n_sounds, n_frames, timestamp_embedding_size) frame embeddings and (n_sounds, n_frames) centres in ms."""
+    frames = model.embedder.embed_frames(_batch(audio, model), sr=model.sample_rate)
+    n = len(frames[0].embeddings) if frames else 0
+    embeddings = np.stack([f.embeddings for f in frames]) if frames else np.zeros((0, 0, model.timestamp_embedding_size), np.float32)
+    timestamps = np.tile(model.embedder.timestamps(n), (len(frames), 1)).astype(np.float32)
+    return torch.from_numpy(embeddings).to(audio.device), torch.from_numpy(timestamps).to(audio.device)

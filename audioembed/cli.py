@@ -265,10 +265,12 @@ def _query_vectors(queries, model, revision, backend, device):
 def _register_subcommands() -> None:
     """Commands whose code lives in subpackages; their heavy imports happen only when they run."""
     from .eval.command import evaluate
+    from .push import push
     from .train.command import pretrain
 
     app.command("pretrain")(pretrain)
     app.command("evaluate")(evaluate)
+    app.command("push")(push)
 
 
 _register_subcommands()

@@ -5,7 +5,8 @@
 
 The weights and config.json are copied byte for byte (their sha256 stay valid); README.md is the
 card `audioembed pretrain` wrote plus: the corpus by package with licences, the evaluation table
-(the Markdown `audioembed evaluate` printed), the ablation's training facts, and free-form notes.
+(the Markdown `audioembed evaluate` printed), the ablation's training facts, and free-form notes,
+under Hub metadata written by audioembed.card (the one card writer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import csv
 import json
 import shutil
 from pathlib import Path
+
+from audioembed import card as model_card
 
 FILES = ("config.json", "model.safetensors", "model.onnx")
 
@@ -62,12 +65,15 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--notes", type=Path, help="Markdown appended under the evaluation")
     ap.add_argument("--out", type=Path, default=Path("models/audioembed-base"))
+    ap.add_argument("--license", default="other",
+                    help="Hub licence id for the weights (default: other; the card lists the training data's licences)")
+    ap.add_argument("--dataset", action="append", default=[], help="a Hub dataset id the model was trained on (repeatable)")
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copyfile(args.model / name, args.out / name)
-    card = (args.model / "README.md").read_text().rstrip("\n")
+    card = model_card.load(args.model).text.strip("\n")
     files_at = card.index("## Files")
     parts = [card[:files_at].rstrip("\n"), "", corpus_section(args.corpus), "",
              "## Evaluation", "", "Linear probe (`audioembed evaluate`, see docs/evaluate.md) on the development sets:", "",
@@ -77,7 +83,7 @@ def main() -> None:
     if args.notes:
         parts += ["", args.notes.read_text().strip()]
     parts += ["", card[files_at:], ""]
-    (args.out / "README.md").write_text("\n".join(parts))
+    model_card.write(args.out, "\n".join(parts), license=args.license, datasets=args.dataset)
     print(f"wrote {args.out}")
 
 

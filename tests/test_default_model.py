@@ -23,6 +23,9 @@ def test_shipped_folder_is_complete_and_its_digests_match():
         assert cfg.sha256[name] == hub.sha256(MODEL / name), name
     card = (MODEL / "README.md").read_text()
     assert cfg.sha256["model.onnx"] in card and "logmel-stats" in card  # the card carries the evaluation
+    from audioembed import card as model_card
+
+    assert model_card.missing_metadata(MODEL) == []  # a Hub card: licence, library, tags, pipeline tag
     training = cfg.extra["training"]
     assert training["steps"] > 0 and training["train_seconds"] > 0
 

@@ -261,6 +261,9 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     assert cfg.dim == 32 and cfg.extra["training"]["steps"] == 4 and cfg.norm_std != 1.0
     card = (out / "README.md").read_text()
     assert "BYOL-A with adversarial" in card and cfg.sha256["model.onnx"] in card
+    assert card.startswith("---\n") and "library_name: audioembed" in card  # Hub metadata, by audioembed.card
+    history = cfg.extra["training"]["history"]  # what the docs' training curves are drawn from
+    assert history[-1]["step"] == 4 and {"loss", "probe_pos", "probe_neg"} <= set(history[-1])
 
     straight = tmp_path / "straight"
     r = runner.invoke(app, [*base, "-o", str(straight)])

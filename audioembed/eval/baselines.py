@@ -86,8 +86,8 @@ def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -
         model = AudioEncoder(random_cfg)
     tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     try:
-        card = f"# random-init\n\n{cfg.name}'s architecture with random weights (seed {seed}).\n"
-        save_model_folder(model, tmp, card=card, onnx=onnx)
+        card_text = f"# random-init\n\n{cfg.name}'s architecture with random weights (seed {seed}).\n"
+        save_model_folder(model, tmp, card_text=card_text, onnx=onnx)
         shutil.rmtree(folder, ignore_errors=True)  # a build from before onnx was installed
         tmp.replace(folder)
     finally:

@@ -39,12 +39,17 @@ def export_onnx(model: AudioEncoder, path: Path, opset: int = 17) -> None:
     Path(path).write_bytes(buf.getvalue())
 
 
-def save_model_folder(model: AudioEncoder, out: str | Path, card: str | None = None, onnx: bool = True) -> ModelConfig:
+def save_model_folder(
+    model: AudioEncoder, out: str | Path, card_text: str | None = None, history: list[dict] | None = None, onnx: bool = True
+) -> ModelConfig:
     """Export weights for both backends, record their sha256 in config.json, write the model card.
 
+    card_text: the card's Markdown; by default card.body() from the config and the training history.
     onnx=False: safetensors only (torch's ONNX exporter needs the onnx package, which [torch] does not install).
     """
     from safetensors.torch import save_file
+
+    from .. import card
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,13 +61,6 @@ def save_model_folder(model: AudioEncoder, out: str | Path, card: str | None = N
     written = WEIGHT_FILES if onnx else WEIGHT_FILES[:1]
     cfg = dataclasses.replace(model.cfg, sha256={name: sha256(out / name) for name in written})
     cfg.save(out / "config.json")
-    (out / "README.md").write_text(card if card is not None else default_card(cfg))
+    card.write(out, card_text if card_text is not None else card.body(cfg, history),
+               datasets=cfg.extra.get("data", {}).get("datasets", ()))
     return cfg
-
-
-def default_card(cfg: ModelConfig) -> str:
-    rows = "\n".join(f"| {name} | `{digest}` |" for name, digest in sorted(cfg.sha256.items()))
-    return (
-        f"# {cfg.name}\n\nAn audioembed model: log-mel ({cfg.n_mels} bands, {cfg.sample_rate} Hz) + "
-        f"AudioNTT2020-style CNN, {cfg.dim}-d embeddings.\n\n| file | sha256 |\n|---|---|\n{rows}\n"
-    )

@@ -232,18 +232,18 @@ class Trainer:
     def export(self, out: Path, data_summary: dict) -> ModelConfig:
         """Write the encoder as a model folder the Embedder loads (rank 0 only)."""
         from ..nn.export import save_model_folder
-        from .card import model_card
 
         last = self.history[-1] if self.history else {}
         train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
                  "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
                  "samples_per_s": round(self.step * self.s.batch_size * self.dist.world / max(self.elapsed, 1e-9), 2),
-                 "final": {k: round(v, 4) for k, v in last.items() if k not in ("step", "eta_s")}}
+                 "final": {k: round(v, 4) for k, v in last.items() if k not in ("step", "eta_s")},
+                 # every logged row, for the training curves in the docs (scripts/make_figures.py)
+                 "history": [{k: v if k == "step" else float(f"{v:.5g}") for k, v in row.items() if k != "eta_s"}
+                             for row in self.history]}
         encoder = self.online.encoder
         encoder.cfg = dataclasses.replace(self.cfg, extra={"training": train, "data": data_summary})
-        cfg = save_model_folder(encoder, out, card="")
-        (Path(out) / "README.md").write_text(model_card(cfg, self.history))
-        return cfg
+        return save_model_folder(encoder, out, history=self.history)
 
 
 def format_row(row: dict, total: int) -> str:

@@ -1,0 +1,93 @@
+"""The model card (a model folder's README.md): Hub metadata as YAML front matter, then what the model is,
+how it was trained and its files' hashes. The one writer used by export, pretrain, ship_model and push."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from .config import ModelConfig
+
+TAGS = ["audio", "audio-embedding", "self-supervised", "byol-a", "onnx", "safetensors"]
+REQUIRED = ("license", "library_name", "tags", "pipeline_tag")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) or "none"
+    return str(v)
+
+
+def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
+    """The card's Markdown: description, usage, training facts (when config.json has them), file hashes."""
+    lines = [
+        f"# {cfg.name}", "",
+        f"An [audioembed](https://github.com/audioembed/audioembed) model: {cfg.dim}-d clip embeddings "
+        f"(mean + max over {cfg.frame_seconds * 1000:g} ms frames) from {cfg.sample_rate / 1000:g} kHz log-mel "
+        f"({cfg.n_mels} bands, {cfg.f_min:g}–{cfg.f_max:g} Hz) and an AudioNTT2020-style CNN "
+        f"({cfg.n_blocks} blocks × {cfg.channels} channels).", "",
+        "```python", "from audioembed import Embedder", f'embedder = Embedder("path/to/{cfg.name}")  # the model folder, or its hub repo id',
+        'vector = embedder.embed("clip.wav")', "```",
+    ]
+    train = cfg.extra.get("training")
+    if train:
+        lines += ["", *_training(cfg, train, history or [])]
+    lines += ["", "## Files", "", "| file | sha256 |", "|---|---|",
+              *[f"| {name} | `{digest}` |" for name, digest in sorted(cfg.sha256.items())], ""]
+    return "\n".join(lines)
+
+
+def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
+    data, s = cfg.extra.get("data", {}), train.get("settings", {})
+    method = ("BYOL-A with adversarial position-perturbed negatives "
+              f"({_fmt(s.get('negatives'))}; λ={s.get('neg_lambda')}, margin={s.get('neg_margin')}, "
+              f"{s.get('neg_segments')} segments)") if s.get("negatives") else "BYOL-A (no negatives)"
+    lines = [
+        "## Training", "",
+        f"- Method: {method}, self-supervised, no labels; trained with `audioembed pretrain`.",
+        f"- Data: {data.get('data_dir', '?')}: {data.get('files', '?')} files, {data.get('clips', '?')} clips, "
+        f"{_fmt(data.get('hours', '?'))} h (log-mel mean {cfg.norm_mean:.4f}, std {cfg.norm_std:.4f}).",
+        f"- Steps: {train.get('steps')} × batch {s.get('batch_size')} × {train.get('processes')} process(es) = "
+        f"{train.get('samples')} crops of {s.get('crop_frames')} frames; device {train.get('device')}.",
+        f"- Training time: {train.get('train_seconds', 0) / 60:.1f} min ({_fmt(train.get('samples_per_s'))} samples/s).",
+        "", "| setting | value |", "|---|---|",
+        *[f"| {k} | {_fmt(v)} |" for k, v in sorted(s.items())],
+    ]
+    if history:
+        first, last = history[0], history[-1]
+        lines += ["", "Similarities (representation cosine on a fixed probe batch; pos: two views, neg: a position-perturbed copy):", "",
+                  "| step | loss | probe pos | probe neg |", "|---|---|---|---|",
+                  *[f"| {r['step']} | {r['loss']:.4f} | {r['probe_pos']:.3f} | {r['probe_neg']:.3f} |" for r in (first, last)]]
+    return lines
+
+
+def write(folder: str | Path, text: str, *, license: str = "unknown", datasets: Iterable[str] = (), tags: Iterable[str] = ()) -> Path:
+    """Write README.md: `text` (Markdown, without front matter) under Hub metadata made by huggingface_hub.
+
+    license: a Hub licence id ("mit", "cc-by-4.0", "other", ...); "unknown" until the weights' owner says.
+    datasets: Hub dataset ids the model was trained on, if any.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(
+        license=license, library_name="audioembed", pipeline_tag="feature-extraction",
+        tags=list(dict.fromkeys([*TAGS, *tags])), datasets=list(datasets) or None,
+    )
+    path = Path(folder) / "README.md"
+    ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text.lstrip()}").save(path)
+    return path
+
+
+def load(folder: str | Path):
+    """The card in a model folder as huggingface_hub's ModelCard (.data: front matter, .text: the Markdown)."""
+    from huggingface_hub import ModelCard
+
+    return ModelCard.load(Path(folder) / "README.md")
+
+
+def missing_metadata(folder: str | Path) -> list[str]:
+    """Front-matter fields the Hub needs that the folder's card lacks (all of them when it has none)."""
+    data = load(folder).data.to_dict()
+    return [key for key in REQUIRED if not data.get(key)]

@@ -1,0 +1,124 @@
+"""The model card (Hub metadata, one writer) and `audioembed push` against the fake hub on 127.0.0.1."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from audioembed import Embedder, card
+from audioembed.cli import app
+
+from conftest import HUB_PORT, tone
+from fakehub import FakeHub
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def fake_hub():
+    server = FakeHub(HUB_PORT)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir, tmp_path):
+    folder = tmp_path / "my-model"
+    shutil.copytree(tiny_model_dir, folder)
+    return folder
+
+
+def test_exported_card_has_hub_metadata(tiny_model_dir):
+    c = card.load(tiny_model_dir)
+    data = c.data.to_dict()
+    assert data["library_name"] == "audioembed" and data["pipeline_tag"] == "feature-extraction"
+    assert data["license"] == "unknown" and "audio-embedding" in data["tags"]
+    assert c.text.lstrip().startswith("# tiny-test") and "| model.onnx |" in c.text
+    assert card.missing_metadata(tiny_model_dir) == []
+
+
+def test_push_uploads_a_folder_the_embedder_then_loads(fake_hub, model_copy, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_pushtest")
+    result = runner.invoke(app, ["push", str(model_copy), "me/pushed", "--private"])
+    assert result.exit_code == 0, result.output
+    assert fake_hub.private["me/pushed"] is True
+    assert set(fake_hub.repos["me/pushed"]["main"]) == {"config.json", "model.onnx", "model.safetensors", "README.md"}
+    assert fake_hub.tokens and all(t == "Bearer hf_pushtest" for t in fake_hub.tokens)
+    commit = fake_hub._commits[("me/pushed", "main")]
+    assert f'revision="{commit}"' in result.output
+    pulled = Embedder("me/pushed", revision=commit, backend="onnx")
+    assert pulled.resolved.source == "hub"
+    np.testing.assert_array_equal(pulled.embed(tone(440), sr=16000), Embedder(model_copy, backend="onnx").embed(tone(440), sr=16000))
+
+
+def test_push_to_a_branch_and_over_an_existing_repo(fake_hub, model_copy, tmp_path):
+    assert runner.invoke(app, ["push", str(model_copy), "me/branched"]).exit_code == 0
+    assert fake_hub.private["me/branched"] is False
+    (model_copy / "notes.txt").write_text("v2")
+    (model_copy / ".cache").mkdir()
+    (model_copy / ".cache" / "junk").write_text("x")
+    result = runner.invoke(app, ["push", str(model_copy), "me/branched", "--revision", "dev"])
+    assert result.exit_code == 0, result.output
+    assert "notes.txt" in fake_hub.repos["me/branched"]["dev"] and "notes.txt" not in fake_hub.repos["me/branched"]["main"]
+    assert not any(name.startswith(".cache") for name in fake_hub.repos["me/branched"]["dev"])
+    assert Embedder("me/branched", revision="dev", backend="onnx").resolved.source == "hub"
+
+
+def test_push_refuses_a_broken_folder_and_completes_an_old_card(fake_hub, model_copy):
+    before = len(fake_hub.requests)
+    data = bytearray((model_copy / "model.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (model_copy / "model.onnx").write_bytes(bytes(data))
+    result = runner.invoke(app, ["push", str(model_copy), "me/broken"])
+    assert result.exit_code == 2 and "does not match" in result.output
+    assert len(fake_hub.requests) == before, "nothing may be uploaded from a folder that fails its hashes"
+    result = runner.invoke(app, ["push", str(model_copy.parent / "nothing"), "me/broken"])
+    assert result.exit_code == 2 and "no config.json" in result.output
+
+    (model_copy / "model.onnx").unlink()  # a torch-only folder is fine
+    (model_copy / "README.md").write_text("# my model\n\nNo front matter here.\n")
+    result = runner.invoke(app, ["push", str(model_copy), "me/old-card"])
+    assert result.exit_code == 0, result.output
+    assert "wrote Hub metadata" in result.output and card.missing_metadata(model_copy) == []
+    uploaded = fake_hub.repos["me/old-card"]["main"]["README.md"].decode()
+    assert uploaded.startswith("---\n") and "library_name: audioembed" in uploaded and "No front matter here." in uploaded
+
+
+def test_push_reports_a_hub_error(fake_hub, model_copy, monkeypatch):
+    monkeypatch.setattr(fake_hub, "write_api", lambda path, body: (403, {"error": "You don't have the rights"}))
+    result = runner.invoke(app, ["push", str(model_copy), "me/forbidden"])
+    assert result.exit_code == 1 and "cannot upload" in result.output and "token" in result.output
+
+
+def test_ship_model_keeps_one_card_writer(model_copy, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with open(corpus / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source_package", "category", "duration_s", "licence"])
+        w.writerow(["sonic-pi-samples", "music", "7200", "CC0"])
+    (tmp_path / "eval.md").write_text("| model | set |\n|---|---|\n| x | 1 |\n")
+    out = tmp_path / "shipped"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_model.py"), str(model_copy), "--evaluation", str(tmp_path / "eval.md"),
+                    "--corpus", str(corpus), "--out", str(out), "--dataset", "someone/audio-set"], check=True, capture_output=True)
+    shipped = card.load(out)
+    assert shipped.data.license == "other" and shipped.data.datasets == ["someone/audio-set"]
+    assert shipped.data.library_name == "audioembed"
+    text = shipped.text
+    assert text.index("## Training data") < text.index("## Evaluation") < text.index("## Files")
+    assert "| sonic-pi-samples | 2.00 |" in text and text.count("---\nlicense") == 0
+    assert (out / "model.onnx").read_bytes() == (model_copy / "model.onnx").read_bytes()
+    assert json.loads((out / "config.json").read_text()) == json.loads((model_copy / "config.json").read_text())
+
+
+def test_push_reports_metadata_the_hub_rejects(fake_hub, model_copy):
+    card.write(model_copy, card.load(model_copy).text, license="not-a-licence")
+    result = runner.invoke(app, ["push", str(model_copy), "me/bad-licence"])
+    assert result.exit_code == 1 and "not-a-licence" in result.output

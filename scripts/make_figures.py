@@ -83,7 +83,7 @@ def map_figure(model: Path, devset: Path, out: Path, cache: Path | None) -> str:
                   baselines.logmel_stats(embedder.config)]
     classes = sorted(set(ds.labels))
     colours = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6), constrained_layout=True)
     for ax, extractor in zip(axes, extractors):
         feats = compute(extractor, ds.paths, cache)
         x = (feats.matrix - feats.matrix.mean(0)) / (feats.matrix.std(0) + 1e-8)  # as the linear probe sees them
@@ -91,12 +91,14 @@ def map_figure(model: Path, devset: Path, out: Path, cache: Path | None) -> str:
         labels = np.array([ds.labels[i] for i in feats.ok])
         for c, name in enumerate(classes):
             pts = xy[labels == name]
-            ax.scatter(pts[:, 0], pts[:, 1], s=7, color=colours(c), label=name)
-        ax.set_title(extractor.name, fontsize=11)
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, color=colours(c), label=name)
+        ax.set_title(extractor.name, fontsize=13)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[-1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(f"t-SNE of clip embeddings: {ds.name} ({len(ds.paths)} clips, {len(classes)} classes)", fontsize=11)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(classes), 8 if len(classes) <= 8 else 6),
+               fontsize=10, markerscale=2.5, frameon=False)
+    fig.suptitle(f"t-SNE of clip embeddings: {ds.name} ({len(ds.paths)} clips, {len(classes)} classes)", fontsize=13)
     fig.savefig(out / "map.png", dpi=100)
     plt.close(fig)
     return f"map.png: {ds.name}, {len(ds.paths)} clips, {model.name} / random-init / logmel-stats"

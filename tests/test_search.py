@@ -128,6 +128,11 @@ def test_search_cli_npy_query_text_output_and_errors(collection, tiny_model_dir,
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == str(out / "high.npy") and lines[1].split() == ["1", "1.0000", "high.npy"] and len(lines) == 3
+    result = runner.invoke(app, ["search", str(collection), "--index", str(out), "-k", "1", "--json",
+                                 "-m", str(tiny_model_dir), "--backend", "onnx"])  # a folder of queries
+    found = {Path(item["query"]).relative_to(collection).with_suffix(".npy").as_posix(): item["neighbours"][0]["name"]
+             for item in json.loads(result.stdout)}
+    assert found == {name: name for name in ["high.npy", "low.npy", "sub/mid.npy", "sub/noise.npy"]}
     np.save(tmp_path / "wrong.npy", np.ones(7, np.float32))
     result = runner.invoke(app, ["search", str(tmp_path / "wrong.npy"), "--index", str(out)])
     assert result.exit_code == 1 and "32-d embeddings" in result.output

@@ -50,7 +50,8 @@ def training_figure(models: list[Path], out: Path) -> str:
     runs = [(m, rows) for m, rows in runs if rows]
     if not runs:
         return f"training.png: skipped, no training history in {', '.join(missing)}"
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(13, 3.0), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(8, 5.6), constrained_layout=True)
+    axes = axes.ravel()
     for ax, (key, title) in zip(axes, CURVES):
         for folder, rows in runs:
             points = [(r["step"], r[key]) for r in rows if key in r]

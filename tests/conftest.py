@@ -44,6 +44,16 @@ def build_tiny_model(out, seed: int = 0, **overrides):
     return model.eval()
 
 
+@pytest.fixture(scope="module")
+def fake_hub():
+    """The fake Hugging Face Hub on HUB_PORT, for one test module (huggingface_hub points at it)."""
+    from fakehub import FakeHub
+
+    server = FakeHub(HUB_PORT)
+    yield server
+    server.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tiny"

@@ -9,15 +9,7 @@ import pytest
 from audioembed import Embedder, hub
 from audioembed.errors import IntegrityError, ModelNotFoundError
 
-from conftest import HUB_PORT, build_tiny_model, tone
-from fakehub import FakeHub
-
-
-@pytest.fixture(scope="module")
-def fake_hub():
-    server = FakeHub(HUB_PORT)
-    yield server
-    server.close()
+from conftest import build_tiny_model, tone
 
 
 @pytest.fixture

@@ -1,15 +1,16 @@
-"""Cosine similarity and top-k search over embeddings, in numpy (faiss for large collections when installed).
+"""Cosine similarity and top-k search over embeddings, in numpy (faiss's exact index on request).
 
-The collection is read in chunks, so a memory-mapped (N, D) matrix of any size is searched in
-bounded memory: at most `chunk_rows` rows (and a queries × chunk_rows score block) at a time.
+The collection is read in blocks and the queries taken in groups, so a memory-mapped (N, D) matrix
+of any size is searched in bounded memory: one block of `chunk_rows` rows and one
+QUERY_ROWS × chunk_rows score matrix at a time (64 MB with the defaults).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-CHUNK_ROWS = 65536  # collection rows scored per block: 65536 × 512 float32 = 128 MB at most, usually far less
-FAISS_MIN_ROWS = 100_000  # below this the numpy path is as fast as building a faiss index
+CHUNK_ROWS = 16384  # collection rows scored per block
+QUERY_ROWS = 1024  # queries scored together
 
 
 def normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -31,12 +32,13 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
 
 
 def top_k(
-    queries: np.ndarray, collection: np.ndarray, k: int = 10, *, chunk_rows: int = CHUNK_ROWS, use_faiss: bool | None = None
+    queries: np.ndarray, collection: np.ndarray, k: int = 10, *, chunk_rows: int = CHUNK_ROWS, use_faiss: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k most cosine-similar collection rows for each query: (indices, scores), each (Q, k), best first.
 
     queries: (D,) or (Q, D); collection: (N, D), e.g. `np.load(..., mmap_mode="r")`.
-    use_faiss: None picks faiss (exact inner-product index) when installed and N >= FAISS_MIN_ROWS.
+    use_faiss: search with faiss's exact inner-product index instead (same neighbours; it holds the whole
+    collection in memory, and building it each call made it slower than numpy here: benchmarks/search.py).
     """
     q = normalize(np.atleast_2d(queries))
     if collection.ndim != 2 or q.shape[1] != collection.shape[1]:
@@ -46,15 +48,19 @@ def top_k(
     if chunk_rows < 1:
         raise ValueError("top_k: chunk_rows must be >= 1")
     k = min(k, len(collection))
-    if use_faiss is None:
-        use_faiss = len(collection) >= FAISS_MIN_ROWS and _faiss_installed()
     if use_faiss:
         return _faiss_top_k(q, collection, k, chunk_rows)
+    parts = [_numpy_top_k(q[i : i + QUERY_ROWS], collection, k, chunk_rows) for i in range(0, len(q), QUERY_ROWS)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _numpy_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     best_scores = np.full((len(q), 0), -np.inf, np.float32)
     best_index = np.zeros((len(q), 0), np.int64)
     for start in range(0, len(collection), chunk_rows):
-        block = normalize(collection[start : start + chunk_rows])
-        scores = np.concatenate([best_scores, q @ block.T], axis=1)
+        block = np.asarray(collection[start : start + chunk_rows], dtype=np.float32)
+        norms = np.maximum(np.linalg.norm(block, axis=1), np.finfo(np.float32).tiny)
+        scores = np.concatenate([best_scores, (q @ block.T) / norms], axis=1)  # cheaper than normalising the block
         index = np.concatenate([best_index, np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block)))], axis=1)
         if scores.shape[1] > k:
             keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -62,12 +68,6 @@ def top_k(
         best_scores, best_index = scores, index
     order = np.lexsort((best_index, -best_scores), axis=1)  # best first; ties by row number, as faiss
     return np.take_along_axis(best_index, order, 1), np.take_along_axis(best_scores, order, 1)
-
-
-def _faiss_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("faiss") is not None
 
 
 def _faiss_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:

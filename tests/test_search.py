@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from audioembed import Embedder, IndexFormatError, cosine_similarity, top_k
+from audioembed import Embedder, IndexFormatError, cosine_similarity, search, top_k
 from audioembed.cli import app
 from audioembed.index import load_index
 
@@ -54,7 +54,8 @@ class CountingRows:
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
-def test_top_k_matches_a_full_sort_in_bounded_blocks(chunk_rows):
+def test_top_k_matches_a_full_sort_in_bounded_blocks(chunk_rows, monkeypatch):
+    monkeypatch.setattr(search, "QUERY_ROWS", 2)  # 5 queries in groups of 2, 2 and 1
     rng = np.random.default_rng(0)
     collection = rng.standard_normal((300, 16)).astype(np.float32) * rng.uniform(0.1, 10, (300, 1)).astype(np.float32)
     queries = rng.standard_normal((5, 16)).astype(np.float32)

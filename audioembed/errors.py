@@ -39,6 +39,8 @@ EXTRA_PACKAGES = {
     "train": ["torch", "safetensors", "onnx"],
     "eval": ["scikit-learn", "threadpoolctl"],
     "av": ["av"],
+    "search": ["faiss-cpu"],
+    "docs": ["mkdocs", "mkdocs-material", "mkdocstrings", "matplotlib", "scikit-learn"],
 }
 CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as exc:  # HEAR's interface is torch tensors
+    from .errors import install_hint
+
+    raise ImportError(f"audioembed.hear needs PyTorch: {install_hint('torch')}") from exc
 
 from .embedder import Embedder
 

@@ -32,7 +32,7 @@ class Index:
 def _stack(path: Path) -> Optional[Index]:
     if not (path / "index.csv").is_file() or not (path / "embeddings.npy").is_file():
         return None
-    names, vectors = outputs.read_stack(path)
+    names, vectors = outputs.load_stack(path)
     return Index(names, vectors, path)
 
 
@@ -41,7 +41,7 @@ def _tree(path: Path) -> Optional[Index]:
         return None
     files = []
     for root, dirs, names in os.walk(path):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # e.g. an unfinished --stack run's parts
         files += [Path(root) / n for n in sorted(names) if n.endswith(".npy") and not n.endswith(FRAME_SUFFIXES)]
     if not files:
         raise IndexFormatError(f"{path}: no embeddings in it; write some with `audioembed embed AUDIO... -o {path}`")

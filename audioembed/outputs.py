@@ -196,17 +196,27 @@ def _collision_key(path: Path) -> str:
     return unicodedata.normalize("NFC", os.fspath(path)).casefold()
 
 
+def load_stack(out: Path) -> tuple[list[str], np.ndarray]:
+    """The --stack files: the input path of each row and the (N, D) matrix, memory-mapped (rows are read
+    when used). The one reader of the format (resume and `audioembed search` both use it); raises
+    OSError or ValueError when the files are missing, damaged or do not match."""
+    matrix = np.load(out / "embeddings.npy", mmap_mode="r")
+    with open(out / "index.csv", newline="", encoding="utf-8") as f:
+        rows = {int(row): path for row, path in list(csv.reader(f))[1:]}
+    if matrix.ndim != 2 or sorted(rows) != list(range(len(matrix))):
+        raise ValueError(f"{out}: index.csv lists {len(rows)} rows but embeddings.npy holds shape {matrix.shape}")
+    return [rows[i] for i in range(len(matrix))], matrix
+
+
 def read_stack(out: Path, dim: int) -> tuple[np.ndarray | None, dict[str, int]]:
-    """An earlier --stack run's matrix (memory-mapped: rows are read when used) and its row of each input path."""
+    """An earlier --stack run's matrix and its row of each input path; (None, {}) when there is none to reuse."""
     try:
-        matrix = np.load(out / "embeddings.npy", mmap_mode="r")
-        with open(out / "index.csv", newline="", encoding="utf-8") as f:
-            rows = {path: int(row) for row, path in list(csv.reader(f))[1:]}
+        paths, matrix = load_stack(out)
     except (OSError, ValueError):  # none yet, or damaged: everything is computed anew
         return None, {}
-    if matrix.ndim != 2 or matrix.shape[1] != dim or sorted(rows.values()) != list(range(len(matrix))):
-        return None, {}  # another model's vectors, or an index that does not match
-    return matrix, rows
+    if matrix.shape[1] != dim:
+        return None, {}  # another model's vectors
+    return matrix, {path: row for row, path in enumerate(paths)}
 
 
 def assemble_stack(out: Path, jobs: list[Job], previous: np.ndarray | None, rows: dict[str, int], dim: int) -> int:
@@ -258,13 +268,3 @@ def progress(total: int, disable: bool, completed: int = 0) -> Iterator[Callable
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task("embed", total=total, completed=completed)
         yield lambda: bar.advance(task)
-
-
-def read_stack(out: Path) -> tuple[list[str], np.ndarray]:
-    """What write_stack wrote: the input paths and the (N, D) matrix, memory-mapped (the one reader of the format)."""
-    with open(out / "index.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    vectors = np.load(out / "embeddings.npy", mmap_mode="r")
-    if len(rows) != len(vectors):
-        raise ValueError(f"{out}: index.csv lists {len(rows)} files but embeddings.npy has {len(vectors)} rows")
-    return [r["path"] for r in rows], vectors

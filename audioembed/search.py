@@ -72,7 +72,12 @@ def _numpy_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int)
 
 def _faiss_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact search with faiss's flat inner-product index, filled chunk by chunk with normalised rows."""
-    import faiss
+    try:
+        import faiss
+    except ImportError as exc:
+        from .errors import install_hint
+
+        raise ImportError(f"top_k(use_faiss=True) needs faiss: {install_hint('search')}") from exc
 
     index = faiss.IndexFlatIP(collection.shape[1])
     for start in range(0, len(collection), chunk_rows):

@@ -191,3 +191,14 @@ def test_halves_of_generated_recordings_find_each_other():
     pieces, rates = _halves([_recording(rng) for _ in range(20)], [16000] * 20)
     ranks = _chance_free_ranks(Embedder(SHIPPED, backend="onnx").embed(pieces, sr=rates))
     assert (ranks == 1).mean() >= 0.8, f"partner ranks {ranks.tolist()} (chance at rank 1: 1/39)"
+
+
+def test_tree_index_skips_hidden_folders_and_frames(tmp_path):
+    """An unfinished --stack run keeps its parts in OUT/.audioembed-parts/: not a tree index's vectors."""
+    np.save(tmp_path / "a.npy", np.ones(4, np.float32))
+    np.save(tmp_path / "a.frames.npy", np.ones((3, 4), np.float32))
+    np.save(tmp_path / "a.timestamps.npy", np.arange(3.0))
+    (tmp_path / ".audioembed-parts").mkdir()
+    np.save(tmp_path / ".audioembed-parts" / "b.npy", np.ones(4, np.float32))
+    index = load_index(tmp_path)
+    assert index.names == ["a.npy"] and index.vectors.shape == (1, 4)

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Reproduce the shipped model and its BYOL-A ablation, then evaluate both (2-core CPU: ~1.5 h).
-# Same corpus, seed, batch, steps and views for both runs; only the negative term differs.
+# Reproduce the shipped model and its BYOL-A ablation, then evaluate both.
+# Same corpus, seed, batch, steps, views and dropout draws for both runs; only the negative term
+# differs. 15,625 steps x 32 crops = 500,000 crops each. Resumable: rerun the same command after
+# a stop (each run continues from its checkpoint; RUNS holds checkpoints, outside the repository).
+# STOP_AFTER=MIN stops both runs after that many minutes of this invocation (checkpointed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-/work/data}
-STEPS=${STEPS:-2000}
+RUNS=${RUNS:-$DATA/runs}
+STEPS=${STEPS:-15625}
 python3 scripts/data/build_corpus.py --out "$DATA/corpus"      # pretraining audio (Debian packages)
 python3 scripts/data/build_devsets.py --out "$DATA/devsets"    # labelled dev sets (not in the corpus)
-common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr 3e-4 --seed 42 --threads 1)
-# The two runs share the machine, one core each (resumable: rerun with --resume after a stop).
-audioembed pretrain "$DATA/corpus/audio" -o runs/audioembed-base --negatives all "${common[@]}" &
-audioembed pretrain "$DATA/corpus/audio" -o runs/audioembed-byola --negatives none "${common[@]}" &
+common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr 3e-4 --seed 42 --threads 1 --balance-folders)
+[ -n "${STOP_AFTER:-}" ] && common+=(--stop-after "$STOP_AFTER")
+declare -A ARMS=([audioembed-base]="--negatives freq --neg-candidates 4" [audioembed-byola]="--negatives none")
+# Build the log-mel cache once (first run), then the two runs side by side, one core each.
+audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/unused" --cache-only --cache-dir "$DATA/melcache"
+for name in "${!ARMS[@]}"; do
+  resume=(); [ -f "$RUNS/$name.checkpoints/last.pt" ] && resume=(--resume)
+  # shellcheck disable=SC2086
+  audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/$name" ${ARMS[$name]} "${common[@]}" "${resume[@]}" 2>>"$RUNS/$name.log" &
+done
 wait
-audioembed evaluate "$DATA"/devsets/{gm_family,gm_pitch,ktuberling_lang,zeroad_sfx} \
-    -m runs/audioembed-base -m runs/audioembed-byola --json runs/evaluation.json
+[ -f "$RUNS/audioembed-base/config.json" ] && [ -f "$RUNS/audioembed-byola/config.json" ] || exit 0
+OPENBLAS_NUM_THREADS=1 audioembed evaluate "$DATA"/devsets/{gm_family,gm_pitch,ktuberling_lang,zeroad_sfx} \
+    -m "$RUNS/audioembed-base" -m "$RUNS/audioembed-byola" --baselines logmel-stats,random-init --json "$RUNS/evaluation.json"

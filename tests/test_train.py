@@ -222,11 +222,11 @@ def _state(t):
 
 
 def test_resume_continues_exactly(cache, tmp_path):
-    full = _trainer(cache, steps=6)
+    full = _trainer(cache, steps=6, neg_candidates=2)
     full.fit(tmp_path / "full.pt")
-    first = _trainer(cache, steps=6)
+    first = _trainer(cache, steps=6, neg_candidates=2)
     assert first.fit(tmp_path / "part.pt", stop_at_step=3) is False and first.step == 3
-    second = _trainer(cache, steps=6)
+    second = _trainer(cache, steps=6, neg_candidates=2)
     second.load(tmp_path / "part.pt")
     assert second.step == 3 and second.views.bank.count == first.views.bank.count
     second.fit(tmp_path / "part.pt")
@@ -359,3 +359,15 @@ def test_batched_resize_crop_matches_per_item_bicubic_resize():
         crop = canvas[k, i[k] : i[k] + h[k], j[k] : j[k] + w[k]][None, None]
         ref = torch.nn.functional.interpolate(crop, size=(64, 96), mode="bicubic", align_corners=True)[0, 0]
         assert (ref - y[k]).abs().mean() < 0.02 * ref.abs().mean()
+
+
+def test_cli_cache_only_builds_the_cache_and_trains_nothing(audio_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from audioembed.cli import app
+
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["pretrain", str(audio_dir), "-o", str(out), "--cache-only", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "c").glob("*/meta.json"))) == 1
+    assert not out.exists() and not out.with_name("model.checkpoints").exists()

@@ -38,6 +38,7 @@ def pretrain(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Log-mel cache (default: ~/.cache/audioembed/melcache)."),
     stop_after: Optional[float] = typer.Option(None, "--stop-after", help="Minutes; then checkpoint and exit (continue later with --resume)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    cache_only: bool = typer.Option(False, "--cache-only", help="Build the log-mel cache and exit (e.g. before starting several runs on it)."),
 ) -> None:
     """Pretrain an encoder self-supervised (BYOL-A + adversarial negatives) and export it."""
     from ..errors import install_hint
@@ -77,6 +78,9 @@ def pretrain(
     except AudioEmbedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
+    if cache_only:
+        log(f"cache ready: {cache.folder} ({len(cache)} clips, {cache.hours:.2f} h)")
+        return
     log(f"data: {len(cache)} clips, {cache.hours:.2f} h, log-mel mean {cache.mean:.3f} std {cache.std:.3f}; "
         f"hours by top folder: {', '.join(f'{k} {v:.2f}' for k, v in cache.group_hours().items())}"
         + (" (drawn equally)" if settings.balance_folders else ""))

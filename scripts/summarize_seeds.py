@@ -1,0 +1,59 @@
+"""Mean ± std over seeds of an `audioembed evaluate --json` report whose models are runs NAME-sSEED.
+
+    python scripts/summarize_seeds.py /work/data/sel/evaluation.json [--runs /work/data/sel]
+
+Each cell: the mean over seeds of a run's linear-probe accuracy, ± the standard deviation over
+seeds (the spread a gain has to exceed). With --runs, the last logged training row of each run
+(config.json: extra.training.final) adds the representation probes: cosine of two views (pos), of
+a position-perturbed copy (neg) and of a 2–4-band frequency shift (shift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import statistics
+from pathlib import Path
+
+
+def arm_of(name: str) -> str:
+    return re.sub(r"-s\d+$", "", name)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("report", type=Path)
+    ap.add_argument("--runs", type=Path, help="folder holding the run folders (for the training probes)")
+    args = ap.parse_args()
+    report = json.loads(args.report.read_text())
+    datasets = [d["name"] for d in report["datasets"]]
+    acc: dict = collections.defaultdict(lambda: collections.defaultdict(list))
+    for cell in report["results"]:
+        if cell["accuracy_mean"] is not None:
+            acc[arm_of(cell["row"])][cell["dataset"]].append(100 * cell["accuracy_mean"])
+    probes: dict = collections.defaultdict(lambda: collections.defaultdict(list))
+    if args.runs:
+        for cfg in sorted(args.runs.glob("*/config.json")):
+            final = json.loads(cfg.read_text()).get("extra", {}).get("training", {}).get("final", {})
+            for key in ("probe_pos", "probe_neg", "probe_shift"):
+                if key in final:
+                    probes[arm_of(cfg.parent.name)][key].append(final[key])
+    keys = ["probe_pos", "probe_neg", "probe_shift"] if probes else []
+    print("| arm (seeds) | " + " | ".join(datasets + keys) + " |")
+    print("|---" * (1 + len(datasets) + len(keys)) + "|")
+    for arm, cells in acc.items():
+        n = max(len(v) for v in cells.values())
+        texts = []
+        for d in datasets:
+            v = cells.get(d, [])
+            texts.append(f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else (f"{v[0]:.1f}" if v else "—"))
+        for k in keys:
+            v = probes[arm][k]
+            texts.append(f"{statistics.mean(v):.3f}" if v else "—")
+        print(f"| {arm} ({n}) | " + " | ".join(texts) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -46,24 +46,29 @@ class OnnxBackend:
 def check_external_data(path: Path) -> list[Path]:
     """The files an ONNX model keeps its tensors in; refuse any that resolve outside the model's folder.
 
-    Older onnxruntime releases follow `../` and absolute external-data paths, so a model file could make
-    them read any file on the machine; this check does not depend on the installed version.
+    onnxruntime before 1.27 follows `../`, absolute and symlinked external-data paths in some places a
+    graph holds tensors (1.19 anywhere; 1.24 to 1.26 in sparse tensors), so a model file could make it
+    read any file on the machine; this check does not depend on the installed version. Paths resolve
+    against the folder of `path` as given, not of a symlink's target: that is where onnxruntime looks.
     """
-    folder = Path(path).resolve().parent
-    files = []
+    folder = os.path.realpath(Path(path).parent)
     try:
         locations = _external_locations(Path(path).read_bytes())
     except (ModelError, RecursionError) as exc:
         raise ModelError(f"{path}: cannot load the ONNX model ({exc})") from exc
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the ONNX model ({exc})") from exc
-    for location in locations:
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or folder not in target.parents:
+    files = []
+    for location in dict.fromkeys(locations):
+        try:
+            target = os.path.realpath(os.path.join(Path(path).parent, location))
+        except ValueError:  # a NUL byte
+            target = ""
+        if os.path.isabs(location) or os.path.commonpath([folder, target or "/"]) != folder or target == folder:
             raise ModelError(
                 f"{path}: external data {location!r} lies outside the model folder {folder}; refusing to load it"
             )
-        files.append(target)
+        files.append(Path(target))
     return files
 
 
@@ -100,39 +105,34 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-# ModelProto.graph=7; GraphProto.node=1, initializer=5, sparse_initializer=15; NodeProto.attribute=5;
-# AttributeProto.t=5, g=6, tensors=10, graphs=11; SparseTensorProto.values=1, indices=2;
-# TensorProto.external_data=13 (StringStringEntryProto key=1, value=2).
+# Where a model can hold a TensorProto: message -> {field number: what that field holds} (onnx.proto).
+_HOLDS = {
+    "model": {7: "graph", 20: "training_info", 25: "function"},
+    "training_info": {1: "graph", 2: "graph"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse_tensor"},
+    "function": {7: "node", 11: "attribute"},  # attribute_proto: default values of the function's attributes
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse_tensor", 23: "sparse_tensor"},
+    "sparse_tensor": {1: "tensor", 2: "tensor"},
+}
+_EXTERNAL_DATA = 13  # TensorProto.external_data: StringStringEntryProto key=1, value=2
+
+
 def _external_locations(model: bytes) -> list[str]:
+    """Every external-data location in the model: graphs, nodes, attributes, functions, subgraphs, training."""
     found: list[str] = []
 
-    def tensor(buf: bytes) -> None:
-        for number, wire, value in _fields(buf):
-            if number == 13 and wire == 2:
-                entry = {n: v for n, w, v in _fields(value) if w == 2}
-                if entry.get(1) == b"location":
-                    found.append(entry.get(2, b"").decode("utf-8", "replace"))
-
-    def graph(buf: bytes) -> None:
+    def walk(buf: bytes, kind: str) -> None:
         for number, wire, value in _fields(buf):
             if wire != 2:
                 continue
-            if number == 5:
-                tensor(value)
-            elif number == 15:
-                for n, w, v in _fields(value):
-                    if n in (1, 2) and w == 2:
-                        tensor(v)
-            elif number == 1:
-                for n, w, attribute in _fields(value):
-                    if n == 5 and w == 2:
-                        for m, x, v in _fields(attribute):
-                            if x == 2 and m in (5, 10):
-                                tensor(v)
-                            elif x == 2 and m in (6, 11):
-                                graph(v)
+            if kind == "tensor":
+                if number == _EXTERNAL_DATA:
+                    entry = {n: v for n, w, v in _fields(value) if w == 2}
+                    if entry.get(1) == b"location":
+                        found.append(os.fsdecode(entry.get(2, b"")))
+            elif number in _HOLDS[kind]:
+                walk(value, _HOLDS[kind][number])
 
-    for number, wire, value in _fields(model):
-        if number == 7 and wire == 2:
-            graph(value)
+    walk(model, "model")
     return found

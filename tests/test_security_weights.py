@@ -40,6 +40,34 @@ def test_config_values_are_type_and_range_checked(tiny_model_dir, tmp_path, key,
         Embedder(folder, backend="onnx")
 
 
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("channels", 6000), ("dim", 10**12), ("dim", 10**100), ("sample_rate", 10**9), ("n_fft", 10**9),
+        ("win_length", 10**9), ("hop_length", 10**9), ("n_mels", 10**6), ("n_mels", 2**20), ("channels", 2**40),
+        ("sample_rate", 500), ("hop_length", 2048),
+    ],
+)
+def test_config_numbers_have_upper_bounds(tiny_model_dir, key, value):
+    """Absurd sizes are refused by name before anything is allocated, not by a MemoryError or a traceback."""
+    data = json.loads((tiny_model_dir / "config.json").read_text())
+    data[key] = value
+    with pytest.raises(ModelError, match=rf"config\.json: {key}={value} must be an integer in"):
+        ModelConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_config_whose_model_would_be_huge_is_refused(tiny_model_dir, tmp_path, backend):
+    """Each number in range, together too big: 512 channels x 256 mels x 8192 dims is 4.3 G parameters."""
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "config.json").read_text())
+    data.update(channels=512, n_mels=256, dim=8192)
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"config\.json: channels=512, n_mels=256, dim=8192 .* parameters"):
+        Embedder(folder, backend=backend)
+
+
 def test_valid_config_round_trips(tiny_model_dir):
     cfg = ModelConfig.load(tiny_model_dir / "config.json")
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg

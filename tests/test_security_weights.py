@@ -240,7 +240,7 @@ def test_onnx_external_data_is_checked_wherever_a_graph_holds_tensors(tmp_path, 
     with pytest.raises(ModelError, match="lies outside the model folder"):
         check_external_data(path)
     with pytest.raises(ModelError, match="lies outside the model folder"):
-        OnnxBackend(path)
+        OnnxBackend(path, ModelConfig())
     inside = _hostile_onnx(tmp_path / "ok", where, location="w.bin")
     (inside.parent / "w.bin").write_bytes(bytes(16))
     assert check_external_data(inside) == [(inside.parent / "w.bin").resolve()]
@@ -261,3 +261,54 @@ def test_onnx_external_data_of_a_symlinked_model_is_resolved_where_onnxruntime_l
     (link / "w.bin").unlink()
     (link / "w.bin").write_bytes(bytes(16))
     assert check_external_data(link / "model.onnx") == [(link / "w.bin").resolve()]
+
+
+def _with_config(tiny_model_dir, folder: Path, **changes) -> Path:
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "config.json").read_text())
+    data.update(changes)
+    (folder / "config.json").write_text(json.dumps(data))
+    return folder
+
+
+@pytest.mark.parametrize("key, value", [("hop_length", 80), ("n_blocks", 2), ("dim", 7), ("hop_length", 320)])
+def test_config_is_checked_against_the_onnx_graph(tiny_model_dir, tmp_path, key, value):
+    """A config that disagrees with the graph would give wrong timestamps or a wrong Embedder.dim, silently."""
+    folder = _with_config(tiny_model_dir, tmp_path / "m", **{key: value})
+    with pytest.raises(ModelError, match=r"model\.onnx: the graph does not match config\.json"):
+        Embedder(folder, backend="onnx")
+
+
+@pytest.mark.parametrize("key, value", [("channels", 16), ("n_blocks", 2), ("dim", 7), ("n_mels", 128)])
+def test_config_is_checked_against_the_torch_weights(tiny_model_dir, tmp_path, key, value):
+    folder = _with_config(tiny_model_dir, tmp_path / "m", **{key: value})
+    with pytest.raises(ModelError, match=r"model\.safetensors: the weights do not match config\.json"):
+        Embedder(folder, backend="torch")
+
+
+def _graph(folder: Path, inputs, output_shape, op="ReduceSum") -> None:
+    """A model.onnx that is a valid graph but not an audioembed model: wrong inputs or output rank."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
+    out = helper.make_tensor_value_info("frames", TensorProto.FLOAT, output_shape)
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], vals=[1])
+    node = helper.make_node(op, [inputs[0][0], "axes"], ["frames"], keepdims=0)
+    model = helper.make_model(helper.make_graph([node], "g", ins, [out], [axes]), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(folder / "model.onnx"))
+
+
+@pytest.mark.parametrize("case", ["1-D output", "wrong input name", "float n_frames"])
+def test_onnx_graph_that_is_not_an_audioembed_model_is_refused(tiny_model_dir, tmp_path, case):
+    from onnx import TensorProto
+
+    folder = _with_config(tiny_model_dir, tmp_path / "m", sha256={})
+    wave, n_frames = ("wave", TensorProto.FLOAT, ["B", "N"]), ("n_frames", TensorProto.INT64, ["B"])
+    if case == "wrong input name":
+        wave = ("audio", TensorProto.FLOAT, ["B", "N"])
+    if case == "float n_frames":
+        n_frames = ("n_frames", TensorProto.FLOAT, ["B"])
+    _graph(folder, [wave, n_frames], ["B"])
+    with pytest.raises(ModelError, match=r"model\.onnx: .*(inputs|graph does not match)"):
+        Embedder(folder, backend="onnx")

@@ -16,6 +16,7 @@ from audioembed.config import ModelConfig
 from audioembed.errors import ModelError
 
 from conftest import tone
+from hostile_onnx import PLACES, hostile_onnx
 
 PACKAGE = Path(audioembed.__file__).parent
 
@@ -179,69 +180,16 @@ def test_external_locations_found_without_the_onnx_package(tiny_model_dir, tmp_p
     assert check_external_data(folder / "model.onnx") == [(folder / "sub" / "w.bin").resolve()]
 
 
-def _hostile_onnx(folder: Path, where: str, location: str = "../secret.bin") -> Path:
-    """A model.onnx whose only tensor lives in external data at `location`, stored in one of the places
-    a graph can hold a tensor; its output is that tensor, so a runtime that follows the path leaks it."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    def ext(name):
-        t = helper.make_tensor(name, TensorProto.FLOAT, [4], vals=[0, 0, 0, 0])
-        t.ClearField("float_data")
-        t.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", location), ("offset", "0"), ("length", "16")):
-            entry = t.external_data.add()
-            entry.key, entry.value = key, value
-        return t
-
-    out = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])]
-    nodes, inits, functions = [], [], []
-    constant = helper.make_node("Constant", [], ["y"], value=ext("c"))
-    if where == "initializer":
-        nodes, inits = [helper.make_node("Identity", ["w"], ["y"])], [ext("w")]
-    elif where == "attribute":
-        nodes = [constant]
-    elif where == "function":
-        fn_node = helper.make_node("Constant", [], ["o"], value=ext("c"))
-        functions = [helper.make_function("local", "Leak", [], ["o"], [fn_node], [helper.make_opsetid("", 17)])]
-        nodes = [helper.make_node("Leak", [], ["y"], domain="local")]
-    elif where == "subgraph":
-        branch = helper.make_graph([helper.make_node("Constant", [], ["b"], value=ext("c"))], "b", [], out[:0] + [
-            helper.make_tensor_value_info("b", TensorProto.FLOAT, [4])])
-        inits = [helper.make_tensor("cond", TensorProto.BOOL, [], vals=[True])]
-        nodes = [helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=branch)]
-    elif where == "sparse_attribute":
-        indices = helper.make_tensor("i", TensorProto.INT64, [4], vals=[0, 1, 2, 3])
-        nodes = [helper.make_node("Constant", [], ["y"], sparse_value=helper.make_sparse_tensor(ext("v"), indices, [4]))]
-    graph = helper.make_graph(nodes, "g", [], out, inits)
-    if where == "sparse_initializer":
-        indices = helper.make_tensor("i", TensorProto.INT64, [4], vals=[0, 1, 2, 3])
-        graph.sparse_initializer.append(helper.make_sparse_tensor(ext("s"), indices, [4]))
-        graph.node.append(helper.make_node("Identity", ["s"], ["y"]))
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]
-    model = helper.make_model(graph, opset_imports=opsets, functions=functions, ir_version=8)
-    if where == "training_info":
-        info = model.training_info.add()
-        info.initialization.CopyFrom(helper.make_graph([constant], "init", [], out))
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(folder / "model.onnx"))
-    (folder.parent / "secret.bin").write_bytes(np.arange(42, 46, dtype=np.float32).tobytes())
-    return folder / "model.onnx"
-
-
-@pytest.mark.parametrize(
-    "where",
-    ["initializer", "attribute", "function", "subgraph", "sparse_attribute", "sparse_initializer", "training_info"],
-)
+@pytest.mark.parametrize("where", PLACES)
 def test_onnx_external_data_is_checked_wherever_a_graph_holds_tensors(tmp_path, where):
     from audioembed.backends.onnx import OnnxBackend, check_external_data
 
-    path = _hostile_onnx(tmp_path / "m", where)
+    path = hostile_onnx(tmp_path / "m", where)
     with pytest.raises(ModelError, match="lies outside the model folder"):
         check_external_data(path)
     with pytest.raises(ModelError, match="lies outside the model folder"):
         OnnxBackend(path, ModelConfig())
-    inside = _hostile_onnx(tmp_path / "ok", where, location="w.bin")
+    inside = hostile_onnx(tmp_path / "ok", where, location="w.bin")
     (inside.parent / "w.bin").write_bytes(bytes(16))
     assert check_external_data(inside) == [(inside.parent / "w.bin").resolve()]
 
@@ -250,7 +198,7 @@ def test_onnx_external_data_of_a_symlinked_model_is_resolved_where_onnxruntime_l
     """onnxruntime reads external data next to the path it was given, not next to the link's target."""
     from audioembed.backends.onnx import check_external_data
 
-    real = _hostile_onnx(tmp_path / "real", "initializer", location="w.bin")
+    real = hostile_onnx(tmp_path / "real", "initializer", location="w.bin")
     (real.parent / "w.bin").write_bytes(bytes(16))  # an innocent file where the target's folder has it
     link = tmp_path / "link"
     link.mkdir()
@@ -295,7 +243,8 @@ def _graph(folder: Path, inputs, output_shape, op="ReduceSum") -> None:
     out = helper.make_tensor_value_info("frames", TensorProto.FLOAT, output_shape)
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], vals=[1])
     node = helper.make_node(op, [inputs[0][0], "axes"], ["frames"], keepdims=0)
-    model = helper.make_model(helper.make_graph([node], "g", ins, [out], [axes]), opset_imports=[helper.make_opsetid("", 17)])
+    graph = helper.make_graph([node], "g", ins, [out], [axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.save(model, str(folder / "model.onnx"))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import resource
-import struct
 import subprocess
 import sys
 import tempfile
@@ -20,16 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from hostile import sparse_wav  # noqa: E402
+
 MODEL = Path(__file__).resolve().parent.parent / "models" / "audioembed-base"
-
-
-def sparse_wav(path: Path, channels: int, rate: int, seconds: float) -> None:
-    data = int(channels * rate * seconds)
-    header = b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack(
-        "<IHHIIHH", 16, 1, channels, rate, channels * rate, channels, 8) + b"data" + struct.pack("<I", data)
-    with open(path, "wb") as f:
-        f.write(header)
-        f.truncate(len(header) + data)
 
 
 def silent_flac(path: Path, channels: int, rate: int, seconds: float) -> None:

@@ -1,6 +1,6 @@
 """Which onnxruntime releases read external data from outside the model folder (docs/reliability.md).
 
-Builds one model per place a graph can hold a tensor (tests/hostile_onnx.py), each pointing at
+Builds one model per place a graph can hold a tensor (tests/hostile.py), each pointing at
 `../secret.bin`, plus a symlinked model.onnx beside a `w.bin` link to the secret, and loads each with
 the installed onnxruntime *directly* (not through audioembed, whose own check refuses them all).
 READ means the secret's bytes came back as the model's output. Try other releases with
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hostile_onnx import PLACES, SECRET, hostile_onnx  # noqa: E402
+from hostile import PLACES, SECRET, hostile_onnx  # noqa: E402
 
 
 def outcome(path: Path) -> str:

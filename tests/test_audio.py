@@ -10,6 +10,7 @@ from audioembed import audio
 from audioembed.errors import AudioDecodeError, AudioError
 
 from conftest import noisy, tone
+from hostile import sparse_wav
 
 
 def dominant_hz(x: np.ndarray, sr: int) -> float:
@@ -153,24 +154,12 @@ def test_names_in_messages_are_escaped(tmp_path):
     assert message.isprintable() and message.encode("utf-8")
 
 
-def _sparse_wav(path, channels: int, rate: int, seconds: float) -> None:
-    """An 8-bit WAV whose samples are a hole in the file: big to decode, nothing on disk."""
-    import struct
-
-    data = int(channels * rate * seconds)
-    header = b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack(
-        "<IHHIIHH", 16, 1, channels, rate, channels * rate, channels, 8) + b"data" + struct.pack("<I", data)
-    with open(path, "wb") as f:
-        f.write(header)
-        f.truncate(len(header) + data)
-
-
 def test_decode_memory_is_bounded_by_bytes_not_seconds(tmp_path):
     """64 channels at 192 kHz: ten seconds of float32 are 491 MB; a decode block must stay small."""
     import tracemalloc
 
     path = tmp_path / "wide.wav"
-    _sparse_wav(path, 64, 192_000, 12.0)
+    sparse_wav(path, 64, 192_000, 12.0)
     tracemalloc.start()
     try:
         n = sum(len(block) for block in audio.stream(path))
@@ -183,7 +172,7 @@ def test_decode_memory_is_bounded_by_bytes_not_seconds(tmp_path):
 
 def test_absurd_channel_counts_are_refused_clearly(tmp_path):
     path = tmp_path / "many.wav"
-    _sparse_wav(path, 512, 8000, 0.5)
+    sparse_wav(path, 512, 8000, 0.5)
     with pytest.raises(AudioDecodeError, match="many.wav: the file reports 512 channels"):
         audio.load(path)
 

@@ -16,7 +16,7 @@ from audioembed.config import ModelConfig
 from audioembed.errors import ModelError
 
 from conftest import tone
-from hostile_onnx import PLACES, hostile_onnx
+from hostile import PLACES, hostile_onnx
 
 PACKAGE = Path(audioembed.__file__).parent
 

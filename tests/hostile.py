@@ -1,7 +1,8 @@
-"""ONNX models whose one tensor lives in external data at a chosen location, held in each place a graph
-can hold a tensor: for the tests, and for benchmarks/onnxruntime_external_data.py, which checks which
-onnxruntime releases follow such paths."""
+"""Hostile inputs built on the spot, for the tests and for the benchmarks that measure what they cost:
+ONNX models whose tensor lives in external data at a chosen path, and sparse WAVs that are huge to
+decode but take no space on disk."""
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,13 @@ def hostile_onnx(folder: Path, where: str, location: str = "../secret.bin") -> P
     onnx.save(model, str(folder / "model.onnx"))
     (folder.parent / "secret.bin").write_bytes(SECRET.tobytes())
     return folder / "model.onnx"
+
+
+def sparse_wav(path: Path, channels: int, rate: int, seconds: float) -> None:
+    """An 8-bit WAV whose samples are a hole in the file: big to decode, a few KB on disk."""
+    data = int(channels * rate * seconds)
+    header = b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, channels, rate, channels * rate, channels, 8) + b"data" + struct.pack("<I", data)
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + data)

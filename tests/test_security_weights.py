@@ -59,13 +59,13 @@ def test_config_numbers_have_upper_bounds(tiny_model_dir, key, value):
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_config_whose_model_would_be_huge_is_refused(tiny_model_dir, tmp_path, backend):
-    """Each number in range, together too big: 512 channels x 256 mels x 8192 dims is 4.3 G parameters."""
+    """Each number in range, together too big: 623 M parameters (2.5 GB) would be allocated."""
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     data = json.loads((folder / "config.json").read_text())
-    data.update(channels=512, n_mels=256, dim=8192)
+    data.update(channels=1024, n_mels=512, dim=8192)
     (folder / "config.json").write_text(json.dumps(data))
-    with pytest.raises(ModelError, match=r"config\.json: channels=512, n_mels=256, dim=8192 .* parameters"):
+    with pytest.raises(ModelError, match=r"config\.json: channels=1024, n_mels=512, dim=8192 make a model of 622,888,960 parameters"):
         Embedder(folder, backend=backend)
 
 

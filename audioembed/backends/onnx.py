@@ -93,9 +93,10 @@ def check_external_data(path: Path) -> list[Path]:
     for location in dict.fromkeys(locations):
         try:
             target = os.path.realpath(os.path.join(Path(path).parent, location))
+            inside = not os.path.isabs(location) and folder == os.path.commonpath([folder, target]) != target
         except ValueError:  # a NUL byte
-            target = ""
-        if os.path.isabs(location) or os.path.commonpath([folder, target or "/"]) != folder or target == folder:
+            inside = False
+        if not inside:
             raise ModelError(
                 f"{path}: external data {location!r} lies outside the model folder {folder}; refusing to load it"
             )

@@ -192,11 +192,18 @@ def _discard_from_cache(path: Path) -> bool:
     cache = os.path.realpath(constants.HF_HUB_CACHE)
     removed = False
     for item in {Path(os.path.realpath(path)), path}:  # the blob and its snapshot link
-        if os.path.commonpath([cache, os.path.realpath(item.parent)]) == cache:
+        if _inside(cache, os.path.realpath(item.parent)):
             with contextlib.suppress(OSError):
                 item.unlink()
                 removed = True
     return removed
+
+
+def _inside(root: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([root, path]) == root
+    except ValueError:  # another drive (Windows)
+        return False
 
 
 def load_config(folder: Path) -> ModelConfig:

@@ -219,6 +219,8 @@ def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Any) 
         streams = container.streams.audio
         if not streams:
             raise AudioDecodeError(f"{name}: has no audio stream")
+        if streams[0].codec_context is None:  # FFmpeg parsed the container but has no decoder for the stream
+            raise AudioDecodeError(f"{name}: not a readable audio file (libsndfile: {sndfile_error}; PyAV: no decoder)")
         rate = check_rate(streams[0].codec_context.sample_rate, name)
         to_float = av.AudioResampler(format="fltp")  # planar float32, channels and rate kept: mixed as libsndfile's are
         block = max(1, int(block_seconds * rate))

@@ -212,3 +212,15 @@ def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
 def test_bytes_input_is_refused_with_advice():
     with pytest.raises(AudioError, match="bytes.*pass a file path as str or pathlib.Path"):
         audio.load(b"x.wav")
+
+
+def test_a_stream_pyav_opens_but_cannot_decode_is_an_audio_error(tmp_path):
+    """16 -> 0 bits per sample: libsndfile refuses the header, FFmpeg opens the file but has no decoder for it."""
+    pytest.importorskip("av")
+    path = tmp_path / "zero-bits.wav"
+    sf.write(path, tone(440), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[34] = 0
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioDecodeError, match="zero-bits.wav: not a readable audio file .*no decoder"):
+        audio.load(path)

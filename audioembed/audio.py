@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
-from .errors import AudioDecodeError, AudioError, install_hint
+from .errors import AudioDecodeError, AudioError, install_hint, printable
 
 SNDFILE_EXTENSIONS = frozenset(".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .w64 .rf64 .caf".split())
 AV_EXTENSIONS = frozenset(".m4a .aac .wma .mp4 .webm".split())  # phones, messaging apps, video: PyAV (the [av] extra)
@@ -21,6 +21,8 @@ AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | AV_EXTENSIONS
 MIN_RATE, MAX_RATE = 1_000, 768_000
 MAX_CHANNELS = 64  # beyond this a 2-D array is more likely a batch than a multichannel clip
 BLOCK_SECONDS = 10.0
+MAX_BLOCK_BYTES = 8 << 20  # a decode block is at most this many bytes, however many channels and samples per second
+MAX_FILE_CHANNELS = 256  # libsndfile allows 1024; beyond 256 a header is more likely broken than ambisonic
 MAX_SAMPLE = 1e6  # float samples beyond this are not audio (int16 values stored as float are ~3e4)
 
 AudioInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a torch tensor
@@ -29,7 +31,7 @@ AudioInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a torch tensor
 def describe(source: AudioInput) -> str:
     """A short name for an input, used in every error about it."""
     if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
+        return printable(os.fsdecode(source))
     shape = getattr(source, "shape", None)
     return f"<{type(source).__name__} shape={tuple(shape)}>" if shape is not None else f"<{type(source).__name__}>"
 
@@ -139,46 +141,68 @@ def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[
         _DECODING.pop(thread, None)
 
 
-def _decode_file(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
-    import soundfile as sf
-
+def _check_file(path: Path, name: str) -> None:
+    """Errors that say what the path is, before libsndfile (which would call most of them unreadable) sees it."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
         raise AudioError(f"{name}: no such file") from None
     except (OSError, ValueError) as exc:  # a name too long, a file used as a folder, a NUL byte
-        raise AudioError(f"{name}: cannot open ({getattr(exc, 'strerror', None) or exc})") from None
+        raise AudioError(f"{name}: cannot open it ({getattr(exc, 'strerror', None) or exc})") from None
     if stat.S_ISDIR(info.st_mode):
         raise AudioError(f"{name}: is a directory, not an audio file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block forever, /dev/zero would never end
+        raise AudioError(f"{name}: not a regular file (a FIFO, device or socket); pass an audio file")
     if info.st_size == 0:
         raise AudioDecodeError(f"{name}: empty file (0 bytes)")
+
+
+def _decode_file(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    import soundfile as sf
+
+    _check_file(path, name)
     try:
-        f = sf.SoundFile(path)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise AudioError(f"{name}: cannot open it ({exc.strerror or exc})") from None
+    # POSIX: libsndfile reads the file we opened, so a name that is not UTF-8 needs no encoding.
+    source = fd if os.name == "posix" else os.fspath(path)
+    if os.name != "posix":
+        os.close(fd)
+    try:
+        f = sf.SoundFile(source, closefd=True)  # closes the fd on failure too
     except Exception as exc:
-        yield from _av_blocks(path, name, block_seconds, exc)  # used only where libsndfile gives up
+        reason = getattr(exc, "error_string", None) or exc  # without "Error opening <fd>: "
+        yield from _av_blocks(path, name, block_seconds, reason)  # used only where libsndfile gives up
         return
     finally:
         _native_call_done()
     with f:
         rate = check_rate(f.samplerate, name)
-        if f.channels < 1:
-            raise AudioDecodeError(f"{name}: file reports {f.channels} channels")
-        frames = max(1, int(block_seconds * rate))
+        if not 1 <= f.channels <= MAX_FILE_CHANNELS:
+            raise AudioDecodeError(
+                f"{name}: the file reports {f.channels} channels; audioembed reads 1 to {MAX_FILE_CHANNELS}"
+            )
+        # DOUBLE files may hold finite values beyond float32's range: read them as they are, so that the
+        # check below calls them too loud rather than infinite.
+        dtype = np.float64 if f.subtype == "DOUBLE" else np.float32
+        budget = MAX_BLOCK_BYTES // (f.channels * np.dtype(dtype).itemsize)
+        frames = max(1, min(int(block_seconds * rate), budget))
         while True:
             try:
-                data = f.read(frames, dtype="float32", always_2d=True)
+                data = f.read(frames, dtype=dtype.__name__, always_2d=True)
             except Exception as exc:
                 raise AudioDecodeError(f"{name}: decoding failed ({exc})") from exc
             finally:
                 _native_call_done()
             if len(data) == 0:
                 break
-            mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+            mono = data.mean(axis=1, dtype=dtype) if data.shape[1] > 1 else data[:, 0]
             check_finite(mono, name)
-            yield np.ascontiguousarray(mono), rate
+            yield np.ascontiguousarray(mono, dtype=np.float32), rate
 
 
-def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Exception) -> Iterator[tuple[np.ndarray, int]]:
+def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Any) -> Iterator[tuple[np.ndarray, int]]:
     """m4a, aac, wma, mp4, webm (and whatever else FFmpeg reads) through PyAV, when it is installed."""
     try:
         import av
@@ -195,6 +219,8 @@ def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Excep
         streams = container.streams.audio
         if not streams:
             raise AudioDecodeError(f"{name}: has no audio stream")
+        if streams[0].codec_context is None:  # FFmpeg parsed the container but has no decoder for the stream
+            raise AudioDecodeError(f"{name}: not a readable audio file (libsndfile: {sndfile_error}; PyAV: no decoder)")
         rate = check_rate(streams[0].codec_context.sample_rate, name)
         to_float = av.AudioResampler(format="fltp")  # planar float32, channels and rate kept: mixed as libsndfile's are
         block = max(1, int(block_seconds * rate))
@@ -229,6 +255,11 @@ def stream(
 ) -> Iterator[np.ndarray]:
     """Yield mono float32 blocks at target_sr. Raises AudioError (naming the input) on bad input."""
     name = describe(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raise AudioError(
+            f"{name}: bytes are not accepted as input: pass a file path as str or pathlib.Path "
+            "(os.fsdecode turns a bytes name into one), or decoded samples as an array with sr="
+        )
     if isinstance(source, (str, os.PathLike)):
         if sr is not None:
             raise AudioError(f"{name}: sr= is only for array input; a file's rate is read from the file")

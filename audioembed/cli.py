@@ -13,6 +13,7 @@ import typer
 
 from . import console, outputs
 from .audio import AUDIO_EXTENSIONS
+from .errors import printable
 
 MAX_PENDING_WRITES = 8
 MAX_LISTED = 10  # skipped files named in the summary
@@ -169,10 +170,15 @@ def info(
     for name in sorted(os.listdir(r.folder)):
         path = r.folder / name
         if path.is_file() and name != "config.json" and not name.endswith(".md"):
-            digest = sha256(path)
+            try:
+                digest = sha256(path)
+            except OSError as exc:  # an extra file the user cannot read is no reason to fail
+                rows.append((name, f"unreadable ({exc.strerror or exc})"))
+                continue
             expected = cfg.sha256.get(name)
             status = "" if expected is None else (" (verified)" if expected == digest else " (MISMATCH)")
             rows.append((name, digest + status))
+    rows = [(printable(k), printable(v)) for k, v in rows]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key:<{width}}  {value}")

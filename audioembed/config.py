@@ -12,6 +12,10 @@ from typing import Any
 from .errors import ModelError
 
 
+MAX_N_FFT = 8192  # its DFT basis alone is n_fft x n_fft floats: 268 MB here
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights; the default model has 0.6 M
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """A model is data: the code reads these values and never repeats them."""
@@ -40,11 +44,19 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         """Reject wrong types and ranges here, with the key's name, not later deep inside numpy or torch."""
-        ints = {"sample_rate": 1, "n_fft": 2, "win_length": 1, "hop_length": 1, "n_mels": 1, "channels": 1, "dim": 1}
-        for key, low in ints.items():
-            _check_int(key, getattr(self, key), low)
-        # windows.CONTEXT_MEL_FRAMES (24) must stay a multiple of 2**n_blocks: at most 3 pooling blocks.
-        _check_int("n_blocks", self.n_blocks, 1, 3)
+        # Upper bounds far above any sensible model, low enough that nothing absurd is ever allocated.
+        _check_int("n_fft", self.n_fft, 2, MAX_N_FFT)  # before the keys bounded by it
+        ints = {"sample_rate": (1000, 192_000), "win_length": (1, self.n_fft), "hop_length": (1, self.n_fft),
+                "n_mels": (1, 512), "channels": (1, 1024), "dim": (1, 8192),
+                # windows.CONTEXT_MEL_FRAMES (24) must stay a multiple of 2**n_blocks: at most 3 pooling blocks.
+                "n_blocks": (1, 3)}
+        for key, (low, high) in ints.items():
+            _check_int(key, getattr(self, key), low, high)
+        if self.n_parameters > MAX_PARAMETERS:
+            raise ModelError(
+                f"config.json: channels={self.channels}, n_mels={self.n_mels}, dim={self.dim} make a model of "
+                f"{self.n_parameters:,} parameters, more than the {MAX_PARAMETERS:,} audioembed loads"
+            )
         for key in ("f_min", "f_max", "log_eps", "norm_mean", "norm_std"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -66,6 +78,14 @@ class ModelConfig:
             raise ModelError(f"config.json: sha256 must map file names to 64 hex digits, got {self.sha256!r}"[:300])
         if not isinstance(self.extra, dict):
             raise ModelError(f"config.json: extra must be a JSON object, got {type(self.extra).__name__}")
+
+    @property
+    def n_parameters(self) -> int:
+        """The encoder's parameter count (convs, BatchNorms, the two linear layers), known before it is built."""
+        c, n = self.channels, self.n_blocks
+        convs = (9 + 1) * c + (n - 1) * (9 * c + 1) * c + n * 2 * c
+        flat = c * max(1, self.n_mels // 2**n)
+        return convs + (flat + 1) * self.dim + (self.dim + 1) * self.dim
 
     @property
     def time_reduction(self) -> int:

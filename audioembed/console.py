@@ -13,7 +13,9 @@ import typer
 
 
 def err(msg: str) -> None:
-    typer.echo(msg, err=True)
+    from .errors import printable
+
+    typer.echo(printable(msg), err=True)  # file names may hold escape sequences or bytes that are not UTF-8
 
 
 @contextlib.contextmanager

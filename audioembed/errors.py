@@ -56,3 +56,13 @@ def install_hint(extra: str) -> str:
 
 class IndexFormatError(AudioEmbedError):
     """A search index (what `audioembed embed` wrote) is missing, empty or unreadable."""
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal and a log: control characters escaped (`\\x1b`, `\\n`), and bytes of a file
+    name that are not UTF-8 (surrogates in Python's str) shown as `\\xff`."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name produced
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

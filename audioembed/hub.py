@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -37,6 +39,27 @@ def sha256(path: Path) -> str:
 
 def looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or os.path.exists(model)
+
+
+_REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+@=-]*(/[A-Za-z0-9_][A-Za-z0-9._+@=-]*)*")
+
+
+def check_revision(revision: str) -> None:
+    """A tag, branch or commit sha. Offline, huggingface_hub reads the file refs/REVISION in the cache, so a
+    `..`, an absolute path or an odd character would let a revision name read a file outside it."""
+    if not (isinstance(revision, str) and len(revision) <= 255 and _REVISION.fullmatch(revision)) or ".." in revision:
+        raise ModelError(
+            f"{revision!r} is not a valid revision: use a tag, a branch or a commit sha (letters, digits, "
+            "'._-+@=', parts joined by '/', no '..')"[:400]
+        )
+
+
+def _weight_file_problem(path: Path) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "is missing"
+    return None if stat.S_ISREG(mode) else "is not a regular file"
 
 
 def bundled_folder(model_id: str, weight_file: str) -> Path | None:
@@ -83,12 +106,17 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
         folder = Path(model).expanduser()
         if not (folder / "config.json").is_file():
             raise ModelNotFoundError(f"{model}: not a model folder (it has no config.json)")
-        if not (folder / weight_file).is_file():
+        problem = _weight_file_problem(folder / weight_file)
+        if problem == "is missing":
             raise ModelNotFoundError(
                 f"{model}: has no {weight_file}; choose the other backend or re-export the model"
             )
+        if problem:
+            raise ModelError(f"{model}: {weight_file} {problem}; replace it with the model's weight file")
         return ResolvedModel(folder, "local", model, None)
 
+    if revision is not None:
+        check_revision(revision)
     online_error: Exception | None = None
     offline = _offline_mode()  # asked for: the cache or the bundled weights are then no surprise, and no warning
     if not offline:
@@ -148,15 +176,34 @@ def verify(folder: Path, cfg: ModelConfig, files: list[str], required: bool = Fa
         actual = sha256(folder / name)
         if actual != expected:
             advice = "delete it (or the hub cache entry) and download again"
-            if discard:
-                for path in {(folder / name).resolve(), folder / name}:  # the blob and its snapshot link
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+            if discard and _discard_from_cache(folder / name):
                 advice = "it was removed from the cache; run again to download it anew"
             raise IntegrityError(
                 f"{folder / name}: sha256 {actual[:16]}… does not match {expected[:16]}… recorded in config.json; "
                 f"the file is corrupt or was altered: {advice}"
             )
+
+
+def _discard_from_cache(path: Path) -> bool:
+    """Remove the snapshot link and its blob, but only what really lies inside the hub cache: a planted
+    entry may link anywhere on disk. True if anything was removed."""
+    from huggingface_hub import constants
+
+    cache = os.path.realpath(constants.HF_HUB_CACHE)
+    removed = False
+    for item in {Path(os.path.realpath(path)), path}:  # the blob and its snapshot link
+        if _inside(cache, os.path.realpath(item.parent)):
+            with contextlib.suppress(OSError):
+                item.unlink()
+                removed = True
+    return removed
+
+
+def _inside(root: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([root, path]) == root
+    except ValueError:  # another drive (Windows)
+        return False
 
 
 def load_config(folder: Path) -> ModelConfig:

@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS
+from .errors import printable
 
 TEMP_SUFFIX = ".audioembed-tmp"
 PARTS = ".audioembed-parts"  # --stack: one .npy per finished file, until the stack is assembled from them
@@ -157,16 +158,21 @@ def plan(
         elif path.is_file():
             candidates.append((path, Path(path.name)))
         else:
-            failures.append(f"{path}: no such file or folder")
+            failures.append(f"{printable(str(path))}: no such file or folder")
     if ignored is not None:
         ignored += [f for f in others if out_resolved not in f.resolve().parents]
     planned = []
+    seen: set[tuple] = set()
     for source, rel in candidates:
         clip = (out / PARTS if stack else out) / rel.with_suffix(".npy")
         if out_resolved not in clip.resolve().parents:
-            failures.append(f"{source}: output {clip} would be outside {out}; skipped")
+            failures.append(f"{printable(str(source))}: output {printable(str(clip))} would be outside {out}; skipped")
             continue
-        planned.append(Job(source, clip, frames, durable=not stack))
+        # One file given twice (x.wav x.wav, or in/ and ./in/) is one job, not a collision with itself.
+        key = (_identity(source), _collision_key(clip))
+        if key not in seen:
+            seen.add(key)
+            planned.append(Job(source, clip, frames, durable=not stack))
     # Over every file of the job, not just neighbours: x.wav and x.flac, sub/X.wav and sub/x.wav (one file
     # on a case-insensitive disk), NFC and NFD spellings of a name, or x.frames.wav against x.wav --frames.
     by_key: dict[str, list[Job]] = {}
@@ -182,14 +188,22 @@ def plan(
     for job in planned:
         others = clashes.get(id(job))
         if others:
-            sources = sorted({str(j.source) for j in [job, *others]})
+            sources = sorted({printable(str(j.source)) for j in [job, *others]})
             failures.append(
-                f"{job.source}: {len(sources)} inputs map to {job.clip} or its frame files ({', '.join(sources)}); "
-                "rename them or embed them separately"
+                f"{printable(str(job.source))}: {len(sources)} inputs map to {printable(str(job.clip))} or its frame "
+                f"files ({', '.join(sources)}); rename them or embed them separately"
             )
         else:
             jobs.append(job)
     return jobs, failures
+
+
+def _identity(path: Path) -> tuple:
+    try:
+        info = os.stat(path)
+        return info.st_dev, info.st_ino
+    except OSError:
+        return (os.path.realpath(path),)
 
 
 def _collision_key(path: Path) -> str:
@@ -201,7 +215,7 @@ def load_stack(out: Path) -> tuple[list[str], np.ndarray]:
     when used). The one reader of the format (resume and `audioembed search` both use it); raises
     OSError or ValueError when the files are missing, damaged or do not match."""
     matrix = np.load(out / "embeddings.npy", mmap_mode="r")
-    with open(out / "index.csv", newline="", encoding="utf-8") as f:
+    with open(out / "index.csv", newline="", encoding="utf-8", errors="surrogateescape") as f:  # as written
         rows = {int(row): path for row, path in list(csv.reader(f))[1:]}
     if matrix.ndim != 2 or sorted(rows) != list(range(len(matrix))):
         raise ValueError(f"{out}: index.csv lists {len(rows)} rows but embeddings.npy holds shape {matrix.shape}")
@@ -251,7 +265,7 @@ def write_index(out: Path, sources: list[Path]) -> None:
     writer = csv.writer(text)
     writer.writerow(["row", "path"])
     writer.writerows((i, str(s)) for i, s in enumerate(sources))
-    atomic_write_bytes(out / "index.csv", text.getvalue().encode())
+    atomic_write_bytes(out / "index.csv", text.getvalue().encode("utf-8", "surrogateescape"))  # names as on disk
 
 
 @contextlib.contextmanager

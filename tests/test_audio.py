@@ -1,5 +1,7 @@
 """Decoding, mixing, scaling, resampling and the errors for bad input."""
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -8,6 +10,7 @@ from audioembed import audio
 from audioembed.errors import AudioDecodeError, AudioError
 
 from conftest import noisy, tone
+from hostile import sparse_wav
 
 
 def dominant_hz(x: np.ndarray, sr: int) -> float:
@@ -128,3 +131,96 @@ def test_pyav_decodes_what_libsndfile_decodes_to_the_same_samples(tmp_path):
     fallback = list(audio._av_blocks(path, "stereo.wav", 1.0, RuntimeError("not used")))
     assert len(fallback) >= 3 and {rate for _, rate in fallback} == {44100}
     np.testing.assert_array_equal(np.concatenate([b for b, _ in fallback]), np.concatenate([b for b, _ in reference]))
+
+
+def test_file_names_that_are_not_utf8_decode(tmp_path):
+    """A name's raw bytes are whatever the disk holds; Python gives surrogates for the non-UTF-8 ones."""
+    path = tmp_path / os.fsdecode(b"caf\xe9 \xff.wav")
+    sf.write(tmp_path / "plain.wav", tone(440), 16000, subtype="FLOAT")
+    os.rename(tmp_path / "plain.wav", path)
+    expected = audio.load(tone(440), sr=16000)
+    np.testing.assert_array_equal(audio.load(path), expected)
+    np.testing.assert_array_equal(audio.load(os.fspath(path)), expected)
+
+
+def test_names_in_messages_are_escaped(tmp_path):
+    """Control characters and undecodable bytes in a name must not reach the terminal raw."""
+    path = tmp_path / os.fsdecode(b"bad\xff\x1b[31mred\r.wav")
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk" * 10)
+    with pytest.raises(AudioDecodeError) as info:
+        audio.load(path)
+    message = str(info.value)
+    assert "bad\\xff\\x1b[31mred\\r.wav: not a readable audio file" in message
+    assert message.isprintable() and message.encode("utf-8")
+
+
+def test_decode_memory_is_bounded_by_bytes_not_seconds(tmp_path):
+    """64 channels at 192 kHz: ten seconds of float32 are 491 MB; a decode block must stay small."""
+    import tracemalloc
+
+    path = tmp_path / "wide.wav"
+    sparse_wav(path, 64, 192_000, 12.0)
+    tracemalloc.start()
+    try:
+        n = sum(len(block) for block in audio.stream(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert abs(n - 12 * 16000) <= 1
+    assert peak < 64e6, f"decoding peaked at {peak / 1e6:.0f} MB"
+
+
+def test_absurd_channel_counts_are_refused_clearly(tmp_path):
+    path = tmp_path / "many.wav"
+    sparse_wav(path, 512, 8000, 0.5)
+    with pytest.raises(AudioDecodeError, match="many.wav: the file reports 512 channels"):
+        audio.load(path)
+
+
+def test_double_samples_beyond_float32_are_called_too_loud_not_infinite(tmp_path):
+    path = tmp_path / "loud.wav"
+    sf.write(path, np.full(1600, 1e300), 16000, subtype="DOUBLE")
+    with pytest.raises(AudioError, match=r"loud.wav: samples reach 1e\+300"):
+        audio.load(path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_files_that_are_not_regular_are_named_so(tmp_path, kind):
+    path = tmp_path / "x.wav"
+    os.mkfifo(path) if kind == "fifo" else path.symlink_to("/dev/zero")
+    with pytest.raises(AudioError, match="x.wav: not a regular file"):
+        audio.load(path)  # and it returns: a FIFO is never opened
+
+
+def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
+    path = tmp_path / "locked.wav"
+    sf.write(path, tone(440), 16000)
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads every file: deny it the way the kernel would
+        real_open = os.open
+
+        def denying_open(file, *args, **kwargs):
+            if os.fspath(file) == os.fspath(path):
+                raise PermissionError(13, "Permission denied", os.fspath(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", denying_open)
+    with pytest.raises(AudioError, match="locked.wav: cannot open it .Permission denied"):
+        audio.load(path)
+
+
+def test_bytes_input_is_refused_with_advice():
+    with pytest.raises(AudioError, match="bytes.*pass a file path as str or pathlib.Path"):
+        audio.load(b"x.wav")
+
+
+def test_a_stream_pyav_opens_but_cannot_decode_is_an_audio_error(tmp_path):
+    """16 -> 0 bits per sample: libsndfile refuses the header, FFmpeg opens the file but has no decoder for it."""
+    pytest.importorskip("av")
+    path = tmp_path / "zero-bits.wav"
+    sf.write(path, tone(440), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[34] = 0
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioDecodeError, match="zero-bits.wav: not a readable audio file .*no decoder"):
+        audio.load(path)

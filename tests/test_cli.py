@@ -1,5 +1,7 @@
 """`audioembed embed` and `audioembed info` end to end on generated folders."""
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -213,3 +215,62 @@ def test_m4a_and_webm_through_pyav_and_without_it_a_hint(tmp_path, tiny_model_di
     for name in ("phone.m4a", "call.webm"):
         line = next(line for line in result.output.splitlines() if name in line)
         assert 'pip install ".[av]"' in line and "PyAV" in line, line
+
+
+def test_the_same_file_given_twice_is_one_job(tmp_path, tiny_model_dir, monkeypatch):
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    sf.write(root / "x.wav", tone(440), 16000)
+    sf.write(root / "sub" / "y.wav", tone(660), 16000)
+    monkeypatch.chdir(tmp_path)
+    for args in (["in/x.wav", "in/x.wav"], ["in", "./in/"], ["in/x.wav", str(root / "x.wav"), "in"]):
+        out = tmp_path / f"out{len(args)}-{args[1][:2]}"
+        result = embed(*args, "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
+        assert result.exit_code == 0, result.output
+        assert "0 failed" in result.output
+        assert np.load(out / "x.npy").shape == (32,)
+    result = embed("in", "./in/", "-o", tmp_path / "stacked", "-m", tiny_model_dir, "-q", "--backend", "onnx", "--stack")
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "stacked" / "embeddings.npy").shape == (2, 32)
+
+
+def test_file_names_that_are_not_utf8(tmp_path, tiny_model_dir):
+    """Each raw name keeps its own output (same bytes, .npy), messages escape it, --stack records it."""
+    root = tmp_path / "in"
+    root.mkdir()
+    names = [os.fsdecode(b"\xff.wav"), os.fsdecode(b"\xfe.wav"), os.fsdecode(b"caf\xe9.wav")]
+    for i, name in enumerate(names):
+        sf.write(root / "plain.wav", tone(300 + 100 * i), 16000)  # soundfile itself cannot encode such a name
+        os.rename(root / "plain.wav", root / name)
+    (root / os.fsdecode(b"bad\xff\x1b[2J.wav")).write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk" * 10)
+    out = tmp_path / "out"
+    result = embed(root, "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
+    assert result.exit_code == 1 and "3 embedded" in result.output and "\x1b" not in result.output
+    assert "bad\\xff\\x1b[2J.wav: not a readable audio file" in result.output
+    assert sorted(os.listdir(os.fsencode(out))) == sorted([b"\xff.npy", b"\xfe.npy", b"caf\xe9.npy"])
+    result = embed(root, "-o", tmp_path / "stacked", "-m", tiny_model_dir, "-q", "--backend", "onnx", "--stack")
+    assert b"\xff.wav" in (tmp_path / "stacked" / "index.csv").read_bytes()
+
+
+def test_info_survives_an_unreadable_extra_file(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from audioembed import hub
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "extra.bin").write_bytes(b"x")
+    (folder / "extra.bin").chmod(0)
+    if os.geteuid() == 0:  # root reads every file: deny it the way the kernel would
+        real = hub.sha256
+
+        def sha256(path):
+            if path.name == "extra.bin":
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(hub, "sha256", sha256)
+    result = runner.invoke(app, ["info", "-m", str(folder), "--backend", "onnx"])
+    assert result.exit_code == 0, result.output
+    assert "extra.bin" in result.output and "unreadable (Permission denied)" in result.output
+    assert result.output.count("(verified)") == 2

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from audioembed import Embedder, hub
-from audioembed.errors import IntegrityError, ModelNotFoundError
+from audioembed.errors import IntegrityError, ModelError, ModelNotFoundError
 
 from conftest import build_tiny_model, tone
 
@@ -154,3 +154,29 @@ def test_library_users_keep_a_warning_category_to_filter(fake_hub, tiny_model_di
     with pytest.warns(ModelSourceWarning, match="bundled") as caught:
         Embedder(backend="onnx")
     assert issubclass(caught[0].category, UserWarning)
+
+
+@pytest.mark.parametrize("revision", ["../../x", "refs/../../x", "/etc/passwd", "a//b", "main/", "a\\b", "v1\n", "", "x" * 300])
+def test_revisions_are_validated_before_any_lookup(fake_hub, revision, offline):
+    """Offline, huggingface_hub reads CACHE/models--ORG--NAME/refs/REVISION: a `../` would read outside the cache."""
+    before = len(fake_hub.requests)
+    with pytest.raises(ModelError, match="not a valid revision"):
+        Embedder("someone/tiny-a", revision=revision, backend="onnx")
+    assert len(fake_hub.requests) == before
+
+
+@pytest.mark.parametrize("revision", ["main", "v0.1.0", "refs/pr/1", "a" * 40, "release_2-x"])
+def test_valid_revisions_pass_the_check(revision):
+    hub.check_revision(revision)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_weight_file_that_is_not_a_regular_file_is_named_so(tiny_model_dir, tmp_path, kind):
+    import os
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.onnx").unlink()
+    os.mkdir(folder / "model.onnx") if kind == "folder" else os.mkfifo(folder / "model.onnx")
+    with pytest.raises(ModelError, match="model.onnx is not a regular file"):
+        Embedder(folder, backend="onnx")

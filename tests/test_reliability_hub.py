@@ -143,3 +143,27 @@ def test_a_tampered_download_does_not_poison_the_cache(fake_hub, tiny_model_dir)
     fake_hub.mode = "ok"  # the hub (or the network path) is healthy again
     e = Embedder(repo, backend="onnx")
     np.testing.assert_array_equal(vector(e), vector(Embedder(tiny_model_dir, backend="onnx")))
+
+
+@pytest.mark.parametrize("planted", ["file", "folder"])
+def test_a_failed_digest_never_deletes_outside_the_cache(fake_hub, tiny_model_dir, tmp_path, monkeypatch, planted):
+    """A planted cache entry that links elsewhere fails its sha256; only cache entries may be removed."""
+    import huggingface_hub.constants as constants
+
+    repo = f"someone/planted-{planted}"
+    fake_hub.add_repo(repo, tiny_model_dir)
+    snapshot = Embedder(repo, backend="onnx").resolved.folder  # fills the cache
+    victim = tmp_path / "victim" / "model.onnx"
+    victim.parent.mkdir()
+    victim.write_bytes(b"precious, not a model")
+    if planted == "file":
+        (snapshot / "model.onnx").unlink()
+        (snapshot / "model.onnx").symlink_to(victim)
+    else:
+        (victim.parent / "config.json").write_bytes((snapshot / "config.json").read_bytes())
+        shutil.rmtree(snapshot)
+        snapshot.symlink_to(victim.parent)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(IntegrityError, match="does not match"):
+        Embedder(repo, backend="onnx")
+    assert victim.read_bytes() == b"precious, not a model"

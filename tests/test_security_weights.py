@@ -16,6 +16,7 @@ from audioembed.config import ModelConfig
 from audioembed.errors import ModelError
 
 from conftest import tone
+from hostile import PLACES, hostile_onnx
 
 PACKAGE = Path(audioembed.__file__).parent
 
@@ -38,6 +39,34 @@ def test_config_values_are_type_and_range_checked(tiny_model_dir, tmp_path, key,
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(ModelError, match=rf"config\.json: .*{key}"):
         Embedder(folder, backend="onnx")
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("channels", 6000), ("dim", 10**12), ("dim", 10**100), ("sample_rate", 10**9), ("n_fft", 10**9),
+        ("win_length", 10**9), ("hop_length", 10**9), ("n_mels", 10**6), ("n_mels", 2**20), ("channels", 2**40),
+        ("sample_rate", 500), ("hop_length", 2048),
+    ],
+)
+def test_config_numbers_have_upper_bounds(tiny_model_dir, key, value):
+    """Absurd sizes are refused by name before anything is allocated, not by a MemoryError or a traceback."""
+    data = json.loads((tiny_model_dir / "config.json").read_text())
+    data[key] = value
+    with pytest.raises(ModelError, match=rf"config\.json: {key}={value} must be an integer in"):
+        ModelConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_config_whose_model_would_be_huge_is_refused(tiny_model_dir, tmp_path, backend):
+    """Each number in range, together too big: 623 M parameters (2.5 GB) would be allocated."""
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "config.json").read_text())
+    data.update(channels=1024, n_mels=512, dim=8192)
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"config\.json: channels=1024, n_mels=512, dim=8192 make a model of 622,888,960 parameters"):
+        Embedder(folder, backend=backend)
 
 
 def test_valid_config_round_trips(tiny_model_dir):
@@ -149,3 +178,86 @@ def test_external_locations_found_without_the_onnx_package(tiny_model_dir, tmp_p
     shutil.copytree(tiny_model_dir, folder)
     _external_data_model(folder, "sub/w.bin")
     assert check_external_data(folder / "model.onnx") == [(folder / "sub" / "w.bin").resolve()]
+
+
+@pytest.mark.parametrize("where", PLACES)
+def test_onnx_external_data_is_checked_wherever_a_graph_holds_tensors(tmp_path, where):
+    from audioembed.backends.onnx import OnnxBackend, check_external_data
+
+    path = hostile_onnx(tmp_path / "m", where)
+    with pytest.raises(ModelError, match="lies outside the model folder"):
+        check_external_data(path)
+    with pytest.raises(ModelError, match="lies outside the model folder"):
+        OnnxBackend(path, ModelConfig())
+    inside = hostile_onnx(tmp_path / "ok", where, location="w.bin")
+    (inside.parent / "w.bin").write_bytes(bytes(16))
+    assert check_external_data(inside) == [(inside.parent / "w.bin").resolve()]
+
+
+def test_onnx_external_data_of_a_symlinked_model_is_resolved_where_onnxruntime_looks(tmp_path):
+    """onnxruntime reads external data next to the path it was given, not next to the link's target."""
+    from audioembed.backends.onnx import check_external_data
+
+    real = hostile_onnx(tmp_path / "real", "initializer", location="w.bin")
+    (real.parent / "w.bin").write_bytes(bytes(16))  # an innocent file where the target's folder has it
+    link = tmp_path / "link"
+    link.mkdir()
+    (link / "model.onnx").symlink_to(real)
+    (link / "w.bin").symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(ModelError, match="lies outside the model folder"):
+        check_external_data(link / "model.onnx")
+    (link / "w.bin").unlink()
+    (link / "w.bin").write_bytes(bytes(16))
+    assert check_external_data(link / "model.onnx") == [(link / "w.bin").resolve()]
+
+
+def _with_config(tiny_model_dir, folder: Path, **changes) -> Path:
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "config.json").read_text())
+    data.update(changes)
+    (folder / "config.json").write_text(json.dumps(data))
+    return folder
+
+
+@pytest.mark.parametrize("key, value", [("hop_length", 80), ("n_blocks", 2), ("dim", 7), ("hop_length", 320)])
+def test_config_is_checked_against_the_onnx_graph(tiny_model_dir, tmp_path, key, value):
+    """A config that disagrees with the graph would give wrong timestamps or a wrong Embedder.dim, silently."""
+    folder = _with_config(tiny_model_dir, tmp_path / "m", **{key: value})
+    with pytest.raises(ModelError, match=r"model\.onnx: the graph does not match config\.json"):
+        Embedder(folder, backend="onnx")
+
+
+@pytest.mark.parametrize("key, value", [("channels", 16), ("n_blocks", 2), ("dim", 7), ("n_mels", 128)])
+def test_config_is_checked_against_the_torch_weights(tiny_model_dir, tmp_path, key, value):
+    folder = _with_config(tiny_model_dir, tmp_path / "m", **{key: value})
+    with pytest.raises(ModelError, match=r"model\.safetensors: the weights do not match config\.json"):
+        Embedder(folder, backend="torch")
+
+
+def _graph(folder: Path, inputs, output_shape, op="ReduceSum") -> None:
+    """A model.onnx that is a valid graph but not an audioembed model: wrong inputs or output rank."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
+    out = helper.make_tensor_value_info("frames", TensorProto.FLOAT, output_shape)
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], vals=[1])
+    node = helper.make_node(op, [inputs[0][0], "axes"], ["frames"], keepdims=0)
+    graph = helper.make_graph([node], "g", ins, [out], [axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(folder / "model.onnx"))
+
+
+@pytest.mark.parametrize("case", ["1-D output", "wrong input name", "float n_frames"])
+def test_onnx_graph_that_is_not_an_audioembed_model_is_refused(tiny_model_dir, tmp_path, case):
+    from onnx import TensorProto
+
+    folder = _with_config(tiny_model_dir, tmp_path / "m", sha256={})
+    wave, n_frames = ("wave", TensorProto.FLOAT, ["B", "N"]), ("n_frames", TensorProto.INT64, ["B"])
+    if case == "wrong input name":
+        wave = ("audio", TensorProto.FLOAT, ["B", "N"])
+    if case == "float n_frames":
+        n_frames = ("n_frames", TensorProto.FLOAT, ["B"])
+    _graph(folder, [wave, n_frames], ["B"])
+    with pytest.raises(ModelError, match=r"model\.onnx: .*(inputs|graph does not match)"):
+        Embedder(folder, backend="onnx")

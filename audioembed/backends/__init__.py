@@ -63,4 +63,4 @@ def load(name: str, folder: Path, cfg: ModelConfig, device: str, num_threads: in
         return TorchBackend(folder / BACKEND_FILES["torch"], cfg, device, num_threads)
     from .onnx import OnnxBackend
 
-    return OnnxBackend(folder / BACKEND_FILES["onnx"], device, num_threads)
+    return OnnxBackend(folder / BACKEND_FILES["onnx"], cfg, device, num_threads)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ModelConfig
 from ..errors import BackendError, ModelError
 
 
@@ -21,7 +22,7 @@ class OnnxBackend:
     name = "onnx"
     rows_per_run = ROWS_PER_RUN
 
-    def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None):
+    def __init__(self, path: Path, cfg: ModelConfig, device: str = "auto", num_threads: int | None = None):
         import onnxruntime as ort
 
         if device not in ("auto", "cpu"):
@@ -38,32 +39,68 @@ class OnnxBackend:
             self.session = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelError(f"{path}: cannot load the ONNX model ({exc})") from exc
+        check_graph(self.session, path, cfg)
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
         return self.session.run(["frames"], {"wave": wave, "n_frames": n_frames})[0]
 
 
+_INPUTS = {"wave": ("tensor(float)", 2), "n_frames": ("tensor(int64)", 1)}
+
+
+def check_graph(session, path: Path, cfg: ModelConfig) -> None:
+    """The graph must take (wave, n_frames), give frames (B, T, dim) and reduce time as config.json says:
+    a config that disagrees would give wrong timestamps or vectors of another size, silently."""
+    inputs = {i.name: (i.type, len(i.shape)) for i in session.get_inputs()}
+    outputs = {o.name: (o.type, len(o.shape)) for o in session.get_outputs()}
+    if inputs != _INPUTS or outputs.get("frames") != ("tensor(float)", 3):
+        raise ModelError(
+            f"{path}: not an audioembed model: its inputs are {inputs} and outputs {outputs}; expected inputs "
+            "wave (float, 2-D) and n_frames (int64, 1-D) and output frames (float, 3-D)"
+        )
+    # One probe: as many samples as config.json says make 8 output frames, which is what windows.py will feed it.
+    n_mel = 8 * cfg.time_reduction
+    wave = np.zeros((1, (n_mel - 1) * cfg.hop_length + cfg.n_fft), np.float32)
+    try:
+        shape = session.run(["frames"], {"wave": wave, "n_frames": np.array([n_mel], np.int64)})[0].shape
+    except Exception as exc:
+        raise ModelError(f"{path}: the model fails on a {wave.shape[1]}-sample input ({exc})") from exc
+    if shape != (1, 8, cfg.dim):
+        raise ModelError(
+            f"{path}: the graph does not match config.json: {wave.shape[1]} samples (= {n_mel} log-mel frames with "
+            f"hop_length={cfg.hop_length}, n_fft={cfg.n_fft}) give frames of shape {shape}, where config.json "
+            f"implies (1, 8, {cfg.dim}) (n_blocks={cfg.n_blocks}, dim={cfg.dim}); use the config.json that was "
+            "exported with this model.onnx"
+        )
+
+
 def check_external_data(path: Path) -> list[Path]:
     """The files an ONNX model keeps its tensors in; refuse any that resolve outside the model's folder.
 
-    Older onnxruntime releases follow `../` and absolute external-data paths, so a model file could make
-    them read any file on the machine; this check does not depend on the installed version.
+    onnxruntime before 1.27 follows `../`, absolute and symlinked external-data paths in some places a
+    graph holds tensors (1.19 anywhere; 1.24 to 1.26 in sparse tensors), so a model file could make it
+    read any file on the machine; this check does not depend on the installed version. Paths resolve
+    against the folder of `path` as given, not of a symlink's target: that is where onnxruntime looks.
     """
-    folder = Path(path).resolve().parent
-    files = []
+    folder = os.path.realpath(Path(path).parent)
     try:
         locations = _external_locations(Path(path).read_bytes())
     except (ModelError, RecursionError) as exc:
         raise ModelError(f"{path}: cannot load the ONNX model ({exc})") from exc
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the ONNX model ({exc})") from exc
-    for location in locations:
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or folder not in target.parents:
+    files = []
+    for location in dict.fromkeys(locations):
+        try:
+            target = os.path.realpath(os.path.join(Path(path).parent, location))
+            inside = not os.path.isabs(location) and folder == os.path.commonpath([folder, target]) != target
+        except ValueError:  # a NUL byte
+            inside = False
+        if not inside:
             raise ModelError(
                 f"{path}: external data {location!r} lies outside the model folder {folder}; refusing to load it"
             )
-        files.append(target)
+        files.append(Path(target))
     return files
 
 
@@ -100,39 +137,34 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-# ModelProto.graph=7; GraphProto.node=1, initializer=5, sparse_initializer=15; NodeProto.attribute=5;
-# AttributeProto.t=5, g=6, tensors=10, graphs=11; SparseTensorProto.values=1, indices=2;
-# TensorProto.external_data=13 (StringStringEntryProto key=1, value=2).
+# Where a model can hold a TensorProto: message -> {field number: what that field holds} (onnx.proto).
+_HOLDS = {
+    "model": {7: "graph", 20: "training_info", 25: "function"},
+    "training_info": {1: "graph", 2: "graph"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse_tensor"},
+    "function": {7: "node", 11: "attribute"},  # attribute_proto: default values of the function's attributes
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse_tensor", 23: "sparse_tensor"},
+    "sparse_tensor": {1: "tensor", 2: "tensor"},
+}
+_EXTERNAL_DATA = 13  # TensorProto.external_data: StringStringEntryProto key=1, value=2
+
+
 def _external_locations(model: bytes) -> list[str]:
+    """Every external-data location in the model: graphs, nodes, attributes, functions, subgraphs, training."""
     found: list[str] = []
 
-    def tensor(buf: bytes) -> None:
-        for number, wire, value in _fields(buf):
-            if number == 13 and wire == 2:
-                entry = {n: v for n, w, v in _fields(value) if w == 2}
-                if entry.get(1) == b"location":
-                    found.append(entry.get(2, b"").decode("utf-8", "replace"))
-
-    def graph(buf: bytes) -> None:
+    def walk(buf: bytes, kind: str) -> None:
         for number, wire, value in _fields(buf):
             if wire != 2:
                 continue
-            if number == 5:
-                tensor(value)
-            elif number == 15:
-                for n, w, v in _fields(value):
-                    if n in (1, 2) and w == 2:
-                        tensor(v)
-            elif number == 1:
-                for n, w, attribute in _fields(value):
-                    if n == 5 and w == 2:
-                        for m, x, v in _fields(attribute):
-                            if x == 2 and m in (5, 10):
-                                tensor(v)
-                            elif x == 2 and m in (6, 11):
-                                graph(v)
+            if kind == "tensor":
+                if number == _EXTERNAL_DATA:
+                    entry = {n: v for n, w, v in _fields(value) if w == 2}
+                    if entry.get(1) == b"location":
+                        found.append(os.fsdecode(entry.get(2, b"")))
+            elif number in _HOLDS[kind]:
+                walk(value, _HOLDS[kind][number])
 
-    for number, wire, value in _fields(model):
-        if number == 7 and wire == 2:
-            graph(value)
+    walk(model, "model")
     return found

@@ -35,9 +35,19 @@ class TorchBackend:
         model = AudioEncoder(cfg)
         try:
             state = load_file(str(path))  # safetensors: tensors only, no code execution
-            model.load_state_dict(state)
         except Exception as exc:
             raise ModelError(f"{path}: cannot load the weights ({exc})") from exc
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if found != expected:
+            diff = sorted(f"{k}: {found.get(k, 'missing')} (config.json: {expected.get(k, 'none')})"
+                          for k in expected.keys() | found.keys() if found.get(k) != expected.get(k))
+            raise ModelError(
+                f"{path}: the weights do not match config.json (channels={cfg.channels}, n_blocks={cfg.n_blocks}, "
+                f"n_mels={cfg.n_mels}, dim={cfg.dim}): {'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}; use "
+                "the config.json that was exported with these weights"
+            )
+        model.load_state_dict(state)
         self.model = model.eval().to(self.device)
         self._torch = torch
 

@@ -56,6 +56,23 @@ print(json.dumps({"start_s": t1 - t0, "first_job_s": first_job_s, "job_s": job_s
 """
 
 
+# The same actor class and blocks as a 1-actor job, called in one plain process that writes the shards
+# itself: the work of `ray_1_actor` without Ray, so that their difference is what Ray costs.
+PLAIN_DRIVER = """
+import json, math, sys, time
+t0 = time.perf_counter()
+import numpy as np, pyarrow.parquet as pq
+from audioembed import distributed
+folder, out, model, threads = sys.argv[1:5]
+paths = distributed.list_inputs([folder], [])
+actor = distributed.EmbedBatch(model, backend="onnx", num_threads=int(threads), num_workers=int(threads))
+rows = max(1, min(distributed.MAX_ROWS_PER_SHARD, math.ceil(len(paths) / distributed.BLOCKS_PER_WORKER)))
+for i in range(0, len(paths), rows):
+    pq.write_table(actor({"path": np.array(paths[i : i + rows], dtype=object)}), f"{out}/{i}.parquet")
+print(json.dumps({"job_s": time.perf_counter() - t0}))
+"""
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", type=int, default=1000, help="folder size (generated once into --workdir)")
@@ -97,6 +114,17 @@ def run_ray(folder: Path, model: Path, workers: int, threads: int) -> dict:
         return {"wall_s": wall, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
+def run_plain(folder: Path, model: Path, threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-c", PLAIN_DRIVER, str(folder), out, str(model), str(threads)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env(), capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"plain driver failed: {proc.stderr[-3000:]}")
+        return {"wall_s": wall, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
 def main() -> None:
     a = parse_args()
     cores = os.cpu_count() or 1
@@ -106,6 +134,7 @@ def main() -> None:
     files = [Path(p) for p in distributed.list_inputs([folder], [])]  # the order the Ray driver uses
     contenders = {
         "cli": lambda: run_cli(folder, a.model, files),
+        "actor_without_ray": lambda: run_plain(folder, a.model, cores),
         "ray_1_actor": lambda: run_ray(folder, a.model, 1, cores),
         "ray_2_actors": lambda: run_ray(folder, a.model, 2, max(1, cores // 2)),
     }
@@ -140,7 +169,8 @@ def main() -> None:
         "ray_1_actor_ms_per_file": per_file_ms(ray1["job_s"], ray1["small_job_s"]),
         "ray_2_actors_ms_per_file": per_file_ms(ray2["job_s"], ray2["small_job_s"]),
     }
-    figures["ray_overhead_ms_per_file"] = figures["ray_1_actor_ms_per_file"] - figures["cli_ms_per_file"]
+    figures["actor_without_ray_files_per_s"] = n / med["actor_without_ray"]["job_s"]
+    figures["ray_overhead_ms_per_file"] = 1000 * (ray1["job_s"] - med["actor_without_ray"]["job_s"]) / n
     result = {
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores, "load_average": loads},

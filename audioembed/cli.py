@@ -178,6 +178,8 @@ def embed_cluster(
     for message in removed:
         _err(f"warning: {message}")
     todo = [p for p in paths if p not in done]
+    if model and Path(model).is_dir():  # a local model folder: workers do not share the driver's cwd
+        model = os.path.abspath(model)
     if todo:
         distributed.run(
             todo, out, workers=workers, threads=threads, address=address, frames=frames, progress=not quiet,

@@ -174,9 +174,12 @@ def test_killed_run_resumes_without_duplicates(ray_address, tmp_path, tiny_model
     for i in range(48):
         sf.write(root / f"{i:02d}.wav", noisy(16000, 1.0 + i % 5, seed=i), 16000)
     out = tmp_path / "out.parquet"
-    command = [sys.executable, "-m", "audioembed.cli", "embed-cluster", str(root), "-o", str(out), "-m", str(tiny_model_dir),
+    # -m relative to the driver's cwd, which the workers (started from this process's) do not share
+    command = [sys.executable, "-m", "audioembed.cli", "embed-cluster", str(root), "-o", str(out), "-m", tiny_model_dir.name,
                "--workers", "2", "--backend", "onnx", "-q", "--address", ray_address]
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "driver.log"
+    with open(log, "wb") as sink:
+        driver = subprocess.Popen(command, cwd=tiny_model_dir.parent, stdout=sink, stderr=sink, start_new_session=True)
     deadline = time.time() + 120
     while not parquet.shards(out) and driver.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -184,7 +187,7 @@ def test_killed_run_resumes_without_duplicates(ray_address, tmp_path, tiny_model
     driver.wait()
     time.sleep(3)  # Ray ends the dead driver's workers; a rerun must not race a write still in flight
     shards = parquet.shards(out)
-    assert shards, "the killed run wrote no shard"
+    assert shards, f"the killed run wrote no shard: {log.read_text()[-3000:]}"
     shards[0].write_bytes(shards[0].read_bytes()[:-30])  # as a write cut by the kill would leave it
 
     result = cluster(root, "-o", out, "-m", tiny_model_dir)

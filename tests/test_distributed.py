@@ -1,7 +1,6 @@
 """`audioembed embed-cluster` on a local Ray instance, its actor class and its Parquet output."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -183,7 +182,7 @@ def test_killed_run_resumes_without_duplicates(ray_address, tmp_path, tiny_model
     deadline = time.time() + 120
     while not parquet.shards(out) and driver.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    os.kill(driver.pid, signal.SIGKILL)
+    driver.kill()  # SIGKILL, unless it has already ended
     driver.wait()
     time.sleep(3)  # Ray ends the dead driver's workers; a rerun must not race a write still in flight
     shards = parquet.shards(out)

@@ -146,8 +146,8 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
 def embed_cluster(
     sources: List[Path] = typer.Argument(..., help="Folders (searched recursively), audio files, or manifests (one path per line)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder of Parquet shards (e.g. vectors.parquet)."),
-    workers: int = typer.Option(max(1, (os.cpu_count() or 1)), "--workers", min=1, help="Model actors (one Embedder each)."),
-    threads: int = typer.Option(1, "--threads", min=1, help="Cores per actor: ONNX/torch threads and decode threads."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Model actors (one Embedder each)."),
+    threads: int = typer.Option(os.cpu_count() or 1, "--threads", min=1, help="Cores per actor: model and decode threads."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (default: a local Ray instance)."),
     frames: bool = typer.Option(False, "--frames", help="Also write frames (T, D) and timestamps (ms) columns."),
     model: Optional[str] = ModelOpt,

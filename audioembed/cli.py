@@ -236,7 +236,7 @@ def info(
 @app.command()
 def search(
     queries: List[Path] = typer.Argument(..., help="Audio files (embedded with --model) or .npy vectors to search for."),
-    index: Path = typer.Option(..., "--index", "-i", help="A folder written by `audioembed embed` (tree or --stack)."),
+    index: Path = typer.Option(..., "--index", "-i", help="A folder written by `audioembed embed` (tree or --stack) or `embed-cluster` (Parquet)."),
     k: int = typer.Option(10, "-k", min=1, help="Neighbours per query."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: one object per query with its neighbours."),
     model: Optional[str] = ModelOpt,

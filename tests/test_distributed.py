@@ -1,5 +1,6 @@
 """`audioembed embed-cluster` on a local Ray instance, its actor class and its Parquet output."""
 
+import json
 import os
 import subprocess
 import sys
@@ -104,6 +105,20 @@ def test_reader_and_resume_scan(tmp_path):
     assert parquet.finished_paths(out, removed) == {"/z.wav", "/bad.wav", "/a.wav"}
     assert not (out / "killed.parquet").exists() and "killed.parquet" in removed[0]
     assert parquet.finished_paths(tmp_path / "absent") == set()
+
+
+def test_search_reads_the_parquet_output(tmp_path):
+    out = tmp_path / "out.parquet"
+    out.mkdir()
+    rows = [{"path": f"/{c}.wav", "embedding": np.eye(4, dtype=np.float32)[i] + 0.1, "sr": 16000, "seconds": 1.0}
+            for i, c in enumerate("abc")] + [{"path": "/bad.wav", "error": "/bad.wav: not a readable audio file"}]
+    pq.write_table(parquet.table(4, rows), out / "0.parquet")
+    np.save(tmp_path / "q.npy", np.array([0, 0, 1, 0], np.float32))
+    result = runner.invoke(app, ["search", str(tmp_path / "q.npy"), "--index", str(out), "-k", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    (item,) = json.loads(result.stdout)
+    neighbours = item["neighbours"]
+    assert [n["name"] for n in neighbours][:1] == ["/c.wav"] and len(neighbours) == 3  # the error row is no neighbour
 
 
 def test_manifests_folders_and_files(folder, tmp_path):

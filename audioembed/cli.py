@@ -156,14 +156,16 @@ def embed_cluster(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Embed on Ray Data (`pip install "audioembed[ray]"`): Parquet rows path, embedding, sr, seconds, error; resumable."""
+    """Embed on Ray Data (the `ray` extra): Parquet rows path, embedding, sr, seconds, error; resumable."""
     from . import distributed, parquet
 
     try:
         import pyarrow  # noqa: F401
         import ray  # noqa: F401
     except ImportError:
-        _err('error: embed-cluster needs Ray Data: pip install "audioembed[ray]"')
+        from .errors import install_hint
+
+        _err(f"error: embed-cluster needs Ray Data: {install_hint('ray')}")
         raise typer.Exit(2)
     failures: list[str] = []
     paths = distributed.list_inputs(sources, failures)

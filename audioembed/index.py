@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import outputs
-from .errors import IndexFormatError
+from .errors import IndexFormatError, install_hint
 
 FRAME_SUFFIXES = (".frames.npy", ".timestamps.npy")
 
@@ -66,7 +66,7 @@ def _parquet(path: Path) -> Optional[Index]:
 
         names, vectors = read_embeddings(path)
     except ImportError:
-        raise IndexFormatError(f'{path}: reading Parquet shards needs pyarrow: pip install "audioembed[ray]"') from None
+        raise IndexFormatError(f"{path}: reading Parquet shards needs pyarrow: {install_hint('ray')}") from None
     return Index(names, vectors, path)
 
 

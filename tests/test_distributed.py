@@ -133,7 +133,7 @@ def test_manifests_folders_and_files(folder, tmp_path):
 def test_without_ray_the_command_says_what_to_install(folder, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     result = runner.invoke(app, ["embed-cluster", str(folder), "-o", str(tmp_path / "out")])
-    assert result.exit_code == 2 and 'pip install "audioembed[ray]"' in result.output
+    assert result.exit_code == 2 and 'pip install ".[ray]"' in result.output and "pip install ray pandas pyarrow fsspec" in result.output
 
 
 # On a local Ray instance: one, shared by the tests below (starting Ray takes seconds) -------------

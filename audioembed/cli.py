@@ -143,6 +143,63 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
     return written[0], False
 
 
+@app.command("embed-cluster")
+def embed_cluster(
+    sources: List[Path] = typer.Argument(..., help="Folders (searched recursively), audio files, or manifests (one path per line)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder of Parquet shards (e.g. vectors.parquet)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Model actors (one Embedder each)."),
+    threads: int = typer.Option(os.cpu_count() or 1, "--threads", min=1, help="Cores per actor: model and decode threads."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (default: a local Ray instance)."),
+    frames: bool = typer.Option(False, "--frames", help="Also write frames (T, D) and timestamps (ms) columns."),
+    model: Optional[str] = ModelOpt,
+    revision: Optional[str] = RevisionOpt,
+    backend: str = BackendOpt,
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Embed on Ray Data (the `ray` extra): Parquet rows path, embedding, sr, seconds, error; resumable."""
+    from . import distributed, parquet
+
+    try:
+        import pyarrow  # noqa: F401
+        import ray  # noqa: F401
+    except ImportError:
+        from .errors import install_hint
+
+        _err(f"error: embed-cluster needs Ray Data: {install_hint('ray')}")
+        raise typer.Exit(2)
+    failures: list[str] = []
+    paths = distributed.list_inputs(sources, failures)
+    if not paths:
+        _err(f"error: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in {', '.join(map(str, sources))}")
+        raise typer.Exit(2)
+    if out.exists() and not out.is_dir():
+        _err(f"error: {out} is a file; OUT is a folder of Parquet shards: choose another name")
+        raise typer.Exit(2)
+    removed: list[str] = []
+    done = parquet.finished_paths(out, removed)
+    for message in removed:
+        _err(f"warning: {message}")
+    todo = [p for p in paths if p not in done]
+    if model and Path(model).is_dir():  # a local model folder: workers do not share the driver's cwd
+        model = os.path.abspath(model)
+    if todo:
+        distributed.run(
+            todo, out, workers=workers, threads=threads, address=address, frames=frames, progress=not quiet,
+            model=model, revision=revision, backend=backend, batch_size=batch_size,
+        )
+    wanted = set(todo)
+    table = parquet.read_table(out, ["path", "error"]).to_pydict() if todo else {"path": [], "error": []}
+    row_errors = [e for p, e in zip(table["path"], table["error"]) if e is not None and p in wanted]
+    failed = failures + row_errors
+    _err(f"{len(todo) - len(row_errors)} embedded, {len(paths) - len(todo)} skipped (already in {out}), {len(failed)} failed")
+    if failed:
+        _err(f"{len(failed)} failed (bad files are rows with an error in {out}):")
+        for message in failed:
+            _err(f"  {message}")
+        raise typer.Exit(1)
+
+
 @app.command()
 def info(
     model: Optional[str] = ModelOpt,
@@ -187,7 +244,7 @@ def info(
 @app.command()
 def search(
     queries: List[Path] = typer.Argument(..., help="Audio files (embedded with --model) or .npy vectors to search for."),
-    index: Path = typer.Option(..., "--index", "-i", help="A folder written by `audioembed embed` (tree or --stack)."),
+    index: Path = typer.Option(..., "--index", "-i", help="A folder written by `audioembed embed` (tree or --stack) or `embed-cluster` (Parquet)."),
     k: int = typer.Option(10, "-k", min=1, help="Neighbours per query."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: one object per query with its neighbours."),
     model: Optional[str] = ModelOpt,

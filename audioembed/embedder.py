@@ -94,6 +94,9 @@ class Embedder:
         num_threads: int | None = None,
         num_workers: int | None = None,
     ):
+        # What another process needs to load the same model (datasets' num_proc pickles the map function).
+        self._args = (model, dict(revision=revision, backend=backend, device=device, batch_size=batch_size,
+                                  num_threads=num_threads, num_workers=num_workers))
         self.backend_name = backends.choose(backend, device)
         weight_file = backends.BACKEND_FILES[self.backend_name]
         self.resolved = hub.resolve(model, revision, weight_file)
@@ -153,6 +156,12 @@ class Embedder:
         if len(rates) != len(items):
             raise ValueError(f"got {len(rates)} sample rates for {len(items)} inputs")
         yield from _Pipeline(self, items, rates, frames).run()
+
+    def hf_map_fn(self, audio_column: str = "audio", column: str = "embedding"):
+        """For `datasets.Dataset.map(fn, batched=True, num_proc=N)`: adds `column` (D floats per row)."""
+        from .hf import EmbedColumn
+
+        return EmbedColumn(self._args, audio_column, column, embedder=self)
 
     # Internals --------------------------------------------------------------------------------
 

@@ -40,6 +40,8 @@ EXTRA_PACKAGES = {
     "eval": ["scikit-learn", "threadpoolctl"],
     "av": ["av"],
     "search": ["faiss-cpu"],
+    "ray": ["ray", "pandas", "pyarrow", "fsspec"],
+    "datasets": ["datasets"],
     "docs": ["mkdocs", "mkdocs-material", "mkdocstrings", "matplotlib", "scikit-learn"],
 }
 CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"

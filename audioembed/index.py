@@ -1,6 +1,6 @@
 """Read what `audioembed embed` wrote as a searchable index: names plus an (N, D) matrix.
 
-One reader per output format, tried in order; a new format (Parquet, say) is one more entry in READERS.
+One reader per output format, tried in order: --stack files, embed-cluster's Parquet shards, a tree of .npy.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import outputs
-from .errors import IndexFormatError
+from .errors import IndexFormatError, install_hint
 
 FRAME_SUFFIXES = (".frames.npy", ".timestamps.npy")
 
@@ -57,7 +57,20 @@ def _tree(path: Path) -> Optional[Index]:
     return Index([f.relative_to(path).as_posix() for f in files], np.stack(vectors), path)
 
 
-READERS: list[Callable[[Path], Optional[Index]]] = [_stack, _tree]
+def _parquet(path: Path) -> Optional[Index]:
+    """What `audioembed embed-cluster` wrote: Parquet shards; rows with an error are left out."""
+    if not path.is_dir() or not any(path.glob("*.parquet")):
+        return None
+    try:
+        from .parquet import read_embeddings
+
+        names, vectors = read_embeddings(path)
+    except ImportError:
+        raise IndexFormatError(f"{path}: reading Parquet shards needs pyarrow: {install_hint('ray')}") from None
+    return Index(names, vectors, path)
+
+
+READERS: list[Callable[[Path], Optional[Index]]] = [_stack, _parquet, _tree]
 
 
 def load_index(path: str | os.PathLike) -> Index:
@@ -74,4 +87,6 @@ def load_index(path: str | os.PathLike) -> Index:
             if index.vectors.ndim != 2 or not len(index.vectors):
                 raise IndexFormatError(f"{path}: the index holds no (N, D) embeddings (shape {index.vectors.shape})")
             return index
-    raise IndexFormatError(f"{path}: not an index: expected a folder written by `audioembed embed` (tree or --stack)")
+    raise IndexFormatError(
+        f"{path}: not an index: expected a folder written by `audioembed embed` (tree or --stack) or `embed-cluster`"
+    )

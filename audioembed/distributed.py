@@ -1,0 +1,136 @@
+"""Embedding on Ray Data: a model actor for `map_batches`, and the `embed-cluster` pipeline around it.
+
+files or a manifest -> blocks of paths -> N actors (one Embedder each, loaded once) -> Parquet shards
+written by the workers. Ray does the scheduling, retries and spreading over machines; nothing here
+schedules anything.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import audio, parquet
+from .outputs import find_audio
+
+MAX_ROWS_PER_SHARD = 256  # files per input block = per Parquet shard: what a killed run can lose
+BLOCKS_PER_WORKER = 4  # a small job still gives every actor work
+
+
+class EmbedBatch:
+    """Ray Data runs one of these per actor: the Embedder is loaded once per worker, not per batch.
+
+    A batch holds `path` (files every worker can read) or decoded audio as `ray.data.read_audio`
+    gives it (`amplitude` (channels, samples) and `sample_rate`, with `path` when include_paths=True).
+    A bad input becomes a row with `error` set; the batch itself never fails.
+    """
+
+    def __init__(self, model: str | None = None, *, frames: bool = False, **embedder_kwargs: Any):
+        from .embedder import Embedder
+
+        self.embedder = Embedder(model, **embedder_kwargs)
+        self.frames = frames
+
+    def __call__(self, batch: dict[str, Any]):
+        """batch -> a pyarrow Table in `parquet.schema`."""
+        if "amplitude" in batch:
+            items = list(batch["amplitude"])
+            rates = [int(r) for r in batch["sample_rate"]]
+            names = list(batch["path"]) if "path" in batch else [None] * len(items)
+        else:
+            items = names = [str(p) for p in batch["path"]]
+            rates = [None] * len(items)
+        rows = [{"path": None if n is None else str(n), **_shape(x, r)} for x, r, n in zip(items, rates, names)]
+        try:
+            for result in self.embedder.iter_results(items, rates, frames=self.frames):
+                row = rows[result.index]
+                if result.error is not None:
+                    row["error"] = str(result.error)
+                    continue
+                row["embedding"] = result.embedding
+                if self.frames:
+                    row["frames"], row["timestamps"] = result.frames.embeddings, result.frames.timestamps
+        except Exception as exc:  # the backend itself failed: every unfinished row says so, the job goes on
+            for row, item in zip(rows, items):
+                if row.get("embedding") is None and row.get("error") is None:
+                    row["error"] = f"{audio.describe(item)}: {type(exc).__name__}: {exc}"
+        return parquet.table(self.embedder.dim, rows, self.frames)
+
+
+def _shape(item: Any, rate: int | None) -> dict:
+    """The input's own sample rate and length: from the file header, or from the array."""
+    if rate is not None:
+        return {"sr": rate, "seconds": np.shape(item)[-1] / rate}
+    import soundfile as sf
+
+    try:
+        info = sf.info(item)
+    except Exception:  # the embedder reports why this file is unreadable
+        return {"sr": None, "seconds": None}
+    return {"sr": int(info.samplerate), "seconds": info.frames / info.samplerate}
+
+
+def list_inputs(sources: Sequence[os.PathLike], failures: list[str]) -> list[str]:
+    """Absolute paths (workers do not share the driver's cwd) from folders, audio files and manifests.
+
+    A manifest is a text file with one audio path per line; relative lines are relative to its folder.
+    """
+    found: list[str] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            found += [os.path.abspath(p) for p in find_audio(source, failures)]
+        elif source.suffix.lower() in audio.AUDIO_EXTENSIONS:
+            found.append(os.path.abspath(source))
+        elif source.is_file():
+            try:
+                lines = source.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                failures.append(f"{source}: cannot read this manifest ({exc})")
+                continue
+            found += [os.path.abspath(source.parent / line.strip()) for line in lines if line.strip()]
+        else:
+            failures.append(f"{source}: no such file or folder")
+    return list(dict.fromkeys(found))  # a file listed twice is embedded once
+
+
+def run(
+    paths: Sequence[str],
+    out: os.PathLike,
+    *,
+    workers: int,
+    threads: int,
+    address: str | None = None,
+    frames: bool = False,
+    progress: bool = True,
+    **embedder_kwargs: Any,
+) -> None:
+    """Embed `paths` into Parquet shards under OUT with `workers` actors of `threads` cores each."""
+    import pyarrow as pa
+    import ray
+
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:  # a local instance sized to the job; +1 core for the Parquet writes beside the actors
+            ray.init(num_cpus=workers * threads + 1, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress
+    rows = max(1, min(MAX_ROWS_PER_SHARD, math.ceil(len(paths) / (workers * BLOCKS_PER_WORKER))))
+    blocks = [pa.table({"path": pa.array(paths[i : i + rows], pa.string())}) for i in range(0, len(paths), rows)]
+    kwargs = dict(embedder_kwargs, frames=frames, num_threads=threads, num_workers=threads)
+    (
+        ray.data.from_arrow(blocks)
+        .map_batches(
+            EmbedBatch,
+            fn_constructor_kwargs=kwargs,
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))),
+            num_cpus=threads,
+            batch_size=rows,
+            batch_format="numpy",
+        )
+        .write_parquet(os.fspath(out))
+    )

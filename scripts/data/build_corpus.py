@@ -24,13 +24,17 @@ from collections import defaultdict
 import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import containers as ct  # noqa: E402
 import debaudio as da  # noqa: E402
 
-AUDIO = r"\.(ogg|oga|opus|wav|flac)$"
+AUDIO = ct.AUDIO
+AUDIO_ALS = r"\.ALS$"
 
-# package -> (tar patterns, archive inside the package or None,
-#             [(regex on file path, category)], first match wins;
-#             no match or category None = skipped)
+# package -> (tar patterns, where the audio is, [(regex on file path, category)]);
+# first rule that matches wins; no match or category None = skipped.
+# Where the audio is: None = audio files on disk, rules see "/" + their path;
+# a path = a zip archive inside the package, rules see the member name;
+# a reader from containers.py = rules see "/" + the path it yields.
 SOURCES = {
     "wesnoth-1.16-music": (["*.ogg"], None, [(AUDIO, "music")]),
     "warzone2100-music": (["*.opus"], None, [(AUDIO, "music")]),
@@ -56,6 +60,19 @@ SOURCES = {
     "fillets-ng-data-cs": (["*.ogg"], None, [(AUDIO, "speech")]),
     "fillets-ng-data-nl": (["*.ogg"], None, [(AUDIO, "speech")]),
     "klettres-data": (["*.ogg"], None, [(AUDIO, "speech")]),
+    # speech
+    "flight-of-the-amazon-queen": (["*queen.1c"], ct.queen_1c(), [(r"\.SB$", "speech")]),
+    "tuxpaint-stamps-default": (["*.ogg", "*.wav"], ct.files(), [
+        ("_desc", "speech"), ("/stamps/(animals|vehicles)/", "sfx")]),
+    # Drascula: S*.ALS are the sound effects (the same in every language: English only),
+    # the other .ALS files are the characters' lines.
+    "drascula": (["*.ALS"], ct.drascula_als(), [(r"/S\d+\.ALS$", "sfx"), (AUDIO_ALS, "speech")]),
+    "drascula-spanish": (["*.ALS"], ct.drascula_als(), [(r"/S\d+\.ALS$", None), (AUDIO_ALS, "speech")]),
+    "drascula-italian": (["*.ALS"], ct.drascula_als(), [(r"/S\d+\.ALS$", None), (AUDIO_ALS, "speech")]),
+    "festvox-ru": (["*.wav"], None, [("/wav/", "speech")]),
+    "qabcs-data": (["*.ogg"], ct.files(), [("/sounds/(alpha|words)/", "speech"), ("/noises/", "sfx")]),
+    "gcin-voice": (["*.ogg"], ct.files(), [(AUDIO, "speech")]),
+    "codec2-examples": (["*/wav/*.wav"], ct.files(), [(AUDIO, "speech")]),
 }
 for _p in SOURCES:  # never mix dev-set or reserved packages into the corpus
     assert _p not in da.DEVSET_PACKAGES, _p
@@ -64,6 +81,9 @@ for _p in SOURCES:  # never mix dev-set or reserved packages into the corpus
 
 def iter_files(root, archive):
     """Yield (relative path, loader) for every audio file of an unpacked package."""
+    if callable(archive):
+        yield from archive(root)
+        return
     if archive:
         with zipfile.ZipFile(os.path.join(root, archive)) as z:
             for name in sorted(z.namelist()):
@@ -93,7 +113,8 @@ def build_package(pkg, args):
     lic = da.licence(cp)
     rows, maxlen = [], int(args.max_chunk * da.SR)
     for rel, load in iter_files(root, archive):
-        cat = next((c for rx, c in rules if re.search(rx, rel if archive else "/" + rel)), None)
+        key = rel if isinstance(archive, str) else "/" + rel
+        cat = next((c for rx, c in rules if re.search(rx, key)), None)
         if cat is None:
             continue
         try:

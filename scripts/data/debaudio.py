@@ -117,14 +117,18 @@ def _ffmpeg_decode(data):
 
 
 def load_16k_mono(src):
-    """Decode SRC (a path or bytes) to mono float32 at 16 kHz.
-    soundfile first, ffmpeg as fallback (if installed)."""
-    data = src if isinstance(src, bytes) else open(src, "rb").read()
-    try:
-        x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception:
-        return _ffmpeg_decode(data)
-    x = x.mean(axis=1)
+    """Decode SRC (a path, bytes, or already decoded `(samples, rate)`) to mono
+    float32 at 16 kHz. soundfile first, ffmpeg as fallback (if installed)."""
+    if isinstance(src, tuple):
+        x, sr = np.asarray(src[0], dtype=np.float32), src[1]
+        x = x.reshape(len(x), -1).mean(axis=1)
+    else:
+        data = src if isinstance(src, bytes) else open(src, "rb").read()
+        try:
+            x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except Exception:
+            return _ffmpeg_decode(data)
+        x = x.mean(axis=1)
     if sr != SR:
         x = soxr.resample(x, sr, SR, quality="HQ").astype(np.float32)
     return x

@@ -1,0 +1,105 @@
+"""Readers for the places audio hides in Debian packages (pure Python/numpy).
+
+A reader is a function `read(root)` that yields `(relative path, load)` for
+every audio item of an unpacked package; `load()` returns a file path, the
+encoded bytes, or `(samples float32, sample rate)` for raw PCM
+(`debaudio.load_16k_mono` takes all three).
+"""
+import hashlib
+import os
+import re
+import struct
+import zipfile
+
+import numpy as np
+
+AUDIO = r"\.(ogg|oga|opus|wav|flac|mp3)$"
+
+
+def _walk(root, rx):
+    """Regular files (no symlinks: those point at audio counted elsewhere) whose
+    path below ROOT matches RX, sorted."""
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(d, f)
+            rel = os.path.relpath(p, root)
+            if re.search(rx, "/" + rel, re.I) and os.path.isfile(p) and not os.path.islink(p):
+                yield rel, p
+
+
+def files(rx=AUDIO):
+    """Audio files on disk whose path matches RX; identical copies are read once."""
+    def read(root):
+        seen = set()
+        for rel, p in _walk(root, rx):
+            h = hashlib.sha1(open(p, "rb").read()).digest()
+            if h not in seen:
+                seen.add(h)
+                yield rel, (lambda p=p: p)
+    return read
+
+
+def zips(rx, member_rx=AUDIO):
+    """Members matching MEMBER_RX of every zip archive (.zip, .pk3, .wz) whose
+    path matches RX. The path is `archive path/member`."""
+    def read(root):
+        for rel, p in _walk(root, rx):
+            with zipfile.ZipFile(p) as z:
+                for name in sorted(z.namelist()):
+                    if re.search(member_rx, name, re.I):
+                        yield f"{rel}/{name}", (lambda n=name, z=z: z.read(n))
+    return read
+
+
+def raw_pcm(rx, sr, dtype, header=0):
+    """Headerless PCM files (after HEADER bytes): unsigned 8-bit (`u1`, centred
+    on 128) or signed little-endian 16-bit (`<i2`), mono at SR Hz."""
+    def load(p):
+        x = np.frombuffer(open(p, "rb").read()[header:], dtype=dtype).astype(np.float32)
+        return (x - 128) / 128 if dtype == "u1" else x / 32768, sr
+
+    def read(root):
+        for rel, p in _walk(root, rx):
+            yield rel, (lambda p=p: load(p))
+    return read
+
+
+# Drascula speech/effects (.ALS): 32-byte header, then unsigned 8-bit mono at 11025 Hz.
+def drascula_als(rx=r"\.als$"):
+    return raw_pcm(rx, 11025, "u1", header=32)
+
+
+def queen_table(data, path="queen.1c"):
+    """Entries (name, offset, size) of a Flight of the Amazon Queen resource file
+    rebuilt for ScummVM (`queen.1c`): "QTBL", 6-byte version, 2 bytes, a
+    compression byte (1 = MP3), a big-endian 16-bit entry count, then 21-byte
+    entries: 12-byte name, bundle byte, offset and size (big-endian 32-bit,
+    offsets from the start of the file)."""
+    if data[:4] != b"QTBL" or len(data) < 15:
+        raise ValueError(f"{path}: no QTBL resource table at the start; expected the ScummVM "
+                         "rebuilt queen.1c of flight-of-the-amazon-queen")
+    if data[12] != 1:
+        raise ValueError(f"{path}: sound compression {data[12]} is not 1 (MP3); only the "
+                         "MP3 build is supported")
+    n = struct.unpack(">H", data[13:15])[0]
+    out = []
+    for i in range(n):
+        e = data[15 + 21 * i:36 + 21 * i]
+        off, size = struct.unpack(">II", e[13:21])
+        if off + size > len(data):
+            raise ValueError(f"{path}: entry {i} ends at {off + size}, past the end of the file")
+        out.append((e[:12].rstrip(b"\0").decode("latin-1"), off, size))
+    return out
+
+
+def queen_1c(rx=r"queen\.1c$", names=r"\.SB$"):
+    """The MP3 clips (`*.SB`: spoken lines) of queen.1c. (`*.SAM` are not MP3.)"""
+    def read(root):
+        for rel, p in _walk(root, rx):
+            data = open(p, "rb").read()
+            for name, off, size in queen_table(data, p):
+                if re.search(names, name, re.I):
+                    yield f"{rel}/{name}", (lambda o=off, s=size: data[o:o + s])
+    return read
+

@@ -73,6 +73,57 @@ SOURCES = {
     "qabcs-data": (["*.ogg"], ct.files(), [("/sounds/(alpha|words)/", "speech"), ("/noises/", "sfx")]),
     "gcin-voice": (["*.ogg"], ct.files(), [(AUDIO, "speech")]),
     "codec2-examples": (["*/wav/*.wav"], ct.files(), [(AUDIO, "speech")]),
+    # sound effects (and the music / voices that come with them)
+    "ufoai-sound": (["*.pk3"], ct.zips(r"\.pk3$"), [("/sound/", "sfx")]),
+    "nexuiz-data": (["*.pk3"], ct.zips(r"\.pk3$"), [
+        ("/sound/(announcer|tutorial)/", "speech"), ("/sound/", "sfx")]),
+    "redeclipse-data": (["*/sounds/*.ogg"], ct.files(), [
+        ("/sounds/music/|/sounds/[^/]+$", "music"), ("/sounds/announcer/", "speech"),
+        ("/sounds/", "sfx")]),
+    "btanks-data": (["*.ogg"], ct.files(), [("/tunes/", "music"), ("/sounds/", "sfx")]),
+    "scorched3d-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/wav/", "sfx")]),
+    "widelands-data": (["*.ogg"], ct.files(), [("/data/music/", "music"),
+                                               ("/data/sound/|/critters/", "sfx")]),
+    "supertuxkart-data": (["*/data/music/*.ogg", "*/data/sfx/*.ogg"], ct.files(), [
+        ("/data/music/", "music"), ("/data/sfx/", "sfx")]),
+    "lincity-ng-data": (["*/sounds/*", "*/music/*"], ct.files(r"/music/default/\d+$|/sounds/.*\.wav$"),
+                        [("/music/", "music"), ("/sounds/", "sfx")]),
+    "berusky2-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sound/", "sfx")]),
+    "lomiri-sounds": (["*.ogg"], ct.files(), [("/camera/", "sfx"), ("/(notifications|ringtones)/", "music")]),
+    "krank": (["*/sounds/*"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")]),
+    "boswars-data": (["*.wav"], ct.files(), [("/campaigns/", "speech"), (AUDIO, "sfx")]),
+    "openarena-data": (["*.pk3"], ct.zips(r"\.pk3$"), [
+        ("/music/", "music"), ("/sound/(voices|feedback|player/announcer)/", "speech"), ("/sound/", "sfx")]),
+    "openarena-088-data": (["*.pk3"], ct.zips(r"\.pk3$"), [("/music/", "music"), ("/sound/", "sfx")]),
+    "lugaru-data": (["*.ogg"], ct.files(), [("(?i)music", "music"), ("/Sounds/", "sfx")]),
+    "trackballs-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sfx/", "sfx")]),
+    "starfighter-data": (["*.ogg"], ct.files(), [("/music/", "music"), ("/sound/", "sfx")]),
+    "warmux-data": (["*.ogg"], ct.files(), [("/music/", "music"), ("/voices/", "speech"), ("/sound/", "sfx")]),
+    "hyperrogue-music": (["*.ogg"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
+    "extremetuxracer-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
+    "naev-data": (["*.ogg", "*.wav"], ct.files(), [("/snd/music/", "music"), ("/snd/sounds/", "sfx")]),
+    "colobot-common-sounds": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
+    "marsshooter-data": (["*.ogg", "*.wav"], ct.files(), [
+        ("/announcer/", "speech"), ("/(toon|interface)/", "sfx"), ("/audio/", "music")]),
+    "unknown-horizons": (["*.ogg"], ct.files(), [
+        ("/audio/music/", "music"), ("/audio/voice/", "speech"), ("/audio/sounds/", "sfx")]),
+    "flare-game": (["*.ogg"], ct.files(), [("/music/", "music"), ("/soundfx/", "sfx")]),
+    "wesnoth-1.16-data": (["*/sounds/*"], ct.files(), [("/sounds/", "sfx")]),
+    "endless-sky-data": (["*/sounds/*"], ct.files(), [("/sounds/", "sfx")]),
+    # music
+    "ufoai-music": (["*.pk3"], ct.zips(r"\.pk3$"), [("/music/", "music")]),
+    "nexuiz-music": (["*.pk3"], ct.zips(r"\.pk3$"), [("/cdtracks/", "music")]),
+    "planetblupi-music-ogg": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "blobwars-data": (["*/music/*", "*/sound/*"], ct.files(r"/(music|sound)/[^/.]+$"), [
+        ("/music/", "music"), ("/sound/", "sfx")]),
+    "singularity-music": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "drascula-music": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "pushover-data": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "fretsonfire-songs-muldjord": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "fretsonfire-songs-sectoid": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "wizznic-data": (["*.ogg", "*/music/*"], ct.files(r"/music/[^/]+$|\.ogg$"), [
+        ("/music/|music\.ogg$", "music"), ("/snd/", "sfx")]),
+    "openclonk-data": (["*Music.ocg/*.ogg"], ct.files(), [(AUDIO, "music")]),
 }
 for _p in SOURCES:  # never mix dev-set or reserved packages into the corpus
     assert _p not in da.DEVSET_PACKAGES, _p

@@ -29,6 +29,7 @@ import debaudio as da  # noqa: E402
 
 AUDIO = ct.AUDIO
 AUDIO_ALS = r"\.ALS$"
+TRACKER_AND_FILES = ct.chain(ct.tracker(), ct.files())
 
 # package -> (tar patterns, where the audio is, [(regex on file path, category)]);
 # first rule that matches wins; no match or category None = skipped.
@@ -124,9 +125,27 @@ SOURCES = {
     "wizznic-data": (["*.ogg", "*/music/*"], ct.files(r"/music/[^/]+$|\.ogg$"), [
         ("/music/|music\.ogg$", "music"), ("/snd/", "sfx")]),
     "openclonk-data": (["*Music.ocg/*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "powermanga-data": (["*.ogg", "*.wav"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")]),
+    # tracker modules (rendered by openmpt123) and MIDI (rendered by fluidsynth, see EXTRA)
+    "tecnoballz-data": (["*.mod", "*.wav"], TRACKER_AND_FILES, [("/musics/", "music"), ("/sounds/", "sfx")]),
+    "pekka-kana-2-data": (["*.xm", "*.wav"], TRACKER_AND_FILES, [
+        ("/music/", "music"), ("/(sfx|sprites)/", "sfx")]),
+    "heroes-sound-tracks": (["*.xm"], ct.tracker(), [("/mod/", "music")]),
+    "freedroid-data": (["*/sound/*"], TRACKER_AND_FILES, [(r"\.(mod|ogg)$", "music"), (r"\.wav$", "sfx")]),
+    "pingus-data": (["*/music/*", "*/sounds/*.wav"], TRACKER_AND_FILES, [("/music/", "music"), ("/sounds/", "sfx")]),
+    "rafkill-data": (["*.xm", "*.mod"], ct.tracker(), [(".", "music")]),
+    "pachi-data": (["*/music/*", "*/sounds/*.wav"], TRACKER_AND_FILES, [("/music/", "music"), ("/sounds/", "sfx")]),
+    "biniax2-data": (["*/music/*", "*/sound/*.wav"], TRACKER_AND_FILES, [("/music/", "music"), ("/sound/", "sfx")]),
+    "openttd-openmsx": (["*.mid"], ct.midi(), [(".", "music")]),
+    "mma": (["*.mid"], ct.midi(), [(".", "music")]),
+    "freedink-data": (["*/Sound/*"], ct.chain(ct.midi(), ct.files()), [
+        (r"\.(mid|ogg)$", "music"), (r"\.wav$", "sfx")]),
 }
-for _p in SOURCES:  # never mix dev-set or reserved packages into the corpus
-    assert _p not in da.DEVSET_PACKAGES, _p
+# More packages a package needs unpacked below its own root: the MIDI sound font
+# (timgm6mb-soundfont, GPL-2; never fluid-soundfont-gm, which the dev sets use).
+EXTRA = {p: [("timgm6mb-soundfont", ["*TimGM6mb.sf2"])] for p in ("openttd-openmsx", "mma", "freedink-data")}
+for _p in [*SOURCES, *(e for x in EXTRA.values() for e, _ in x)]:  # never mix dev-set or
+    assert _p not in da.DEVSET_PACKAGES, _p                          # reserved packages in
     da.check_allowed(_p)
 
 
@@ -157,6 +176,8 @@ def build_package(pkg, args):
     patterns, archive, rules = SOURCES[pkg]
     deb = da.fetch_deb(pkg, args.debs)
     root = da.extract(pkg, deb, os.path.join(args.work, pkg), patterns)
+    for extra, pats in EXTRA.get(pkg, []):
+        da.extract(extra, da.fetch_deb(extra, args.debs), os.path.join(root, "_extra", extra), pats)
     os.makedirs(os.path.join(args.out, "licences"), exist_ok=True)
     cp = da.copyright_path(root, pkg)
     if os.path.exists(cp):

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import struct
+import subprocess
 import zipfile
 
 import numpy as np
@@ -103,3 +104,57 @@ def queen_1c(rx=r"queen\.1c$", names=r"\.SB$"):
                     yield f"{rel}/{name}", (lambda o=off, s=size: data[o:o + s])
     return read
 
+
+
+def _rendered(rx, render, out_suffix):
+    """Files matching RX turned into WAV by RENDER(src, dst), an external renderer."""
+    def load(p):
+        dst = p + out_suffix
+        render(p, dst)
+        if not os.path.exists(dst):
+            raise ValueError(f"{p}: the renderer wrote no {dst}")
+        data = open(dst, "rb").read()
+        os.remove(dst)
+        return data
+
+    def read(root):
+        for rel, p in _walk(root, rx):
+            yield rel, (lambda p=p: load(p))
+    return read
+
+
+TRACKER = r"\.(mod|xm|s3m|it|stm|669|mtm|med|ult)$"
+
+
+def tracker(rx=TRACKER):
+    """Tracker modules rendered once through (no repeat) by `openmpt123`
+    (Debian package openmpt123), 16 kHz mono 16-bit."""
+    def render(src, dst):
+        subprocess.run(["openmpt123", "--render", "--samplerate", "16000", "--channels", "1",
+                        "--no-float", "--repeat", "0", "-q", "--force", src],
+                       check=True, capture_output=True)
+    return _rendered(rx, render, ".wav")
+
+
+def midi(rx=r"\.midi?$", soundfont=r"TimGM6mb\.sf2$"):
+    """MIDI files rendered by `fluidsynth` with the sound font found below the
+    package root (build_corpus unpacks it there from its own .deb; see EXTRA)."""
+    def read(root):
+        fonts = [p for _, p in _walk(root, soundfont)]
+        if not fonts:
+            raise FileNotFoundError(f"{root}: no sound font matching {soundfont!r}; "
+                                    "list its package in the EXTRA packages of build_corpus.py")
+
+        def render(src, dst):
+            subprocess.run(["fluidsynth", "-ni", "-q", "-F", dst, "-r", "16000", "-R", "0",
+                            "-C", "0", fonts[0], src], check=True, capture_output=True)
+        yield from _rendered(rx, render, ".wav")(root)
+    return read
+
+
+def chain(*readers):
+    """All items of several readers, in order."""
+    def read(root):
+        for r in readers:
+            yield from r(root)
+    return read

@@ -111,6 +111,10 @@ SOURCES = {
     "flare-game": (["*.ogg"], ct.files(), [("/music/", "music"), ("/soundfx/", "sfx")]),
     "wesnoth-1.16-data": (["*/sounds/*"], ct.files(), [("/sounds/", "sfx")]),
     "endless-sky-data": (["*/sounds/*"], ct.files(), [("/sounds/", "sfx")]),
+    "openttd-opensfx": (["*.cat"], ct.riff_wavs(r"\.cat$"), [(".", "sfx")]),
+    "7kaa-data": (["*/SOUND/*"], ct.files(), [("/SOUND/", "sfx")]),
+    "heroes-sound-effects": (["*.wav"], ct.files(), [("/sfx/", "sfx")]),
+    "oxygen-sounds": (["*.ogg"], ct.files(), [(AUDIO, "sfx")]),
     # music
     "ufoai-music": (["*.pk3"], ct.zips(r"\.pk3$"), [("/music/", "music")]),
     "nexuiz-music": (["*.pk3"], ct.zips(r"\.pk3$"), [("/cdtracks/", "music")]),
@@ -138,12 +142,13 @@ SOURCES = {
     "biniax2-data": (["*/music/*", "*/sound/*.wav"], TRACKER_AND_FILES, [("/music/", "music"), ("/sound/", "sfx")]),
     "openttd-openmsx": (["*.mid"], ct.midi(), [(".", "music")]),
     "mma": (["*.mid"], ct.midi(), [(".", "music")]),
+    "freedoom": (["*.wad"], ct.doom_wad(), [(r"\.mid$", "music"), (r"\.dmx$", "sfx")]),
     "freedink-data": (["*/Sound/*"], ct.chain(ct.midi(), ct.files()), [
         (r"\.(mid|ogg)$", "music"), (r"\.wav$", "sfx")]),
 }
 # More packages a package needs unpacked below its own root: the MIDI sound font
 # (timgm6mb-soundfont, GPL-2; never fluid-soundfont-gm, which the dev sets use).
-EXTRA = {p: [("timgm6mb-soundfont", ["*TimGM6mb.sf2"])] for p in ("openttd-openmsx", "mma", "freedink-data")}
+EXTRA = {p: [("timgm6mb-soundfont", ["*TimGM6mb.sf2"])] for p in ("openttd-openmsx", "mma", "freedink-data", "freedoom")}
 for _p in [*SOURCES, *(e for x in EXTRA.values() for e, _ in x)]:  # never mix dev-set or
     assert _p not in da.DEVSET_PACKAGES, _p                          # reserved packages in
     da.check_allowed(_p)

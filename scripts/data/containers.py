@@ -101,7 +101,7 @@ def queen_1c(rx=r"queen\.1c$", names=r"\.SB$"):
             data = open(p, "rb").read()
             for name, off, size in queen_table(data, p):
                 if re.search(names, name, re.I):
-                    yield f"{rel}/{name}", (lambda o=off, s=size: data[o:o + s])
+                    yield f"{rel}/{name}", (lambda d=data, o=off, s=size: d[o:o + s])
     return read
 
 
@@ -136,19 +136,66 @@ def tracker(rx=TRACKER):
     return _rendered(rx, render, ".wav")
 
 
-def midi(rx=r"\.midi?$", soundfont=r"TimGM6mb\.sf2$"):
+def _fluidsynth(root, soundfont):
+    """render(src, dst) with fluidsynth and the sound font found below ROOT."""
+    fonts = [p for _, p in _walk(root, soundfont)]
+    if not fonts:
+        raise FileNotFoundError(f"{root}: no sound font matching {soundfont!r}; "
+                                "list its package in the EXTRA packages of build_corpus.py")
+
+    def render(src, dst):
+        subprocess.run(["fluidsynth", "-ni", "-q", "-F", dst, "-r", "16000", "-R", "0",
+                        "-C", "0", fonts[0], src], check=True, capture_output=True)
+    return render
+
+
+SOUNDFONT = r"TimGM6mb\.sf2$"
+
+
+def midi(rx=r"\.midi?$", soundfont=SOUNDFONT):
     """MIDI files rendered by `fluidsynth` with the sound font found below the
     package root (build_corpus unpacks it there from its own .deb; see EXTRA)."""
     def read(root):
-        fonts = [p for _, p in _walk(root, soundfont)]
-        if not fonts:
-            raise FileNotFoundError(f"{root}: no sound font matching {soundfont!r}; "
-                                    "list its package in the EXTRA packages of build_corpus.py")
+        yield from _rendered(rx, _fluidsynth(root, soundfont), ".wav")(root)
+    return read
 
-        def render(src, dst):
-            subprocess.run(["fluidsynth", "-ni", "-q", "-F", dst, "-r", "16000", "-R", "0",
-                            "-C", "0", fonts[0], src], check=True, capture_output=True)
-        yield from _rendered(rx, render, ".wav")(root)
+
+def wad_lumps(data, path="WAD"):
+    """(name, bytes) of every lump of a Doom WAD: "IWAD"/"PWAD", lump count and
+    directory offset (32-bit LE), directory of 16-byte entries (offset, size, 8-byte name)."""
+    if data[:4] not in (b"IWAD", b"PWAD"):
+        raise ValueError(f"{path}: not a Doom WAD (no IWAD/PWAD magic)")
+    n, diro = struct.unpack("<ii", data[4:12])
+    for i in range(n):
+        pos, size, name = struct.unpack("<ii8s", data[diro + 16 * i:diro + 16 * i + 16])
+        yield name.rstrip(b"\0").decode("latin-1"), data[pos:pos + size]
+
+
+def doom_wad(rx=r"\.wad$", soundfont=SOUNDFONT):
+    """Music lumps stored as MIDI (`D_*`, rendered by fluidsynth) and sound
+    effects in DMX format (`DS*`: 16-bit format 3, rate, sample count, 16 pad
+    bytes, unsigned 8-bit samples) of Doom WADs. Paths: `wad path/LUMP.mid|.dmx`."""
+    def dmx(b):
+        fmt, rate, n = struct.unpack("<HHI", b[:8])
+        x = np.frombuffer(b[24:8 + n - 16], dtype=np.uint8).astype(np.float32)
+        return (x - 128) / 128, rate
+
+    def midi_lump(root, render, b):
+        src = os.path.join(root, "_lump.mid")
+        open(src, "wb").write(b)
+        render(src, src + ".wav")
+        data = open(src + ".wav", "rb").read()
+        os.remove(src + ".wav")
+        return data
+
+    def read(root):
+        render = _fluidsynth(root, soundfont)
+        for rel, p in _walk(root, rx):
+            for name, b in wad_lumps(open(p, "rb").read(), p):
+                if name.startswith("D_") and b[:4] == b"MThd":
+                    yield f"{rel}/{name}.mid", (lambda b=b: midi_lump(root, render, b))
+                elif name.startswith("DS") and len(b) > 24 and b[:2] == b"\x03\x00":
+                    yield f"{rel}/{name}.dmx", (lambda b=b: dmx(b))
     return read
 
 
@@ -157,4 +204,22 @@ def chain(*readers):
     def read(root):
         for r in readers:
             yield from r(root)
+    return read
+
+
+def riff_wavs(rx):
+    """WAV files stored whole inside other files (OpenTTD's opensfx.cat): every "RIFF" <32-bit LE size> "WAVE" chunk that fits in the file.
+    The path is `file path/NNNN.wav` (NNNN = its order in the file)."""
+    def read(root):
+        for rel, p in _walk(root, rx):
+            data = open(p, "rb").read()
+            pos, k = data.find(b"RIFF"), 0
+            while pos >= 0:
+                size = struct.unpack("<I", data[pos + 4:pos + 8])[0] if pos + 8 <= len(data) else 0
+                if data[pos + 8:pos + 12] == b"WAVE" and pos + 8 + size <= len(data):
+                    yield f"{rel}/{k:04d}.wav", (lambda d=data, a=pos, b=pos + 8 + size: d[a:b])
+                    k += 1
+                    pos = data.find(b"RIFF", pos + 8 + size)
+                else:
+                    pos = data.find(b"RIFF", pos + 4)
     return read

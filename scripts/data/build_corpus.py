@@ -130,6 +130,15 @@ SOURCES = {
         ("/music/|music\.ogg$", "music"), ("/snd/", "sfx")]),
     "openclonk-data": (["*Music.ocg/*.ogg"], ct.files(), [(AUDIO, "music")]),
     "powermanga-data": (["*.ogg", "*.wav"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")]),
+    "zaz-data": (["*.ogg", "*.wav"], ct.files(), [(r"/mus\d\.ogg$", "music"), (AUDIO, "sfx")]),
+    "ardentryst": (["*.ogg"], ct.files(), [("/Music/", "music"), ("/Sounds/", "sfx")]),
+    "enigma-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/soundsets/", "sfx")]),
+    "xmoto-data": (["*.ogg"], ct.files(), [("/Musics/", "music")]),
+    "asc-music": (["*.mp3"], ct.files(), [(AUDIO, "music")]),
+    "garden-of-coloured-lights-data": (["*.wav"], ct.files(), [("/beat/", "music"), ("/wavs/", "sfx")]),
+    "moon-lander-data": (["*.wav"], ct.files(), [(AUDIO, "sfx")]),
+    "bucklespring-data": (["*.wav"], ct.files(), [(AUDIO, "sfx")]),
+    "tomatoes-data": (["*.it"], ct.tracker(), [(".", "music")]),
     # tracker modules (rendered by openmpt123) and MIDI (rendered by fluidsynth, see EXTRA)
     "tecnoballz-data": (["*.mod", "*.wav"], TRACKER_AND_FILES, [("/musics/", "music"), ("/sounds/", "sfx")]),
     "pekka-kana-2-data": (["*.xm", "*.wav"], TRACKER_AND_FILES, [
@@ -146,6 +155,9 @@ SOURCES = {
     "freedink-data": (["*/Sound/*"], ct.chain(ct.midi(), ct.files()), [
         (r"\.(mid|ogg)$", "music"), (r"\.wav$", "sfx")]),
 }
+for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
+           "rrootage-data", "mu-cade-data", "titanion-data"):  # Kenta Cho's shooters: ogg music, wav effects
+    SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")])
 # More packages a package needs unpacked below its own root: the MIDI sound font
 # (timgm6mb-soundfont, GPL-2; never fluid-soundfont-gm, which the dev sets use).
 EXTRA = {p: [("timgm6mb-soundfont", ["*TimGM6mb.sf2"])] for p in ("openttd-openmsx", "mma", "freedink-data", "freedoom")}

@@ -46,10 +46,10 @@ def zips(rx, member_rx=AUDIO):
     path matches RX. The path is `archive path/member`."""
     def read(root):
         for rel, p in _walk(root, rx):
-            with zipfile.ZipFile(p) as z:
-                for name in sorted(z.namelist()):
-                    if re.search(member_rx, name, re.I):
-                        yield f"{rel}/{name}", (lambda n=name, z=z: z.read(n))
+            z = zipfile.ZipFile(p)  # stays open while loaders refer to it
+            for name in sorted(z.namelist()):
+                if re.search(member_rx, name, re.I):
+                    yield f"{rel}/{name}", (lambda n=name, z=z: z.read(n))
     return read
 
 

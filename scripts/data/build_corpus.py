@@ -139,6 +139,12 @@ SOURCES = {
     "moon-lander-data": (["*.wav"], ct.files(), [(AUDIO, "sfx")]),
     "bucklespring-data": (["*.wav"], ct.files(), [(AUDIO, "sfx")]),
     "tomatoes-data": (["*.it"], ct.tracker(), [(".", "music")]),
+    "solarwolf": (["*/music/*", "*/audio/*.wav"], TRACKER_AND_FILES, [("/music/", "music"), ("/audio/", "sfx")]),
+    "tuxmath-data": (["*/sounds/*"], TRACKER_AND_FILES, [(r"\.(mod|ogg)$", "music"), (r"\.wav$", "sfx")]),
+    "tuxtype-data": (["*/tuxtype/sounds/*"], TRACKER_AND_FILES, [(r"\.(mod|ogg)$", "music"), (r"\.wav$", "sfx")]),
+    "open-invaders-data": (["*.mod", "*.wav"], TRACKER_AND_FILES, [(r"\.mod$", "music"), (r"\.wav$", "sfx")]),
+    "criticalmass-data": (["*.xm"], ct.tracker(), [(".", "music")]),
+    "toppler": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
     # tracker modules (rendered by openmpt123) and MIDI (rendered by fluidsynth, see EXTRA)
     "tecnoballz-data": (["*.mod", "*.wav"], TRACKER_AND_FILES, [("/musics/", "music"), ("/sounds/", "sfx")]),
     "pekka-kana-2-data": (["*.xm", "*.wav"], TRACKER_AND_FILES, [
@@ -158,6 +164,9 @@ SOURCES = {
 for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
            "rrootage-data", "mu-cade-data", "titanion-data"):  # Kenta Cho's shooters: ogg music, wav effects
     SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")])
+for _p in ("atanks-data", "chromium-bsu-data", "holotz-castle-data", "lbreakout2-data", "minetest-data",
+           "opencity-data", "pokerth-data", "supertransball2-data"):  # small effect sets
+    SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(AUDIO, "sfx")])
 # More packages a package needs unpacked below its own root: the MIDI sound font
 # (timgm6mb-soundfont, GPL-2; never fluid-soundfont-gm, which the dev sets use).
 EXTRA = {p: [("timgm6mb-soundfont", ["*TimGM6mb.sf2"])] for p in ("openttd-openmsx", "mma", "freedink-data", "freedoom")}

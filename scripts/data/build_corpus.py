@@ -111,6 +111,8 @@ SOURCES = {
     "flare-game": (["*.ogg"], ct.files(), [("/music/", "music"), ("/soundfx/", "sfx")]),
     "wesnoth-1.16-data": (["*/sounds/*"], ct.files(), [("/sounds/", "sfx")]),
     "endless-sky-data": (["*/sounds/*"], ct.files(), [("/sounds/", "sfx")]),
+    "flightgear-data-base": (["*/Sounds/*.wav", "*/Sounds/*.ogg"], ct.files(), [
+        ("/Sounds/(mk-viii|tcas)/", "speech"), ("/Sounds/", "sfx")]),
     "openttd-opensfx": (["*.cat"], ct.riff_wavs(r"\.cat$"), [(".", "sfx")]),
     "7kaa-data": (["*/SOUND/*"], ct.files(), [("/SOUND/", "sfx")]),
     "heroes-sound-effects": (["*.wav"], ct.files(), [("/sfx/", "sfx")]),

@@ -91,7 +91,7 @@ SOURCES = {
                         [("/music/", "music"), ("/sounds/", "sfx")]),
     "berusky2-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sound/", "sfx")]),
     "lomiri-sounds": (["*.ogg"], ct.files(), [("/camera/", "sfx"), ("/(notifications|ringtones)/", "music")]),
-    "krank": (["*/sounds/*"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")]),
+    "krank": (["*/sounds/*"], ct.files(), [("/menu/.*\\.ogg$", "music"), (AUDIO, "sfx")]),  # atmo.ogg: ambience
     "boswars-data": (["*.wav"], ct.files(), [("/campaigns/", "speech"), (AUDIO, "sfx")]),
     "openarena-data": (["*.pk3"], ct.zips(r"\.pk3$"), [
         ("/music/", "music"), ("/sound/(voices|feedback|player/announcer)/", "speech"), ("/sound/", "sfx")]),
@@ -99,7 +99,7 @@ SOURCES = {
     "lugaru-data": (["*.ogg"], ct.files(), [("(?i)music", "music"), ("/Sounds/", "sfx")]),
     "trackballs-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sfx/", "sfx")]),
     "starfighter-data": (["*.ogg"], ct.files(), [("/music/", "music"), ("/sound/", "sfx")]),
-    "warmux-data": (["*.ogg"], ct.files(), [("/music/", "music"), ("/voices/", "speech"), ("/sound/", "sfx")]),
+    "warmux-data": (["*.ogg"], ct.files(), [("/music/", "music"), ("/sound/", "sfx")]),  # voices: cries
     "hyperrogue-music": (["*.ogg"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
     "extremetuxracer-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
     "naev-data": (["*.ogg", "*.wav"], ct.files(), [("/snd/music/", "music"), ("/snd/sounds/", "sfx")]),

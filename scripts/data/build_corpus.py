@@ -4,7 +4,7 @@
 For every package in SOURCES: `apt-get download` the .deb, unpack only its
 audio (or the archive holding its audio), decode each file, mix to mono,
 resample to 16 kHz, cut into chunks of at most --max-chunk seconds and write
-FLAC files to OUT/audio/<package>/<category>/. Each finished package gets a
+FLAC files to OUT/audio/<category>/<package>/. Each finished package gets a
 manifest part OUT/parts/<package>.csv, so re-running skips it. The parts are
 joined into OUT/manifest.csv and a summary (hours per package and category)
 is printed.
@@ -256,16 +256,19 @@ def write_manifest(args):
         w = csv.writer(f)
         w.writerow(["path", "source_package", "category", "licence", "duration_s", "source_file"])
         w.writerows(rows)
-    per_pkg, per_cat = defaultdict(float), defaultdict(float)
+    per_pkg, per_cat, lics = defaultdict(lambda: defaultdict(float)), defaultdict(float), {}
     for r in rows:
-        per_pkg[(r[1], r[2])] += float(r[4]) / 3600
+        per_pkg[r[1]][r[2]] += float(r[4]) / 3600
         per_cat[r[2]] += float(r[4]) / 3600
-    print(f"\n{'package':24s} {'category':8s} hours")
-    for (p, c), h in sorted(per_pkg.items()):
-        print(f"{p:24s} {c:8s} {h:6.2f}")
+        lics[r[1]] = r[3]
+    cats = ("music", "speech", "sfx")
+    print("\n| package | " + " | ".join(f"{c} h" for c in cats) + " | licence column |")
+    print("|---|" + "---:|" * len(cats) + "---|")
+    for p, hours in sorted(per_pkg.items(), key=lambda kv: -sum(kv[1].values())):
+        print(f"| {p} | " + " | ".join(f"{hours[c]:.2f}" if c in hours else "" for c in cats)
+              + f" | {lics[p]} |")
     print("\n" + "  ".join(f"{c}: {h:.2f} h" for c, h in sorted(per_cat.items())))
-    print(f"total: {sum(per_cat.values()):.2f} h in {len(rows)} files")
-
+    print(f"total: {sum(per_cat.values()):.2f} h in {len(rows)} files from {len(per_pkg)} packages")
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -273,6 +276,7 @@ def main():
     ap.add_argument("--debs", default=None, help="where .deb files are cached (default OUT/../debs)")
     ap.add_argument("--work", default=None, help="scratch dir for unpacking (default OUT/_work)")
     ap.add_argument("--packages", nargs="*", default=list(SOURCES), help="subset of packages")
+    ap.add_argument("--summary", action="store_true", help="only rewrite manifest.csv and print the summary")
     ap.add_argument("--max-chunk", type=float, default=30.0, help="max chunk length in seconds")
     ap.add_argument("--min-len", type=float, default=0.25, help="drop clips shorter than this (s)")
     ap.add_argument("--keep-work", action="store_true", help="keep unpacked packages")
@@ -283,7 +287,7 @@ def main():
         da.check_allowed(pkg)
         if pkg not in SOURCES:
             raise SystemExit(f"unknown package {pkg!r}; known: {', '.join(SOURCES)}")
-    for pkg in args.packages:
+    for pkg in [] if args.summary else args.packages:
         build_package(pkg, args)
     write_manifest(args)
 

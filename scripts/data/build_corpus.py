@@ -87,11 +87,10 @@ SOURCES = {
                                                ("/data/sound/|/critters/", "sfx")]),
     "supertuxkart-data": (["*/data/music/*.ogg", "*/data/sfx/*.ogg"], ct.files(), [
         ("/data/music/", "music"), ("/data/sfx/", "sfx")]),
-    "lincity-ng-data": (["*/sounds/*", "*/music/*"], ct.files(r"/music/default/\d+$|/sounds/.*\.wav$"),
-                        [("/music/", "music"), ("/sounds/", "sfx")]),
+    "lincity-ng-data": (["*/sounds/*", "*/music/*"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
     "berusky2-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sound/", "sfx")]),
     "lomiri-sounds": (["*.ogg"], ct.files(), [("/camera/", "sfx"), ("/(notifications|ringtones)/", "music")]),
-    "krank": (["*/sounds/*"], ct.files(), [("/menu/.*\\.ogg$", "music"), (AUDIO, "sfx")]),  # atmo.ogg: ambience
+    "krank": (["*/sounds/*"], ct.files(), [(r"/menu/.*\.ogg$", "music"), (AUDIO, "sfx")]),  # atmo.ogg: ambience
     "boswars-data": (["*.wav"], ct.files(), [("/campaigns/", "speech"), (AUDIO, "sfx")]),
     "openarena-data": (["*.pk3"], ct.zips(r"\.pk3$"), [
         ("/music/", "music"), ("/sound/(voices|feedback|player/announcer)/", "speech"), ("/sound/", "sfx")]),

@@ -64,7 +64,7 @@ SOURCES = {
     # speech
     "flight-of-the-amazon-queen": (["*queen.1c"], ct.queen_1c(), [(r"\.SB$", "speech")]),
     "tuxpaint-stamps-default": (["*.ogg", "*.wav"], ct.files(), [
-        ("_desc", "speech"), ("/stamps/(animals|vehicles)/", "sfx")]),
+        ("_desc|/symbols/(alphabets|math)/", "speech"), (AUDIO, "sfx")]),  # spoken letters and digits
     # Drascula: S*.ALS are the sound effects (the same in every language: English only),
     # the other .ALS files are the characters' lines.
     "drascula": (["*.ALS"], ct.drascula_als(), [(r"/S\d+\.ALS$", "sfx"), (AUDIO_ALS, "speech")]),

@@ -168,6 +168,16 @@ for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighte
 for _p in ("atanks-data", "chromium-bsu-data", "holotz-castle-data", "lbreakout2-data", "minetest-data",
            "opencity-data", "pokerth-data", "supertransball2-data"):  # small effect sets
     SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(AUDIO, "sfx")])
+# Licences read by hand from copyright files that are free-form and that
+# debaudio.licence() misreads ("same", a library's licence, a licence name missing).
+LICENCE = {
+    "fretsonfire-songs-muldjord": "CC-BY-SA-3.0 (read from the copyright file)",
+    "singularity-music": "CC-BY-SA-3.0 (read from the copyright file)",
+    "openclonk-data": "ISC; CC-BY-3.0; CC0-1.0 (read from the copyright file)",
+    **{p: "BSD-2-Clause (read from the copyright file)" for p in (
+        "gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
+        "rrootage-data", "mu-cade-data", "titanion-data")},
+}
 # More packages a package needs unpacked below its own root: the MIDI sound font
 # (timgm6mb-soundfont, GPL-2; never fluid-soundfont-gm, which the dev sets use).
 EXTRA = {p: [("timgm6mb-soundfont", ["*TimGM6mb.sf2"])] for p in ("openttd-openmsx", "mma", "freedink-data", "freedoom")}
@@ -209,7 +219,7 @@ def build_package(pkg, args):
     cp = da.copyright_path(root, pkg)
     if os.path.exists(cp):
         shutil.copy(cp, os.path.join(args.out, "licences", f"{pkg}.copyright"))
-    lic = da.licence(cp)
+    lic = LICENCE.get(pkg) or da.licence(cp)
     rows, maxlen = [], int(args.max_chunk * da.SR)
     for rel, load in iter_files(root, archive):
         key = rel if isinstance(archive, str) else "/" + rel
@@ -249,7 +259,7 @@ def write_manifest(args):
     for pkg in SOURCES:
         part = os.path.join(args.out, "parts", f"{pkg}.csv")
         if os.path.exists(part):
-            lic = da.licence(os.path.join(args.out, "licences", f"{pkg}.copyright"))
+            lic = LICENCE.get(pkg) or da.licence(os.path.join(args.out, "licences", f"{pkg}.copyright"))
             rows += [r[:3] + [lic] + r[4:] for r in csv.reader(open(part))]
     with open(os.path.join(args.out, "manifest.csv"), "w", newline="") as f:
         w = csv.writer(f)

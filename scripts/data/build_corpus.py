@@ -112,6 +112,15 @@ SOURCES = {
     "endless-sky-data": (["*/sounds/*"], ct.files(), [("/sounds/", "sfx")]),
     "flightgear-data-base": (["*/Sounds/*.wav", "*/Sounds/*.ogg"], ct.files(), [
         ("/Sounds/(mk-viii|tcas)/", "speech"), ("/Sounds/", "sfx")]),
+    "freecol": (["*/resources/music/*.ogg", "*/resources/sound/*.ogg"], ct.files(), [
+        (r"/music/|/sound/anthem/|/intro\.ogg$", "music"), ("/sound/", "sfx")]),
+    "freeorion-data": (["*/data/sound/*.ogg"], ct.files(), [("artificial_intelligence", "music"), ("/sound/", "sfx")]),
+    "cube2-data": (["*/packages/music/*", "*/packages/sounds/*"], ct.files(), [
+        ("/sounds/0ad/", None),  # taken from 0ad-data, whose effects hold the zeroad_sfx dev set
+        ("/packages/music/", "music"), ("/packages/sounds/", "sfx")]),
+    "trigger-rally-data": (["*data.zip"], ct.zips(r"data\.zip$"), [
+        ("/sounds/codriver/", "speech"), ("/sounds/", "sfx")]),
+    "tuxfootball": (["*/sound/*"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")]),
     "openttd-opensfx": (["*.cat"], ct.riff_wavs(r"\.cat$"), [(".", "sfx")]),
     "7kaa-data": (["*/SOUND/*"], ct.files(), [("/SOUND/", "sfx")]),
     "heroes-sound-effects": (["*.wav"], ct.files(), [("/sfx/", "sfx")]),
@@ -165,7 +174,8 @@ SOURCES = {
 for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
            "rrootage-data", "mu-cade-data", "titanion-data"):  # Kenta Cho's shooters: ogg music, wav effects
     SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")])
-for _p in ("atanks-data", "chromium-bsu-data", "holotz-castle-data", "lbreakout2-data", "minetest-data",
+for _p in ("bzflag-data", "gnubg-data", "tuxpaint-data", "simutrans-pak64",
+           "atanks-data", "chromium-bsu-data", "holotz-castle-data", "lbreakout2-data", "minetest-data",
            "opencity-data", "pokerth-data", "supertransball2-data"):  # small effect sets
     SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(AUDIO, "sfx")])
 # Licences read by hand from copyright files that are free-form and that

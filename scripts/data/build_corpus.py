@@ -13,6 +13,7 @@ Example:  nice -n 10 python3 scripts/data/build_corpus.py --out /work/data/corpu
 """
 import argparse
 import csv
+import hashlib
 import math
 import os
 import re
@@ -215,6 +216,17 @@ def iter_files(root, archive):
                 yield rel, (lambda p=p: p)
 
 
+def unique_stem(rel, used):
+    """File-name stem for the chunks of REL: its path made ASCII-safe, plus a short
+    hash of the path when that name is already in USED (names that lose their
+    non-ASCII letters, or the same name as .ogg and .wav). Adds it to USED."""
+    stem = da.safe_name(os.path.splitext(rel)[0].replace("usr/share/", ""))
+    if stem in used:
+        stem += "_" + hashlib.sha1(rel.encode()).hexdigest()[:8]
+    used.add(stem)
+    return stem
+
+
 def build_package(pkg, args):
     part = os.path.join(args.out, "parts", f"{pkg}.csv")
     if os.path.exists(part):
@@ -230,7 +242,7 @@ def build_package(pkg, args):
     if os.path.exists(cp):
         shutil.copy(cp, os.path.join(args.out, "licences", f"{pkg}.copyright"))
     lic = LICENCE.get(pkg) or da.licence(cp)
-    rows, maxlen = [], int(args.max_chunk * da.SR)
+    rows, maxlen, used = [], int(args.max_chunk * da.SR), set()
     for rel, load in iter_files(root, archive):
         key = rel if isinstance(archive, str) else "/" + rel
         cat = next((c for rx, c in rules if re.search(rx, key)), None)
@@ -245,7 +257,7 @@ def build_package(pkg, args):
             continue
         n = math.ceil(x.size / maxlen)  # equal chunks, each <= max_chunk
         step = math.ceil(x.size / n)
-        stem = da.safe_name(os.path.splitext(rel)[0].replace("usr/share/", ""))
+        stem = unique_stem(rel, used)
         for k in range(n):
             seg = x[k * step:(k + 1) * step]
             if seg.size < args.min_len * da.SR or da.is_silent(seg):

@@ -1,6 +1,8 @@
 """Mean ± std over seeds of an `audioembed evaluate --json` report whose models are runs NAME-sSEED.
 
-    python scripts/summarize_seeds.py /work/data/sel/evaluation.json [--runs /work/data/sel]
+    python scripts/summarize_seeds.py /work/data/sel/eval-*.json [--runs /work/data/sel]
+
+Several reports (e.g. runs evaluated as they finished) are read as one.
 
 Each cell: the mean over seeds of a run's linear-probe accuracy, ± the standard deviation over
 seeds (the spread a gain has to exceed). With --runs, the last logged training row of each run
@@ -24,15 +26,18 @@ def arm_of(name: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("report", type=Path)
+    ap.add_argument("reports", type=Path, nargs="+")
     ap.add_argument("--runs", type=Path, help="folder holding the run folders (for the training probes)")
     args = ap.parse_args()
-    report = json.loads(args.report.read_text())
-    datasets = [d["name"] for d in report["datasets"]]
+    reports = [json.loads(p.read_text()) for p in args.reports]
+    datasets = list(dict.fromkeys(d["name"] for r in reports for d in r["datasets"]))
     acc: dict = collections.defaultdict(lambda: collections.defaultdict(list))
-    for cell in report["results"]:
-        if cell["accuracy_mean"] is not None:
-            acc[arm_of(cell["row"])][cell["dataset"]].append(100 * cell["accuracy_mean"])
+    seen = set()
+    for report in reports:
+        for cell in report["results"]:
+            if cell["accuracy_mean"] is not None and (cell["row"], cell["dataset"]) not in seen:
+                seen.add((cell["row"], cell["dataset"]))
+                acc[arm_of(cell["row"])][cell["dataset"]].append(100 * cell["accuracy_mean"])
     probes: dict = collections.defaultdict(lambda: collections.defaultdict(list))
     if args.runs:
         for cfg in sorted(args.runs.glob("*/config.json")):

@@ -67,8 +67,7 @@ class Target(nn.Module):
     @torch.no_grad()
     def update(self, online: Online, decay: float) -> None:
         for mine, theirs in ((self.encoder, online.encoder), (self.projector, online.projector)):
-            for t, o in zip(mine.parameters(), theirs.parameters()):
-                t.lerp_(o.detach(), 1 - decay)
+            torch._foreach_lerp_(list(mine.parameters()), [o.detach() for o in theirs.parameters()], 1 - decay)
             for t, o in zip(mine.buffers(), theirs.buffers()):
                 t.copy_(o)
 

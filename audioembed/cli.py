@@ -209,7 +209,7 @@ def info(
 ) -> None:
     """Show which model resolves, from where, on which backend, and its files' sha256."""
     from . import __version__
-    from .hub import sha256
+    from . import folder as model_folder
 
     e = _load_embedder(model, revision, backend, device)
     cfg, r = e.config, e.resolved
@@ -226,9 +226,9 @@ def info(
     ]
     for name in sorted(os.listdir(r.folder)):
         path = r.folder / name
-        if path.is_file() and name != "config.json" and not name.endswith(".md"):
+        if path.is_file() and name != model_folder.CONFIG and not name.endswith(".md"):
             try:
-                digest = sha256(path)
+                digest = model_folder.sha256(path)
             except OSError as exc:  # an extra file the user cannot read is no reason to fail
                 rows.append((name, f"unreadable ({exc.strerror or exc})"))
                 continue

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from . import audio, backends, hub, windows
+from . import audio, backends, folder, hub, windows
 from .errors import AudioEmbedError, AudioError
 
 
@@ -98,13 +98,7 @@ class Embedder:
         self._args = (model, dict(revision=revision, backend=backend, device=device, batch_size=batch_size,
                                   num_threads=num_threads, num_workers=num_workers))
         self.backend_name = backends.choose(backend, device)
-        weight_file = backends.BACKEND_FILES[self.backend_name]
-        self.resolved = hub.resolve(model, revision, weight_file)
-        self.config = hub.load_config(self.resolved.folder)
-        source = self.resolved.source
-        hub.verify(
-            self.resolved.folder, self.config, [weight_file], required=source != "local", discard=source in ("hub", "cache")
-        )
+        self.resolved, self.config = hub.fetch(model, revision, folder.BACKEND_FILES[self.backend_name])
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from . import console, outputs
+from . import console, files, outputs
 from .audio import AUDIO_EXTENSIONS
 from .errors import printable
 
@@ -72,7 +72,7 @@ def embed(
     except OSError as exc:
         _err(f"error: cannot create the output folder {out} ({exc.strerror or exc})")
         raise typer.Exit(2)
-    outputs.remove_stale_temp_files(out)
+    files.remove_stale_temp_files(out)
     embedder = _load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
     previous, rows = (None, {}) if overwrite or not stack else outputs.read_stack(out, embedder.dim)
     if stack and overwrite:
@@ -306,7 +306,7 @@ def _query_vectors(queries, model, revision, backend, device):
             except (OSError, ValueError) as exc:
                 failures.append(f"{q}: not a readable .npy file ({exc})")
         elif q.is_dir():
-            audio_files += outputs.find_audio(q, failures)
+            audio_files += files.find_audio(q, failures)
         elif q.is_file():
             audio_files.append(q)
         else:

@@ -113,9 +113,9 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
     elif looks_like_path(model):
         folder = Path(model).expanduser()
         if not os.path.lexists(folder):
-            raise ModelNotFoundError(
-                f"{model}: no such model folder; check the path, or write {HUB_PREFIX}{model} for the Hub repo of that name"
-            )
+            repo_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
+            hint = f", or write {HUB_PREFIX}{model} for the Hub repo of that name" if repo_like else ""
+            raise ModelNotFoundError(f"{model}: not a model folder (no such folder); check the path{hint}")
         model_folder.check_local(folder, weight_file, model)
         return ResolvedModel(folder, "local", model, None)
 

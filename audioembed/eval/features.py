@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -18,11 +17,12 @@ import numpy as np
 
 from .. import audio
 from ..errors import AudioEmbedError
-from ..outputs import atomic_save
+from .. import files
+from ..files import atomic_save
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "audioembed" / "eval"
+    return files.cache_folder("eval")
 
 
 class Extractor(Protocol):

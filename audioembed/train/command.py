@@ -50,7 +50,9 @@ def pretrain(
         raise typer.Exit(2)
     from ..config import ModelConfig
     from ..errors import AudioEmbedError
-    from .loop import Trainer, log_stderr, pick_device
+    from ..backends.torch import pick_device
+    from ..files import cache_folder
+    from .loop import Trainer, log_stderr
 
     flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, negatives=negatives,
                  neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space,
@@ -71,7 +73,7 @@ def pretrain(
     if not resume and ckpt.exists():
         typer.echo(f"error: {ckpt} exists: pass --resume to continue it, or delete it to start over", err=True)
         raise typer.Exit(2)
-    cache_root = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audioembed" / "melcache"
+    cache_root = cache_dir or cache_folder("melcache")
     log = log_stderr if dist.main else (lambda msg: None)
     try:
         cache = _cache_on_rank0(data_dir, cache_root, ModelConfig(), settings, dist, log)

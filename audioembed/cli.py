@@ -24,8 +24,7 @@ ModelOpt = typer.Option(
     None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base from the hub, its cache, or the copy bundled with audioembed)."
 )
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
-BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
-DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda (torch backend).")
+BackendOpt, DeviceOpt, BatchSizeOpt = console.BackendOpt, console.DeviceOpt, console.BatchSizeOpt
 
 
 _err = console.err
@@ -54,7 +53,7 @@ def embed(
     revision: Optional[str] = RevisionOpt,
     backend: str = BackendOpt,
     device: str = DeviceOpt,
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    batch_size: int = BatchSizeOpt,
     workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=1, help="Parallel decoding threads."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors: no progress bar, notes or decoder messages."),
 ) -> None:
@@ -154,7 +153,7 @@ def embed_cluster(
     model: Optional[str] = ModelOpt,
     revision: Optional[str] = RevisionOpt,
     backend: str = BackendOpt,
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    batch_size: int = BatchSizeOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed on Ray Data (the `ray` extra): Parquet rows path, embedding, sr, seconds, error; resumable."""

@@ -208,7 +208,7 @@ class _Pipeline:
                 count = 0
                 try:
                     blocks = audio.stream(source, self.rates[index], cfg.sample_rate)
-                    for win in windows.windows(blocks, cfg):
+                    for win in windows.cut(blocks, cfg):
                         if not self._put(("window", index, win)):
                             return
                         count += 1

@@ -45,8 +45,8 @@ def push(
                                  ignore_patterns=UPLOAD_IGNORE)
     except (HfHubHTTPError, ValueError) as exc:  # ValueError: the Hub rejected the card's metadata
         first = " ".join(str(exc).split())[:300] or type(exc).__name__
-        typer.echo(f"error: cannot upload {folder} to {repo_id} ({first}); check the repo id and that your token "
-                   "(`hf auth login` or HF_TOKEN) may write to it", err=True)
+        err(f"error: cannot upload {folder} to {repo_id} ({first}); check the repo id and that your token "
+            "(`hf auth login` or HF_TOKEN) may write to it")
         raise typer.Exit(1)
     typer.echo(f"uploaded {', '.join(weights)} to {repo_id}@{revision or 'main'}: {info.commit_url}")
     typer.echo(f'load it pinned: Embedder("{repo_id}", revision="{info.oid}")')

@@ -79,7 +79,7 @@ def sgemm_contender(n: int = 2048):
 def throughput(model: Path, cfg, threads: int, batch_sizes: list[int], rounds: int, slot_s: float) -> dict:
     import torch
 
-    import peers
+    import peer_models as peers
     from audioembed import Embedder
 
     torch.set_num_threads(threads)
@@ -209,7 +209,7 @@ def end_to_end(model: Path, folder: Path, threads: int, workers: int) -> dict:
 
 
 def probe(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, str(HERE / "probe.py"), *args], env=env_with_package(), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(HERE / "fresh_process.py"), *args], env=env_with_package(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"probe {args} failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

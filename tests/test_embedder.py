@@ -63,7 +63,7 @@ def test_window_count_and_memory_are_bounded_by_the_window(tiny_torch_model):
     cfg = tiny_torch_model.cfg
     x = np.zeros(16000 * 100, np.float32)
     blocks = (x[i : i + 7777] for i in range(0, len(x), 7777))
-    ws = list(win.windows(blocks, cfg))
+    ws = list(win.cut(blocks, cfg))
     assert len(ws) == int(np.ceil(win.n_outputs(len(x), cfg) / win.WINDOW_FRAMES))
     assert max(len(w.wave) for w in ws) <= (win.WINDOW_FRAMES * 8 + 2 * win.CONTEXT_MEL_FRAMES) * 160 + cfg.n_fft
     kept = [w.keep for w in ws]
@@ -175,7 +175,7 @@ def test_frames_arriving_out_of_order_are_stitched_in_place():
 
 def test_queued_windows_do_not_pin_the_decode_buffer(tiny_torch_model):
     x = np.zeros(16000 * 40, np.float32)
-    ws = list(win.windows((x[i : i + 160000] for i in range(0, len(x), 160000)), tiny_torch_model.cfg))
+    ws = list(win.cut((x[i : i + 160000] for i in range(0, len(x), 160000)), tiny_torch_model.cfg))
     assert all(w.wave.base is None for w in ws)
 
 

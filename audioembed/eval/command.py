@@ -15,6 +15,7 @@ BASELINES = ("logmel-stats", "random-init")
 DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 
+from ..console import BackendOpt, BatchSizeOpt
 from ..console import err as _err
 
 
@@ -117,8 +118,8 @@ def evaluate(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Repeats with different fold and validation shuffles."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write settings, per-run numbers and notes here."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default: ~/.cache/audioembed/eval)."),
-    backend: str = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    backend: str = BackendOpt,
+    batch_size: int = BatchSizeOpt,
 ) -> None:
     """Linear-probe accuracy (frozen embeddings, logistic regression) of models next to baselines and peers."""
     from .. import backends

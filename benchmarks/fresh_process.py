@@ -1,7 +1,7 @@
 """Measurements that need a fresh process: start-up time and peak memory. Prints one JSON line.
 
-python benchmarks/probe.py startup MODEL FILE
-python benchmarks/probe.py memory MODEL FILE clip|frames
+python benchmarks/fresh_process.py startup MODEL FILE
+python benchmarks/fresh_process.py memory MODEL FILE clip|frames
 """
 
 from __future__ import annotations

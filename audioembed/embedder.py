@@ -274,7 +274,7 @@ class _Pipeline:
                 t.join(timeout=5)
 
     def _run_batch(self, batch: list[tuple[int, windows.Window]]) -> list[tuple[int, tuple[int, np.ndarray]]]:
-        step = getattr(self.e.backend, "rows_per_run", None) or len(batch)  # the ONNX backend runs small slices
+        step = self.e.backend.rows_per_run or len(batch)  # the ONNX backend runs small slices
         results = []
         for first in range(0, len(batch), step):
             part = batch[first : first + step]

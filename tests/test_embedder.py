@@ -126,6 +126,14 @@ def test_iter_results_reports_errors_and_keeps_going(onnx_embedder, tmp_path):
     assert results[1].error is not None and "bad.wav" in str(results[1].error)
 
 
+def test_the_package_exports_the_types_users_meet(onnx_embedder):
+    import audioembed
+
+    assert isinstance(onnx_embedder.config, audioembed.ModelConfig)
+    assert all(isinstance(r, audioembed.Result) for r in onnx_embedder.iter_results([tone(440)], sr=16000))
+    assert {"ModelConfig", "Result", "TrainingError"} <= set(audioembed.__all__)
+
+
 def test_unknown_backend_and_device_errors(tiny_model_dir):
     with pytest.raises(BackendError, match="unknown backend"):
         Embedder(tiny_model_dir, backend="tensorflow")

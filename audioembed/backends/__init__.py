@@ -23,6 +23,7 @@ GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
 class Backend(Protocol):
     name: str
     device: str
+    rows_per_run: int | None  # windows per run() call; None: the whole batch at once
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray: ...
 

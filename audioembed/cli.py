@@ -126,7 +126,8 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
         with console.decoder_messages(quiet), ThreadPoolExecutor(1) as writer, outputs.progress(
             total, disable=quiet or not todo, completed=len(failures)
         ) as advance:
-            for result in embedder.iter_results([j.source for j in todo], frames=frames):
+            frames_to = (lambda i: todo[i].frames_temp()) if frames else None
+            for result in embedder.iter_results([j.source for j in todo], frames=frames, frames_to=frames_to):
                 if result.error is not None:
                     failures.append(str(result.error))
                 else:

@@ -41,6 +41,22 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
         f.write(data)
 
 
+def move_into_place(tmp: Path, path: Path, durable: bool = True) -> None:
+    """Rename a finished temp file (written elsewhere, e.g. streamed) over `path`, fsynced first when durable."""
+    try:
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, durable: bool = True) -> Iterator[io.BufferedWriter]:
     """A temp file that replaces `path` once written (and fsynced, when durable), and is removed if writing fails."""

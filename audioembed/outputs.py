@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import printable
-from .files import atomic_file, atomic_save, atomic_write_bytes, find_audio
+from .files import atomic_file, atomic_save, atomic_write_bytes, find_audio, move_into_place, temp_path
 
 PARTS = ".audioembed-parts"  # --stack: one .npy per finished file, until the stack is assembled from them
 
@@ -38,11 +38,20 @@ class Job:
     def done(self) -> bool:
         return all(os.path.isfile(p) for p in self.targets())  # False, not OSError, for a name too long
 
+    def frames_temp(self) -> Path:
+        """Where the Embedder streams this job's frames (iter_results' frames_to); write() renames it into place."""
+        path = self.frame_files[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return temp_path(path)
+
     def write(self, result) -> None:
         """Write every output to a temp file first, then rename: a crash never leaves half a file."""
         arrays = [result.frames.embeddings, result.frames.timestamps, result.embedding] if self.frames else [result.embedding]
         for path, array in zip(self.targets(), arrays):
-            atomic_save(path, array, self.durable)
+            if self.frames and array is result.frames.embeddings and result.frames.file is not None:
+                move_into_place(result.frames.file, path, self.durable)  # streamed there while embedding
+            else:
+                atomic_save(path, array, self.durable)
 
 
 def plan(

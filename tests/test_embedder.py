@@ -209,3 +209,26 @@ def test_auto_backend_is_torch_when_it_sees_a_cuda_gpu(monkeypatch):
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
     assert backends.choose("auto") == "onnx" and backends.choose("auto", "cuda") == "torch"
     assert backends.choose("torch") == "torch" and backends.choose("onnx", "auto") == "onnx"
+
+
+def test_frames_stream_to_a_file_equal_to_frames_in_memory(tiny_model_dir, tmp_path):
+    """Windows finish out of order (batches are sorted by length): each lands at its own rows, none is held."""
+    e = Embedder(tiny_model_dir, backend="onnx", batch_size=3, num_workers=2)
+    clips = [noisy(seconds=47.3, seed=1), tone(440, seconds=0.5), noisy(seconds=23.0, seed=2)]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    in_memory = e.embed_frames(clips, sr=16000)
+    paths = {i: tmp_path / f"{i}.frames.npy" for i in range(4)}
+    results = {r.index: r for r in e.iter_results([*clips, bad], sr=16000, frames=True, frames_to=paths.__getitem__)}
+    for i, expected in enumerate(in_memory):
+        got = results[i].frames
+        assert got.file == paths[i] and isinstance(got.embeddings, np.memmap)
+        np.testing.assert_array_equal(np.load(paths[i]), expected.embeddings)
+        np.testing.assert_array_equal(got.timestamps, expected.timestamps)
+    assert results[3].error is not None and not paths[3].exists(), "a failed input leaves no frames file"
+
+
+def test_frames_are_held_in_memory_when_their_file_cannot_be_created(onnx_embedder, tmp_path):
+    missing = tmp_path / "no-such-folder" / "x.frames.npy"
+    [result] = onnx_embedder.iter_results([tone(440, seconds=3.0)], sr=16000, frames=True, frames_to=lambda i: missing)
+    assert result.frames.file is None and result.frames.embeddings.shape == (37, onnx_embedder.dim)

@@ -217,7 +217,7 @@ def probe(*args: str) -> dict:
 
 def memory(model: Path, short: Path, long: Path, long_seconds: int) -> dict:
     out = {"long_seconds": long_seconds}
-    for mode in ("clip", "frames"):
+    for mode in ("clip", "frames", "frames-in-memory"):
         s, l = probe("memory", str(model), str(short), mode), probe("memory", str(model), str(long), mode)
         out[mode] = {"short": s, "long": l, "limit_mb": 1.3 * s["peak_rss_mb"] + 100}
     return out
@@ -279,6 +279,9 @@ def rows(res: dict) -> list[tuple[str, str, str, str]]:
             s, l, lim = m[mode]["short"]["peak_rss_mb"], m[mode]["long"]["peak_rss_mb"], m[mode]["limit_mb"]
             out.append((f"peak RSS, 10 s file, {mode} output", f"{s:.0f} MB", "", ""))
             out.append((f"TARGET peak RSS, {long_label} file, {mode} output", f"{l:.0f} MB", f"<= {lim:.0f} MB", yes(l <= lim)))
+        s, l = (m["frames-in-memory"][k]["peak_rss_mb"] for k in ("short", "long"))
+        out.append(("peak RSS, 10 s file, Embedder.embed_frames (returns the frames)", f"{s:.0f} MB", "", ""))
+        out.append((f"peak RSS, {long_label} file, Embedder.embed_frames (returns the frames)", f"{l:.0f} MB", "", ""))
     if "startup" in res:
         s = res["startup"]
         clean = not s["heavy_modules_after_import"]

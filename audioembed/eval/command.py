@@ -17,6 +17,7 @@ DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 from ..console import BackendOpt, BatchSizeOpt
 from ..console import err as _err
+from ..folder import ONNX
 
 
 def parse_baselines(text: str) -> list[str]:
@@ -79,7 +80,7 @@ def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size:
             except Exception as exc:  # torch's exporter raises its own types: a row's failure, not the run's
                 rows.append(Row(name, "baseline", note=f"cannot build it ({type(exc).__name__}: {exc})", failed=True))
                 continue
-            if not (folder / "model.onnx").is_file():  # onnx is not installed: export was not possible
+            if not (folder / ONNX).is_file():  # onnx is not installed: export was not possible
                 if backend == "onnx":
                     rows.append(Row(name, "baseline", note="--backend onnx needs the onnx package to export it: pip install onnx"))
                     continue

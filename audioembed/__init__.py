@@ -3,7 +3,8 @@
 `Embedder().embed("clip.wav")` gives a vector. Nothing heavy (torch, onnxruntime) is imported here.
 """
 
-from .embedder import Embedder, FrameEmbeddings
+from .config import ModelConfig
+from .embedder import Embedder, FrameEmbeddings, Result
 from .errors import (
     AudioDecodeError,
     AudioEmbedError,
@@ -13,6 +14,7 @@ from .errors import (
     IntegrityError,
     ModelError,
     ModelNotFoundError,
+    TrainingError,
 )
 from .search import cosine_similarity, top_k
 
@@ -27,8 +29,11 @@ __all__ = [
     "FrameEmbeddings",
     "IndexFormatError",
     "IntegrityError",
+    "ModelConfig",
     "ModelError",
     "ModelNotFoundError",
+    "Result",
+    "TrainingError",
     "__version__",
     "cosine_similarity",
     "top_k",

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from . import console, outputs
+from . import console, files, outputs
 from .audio import AUDIO_EXTENSIONS
 from .errors import printable
 
@@ -24,8 +24,7 @@ ModelOpt = typer.Option(
     None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base from the hub, its cache, or the copy bundled with audioembed)."
 )
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
-BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
-DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda (torch backend).")
+BackendOpt, DeviceOpt, BatchSizeOpt = console.BackendOpt, console.DeviceOpt, console.BatchSizeOpt
 
 
 _err = console.err
@@ -54,7 +53,7 @@ def embed(
     revision: Optional[str] = RevisionOpt,
     backend: str = BackendOpt,
     device: str = DeviceOpt,
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    batch_size: int = BatchSizeOpt,
     workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=1, help="Parallel decoding threads."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors: no progress bar, notes or decoder messages."),
 ) -> None:
@@ -72,7 +71,7 @@ def embed(
     except OSError as exc:
         _err(f"error: cannot create the output folder {out} ({exc.strerror or exc})")
         raise typer.Exit(2)
-    outputs.remove_stale_temp_files(out)
+    files.remove_stale_temp_files(out)
     embedder = _load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
     previous, rows = (None, {}) if overwrite or not stack else outputs.read_stack(out, embedder.dim)
     if stack and overwrite:
@@ -127,7 +126,8 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
         with console.decoder_messages(quiet), ThreadPoolExecutor(1) as writer, outputs.progress(
             total, disable=quiet or not todo, completed=len(failures)
         ) as advance:
-            for result in embedder.iter_results([j.source for j in todo], frames=frames):
+            frames_to = (lambda i: todo[i].frames_temp()) if frames else None
+            for result in embedder.iter_results([j.source for j in todo], frames=frames, frames_to=frames_to):
                 if result.error is not None:
                     failures.append(str(result.error))
                 else:
@@ -154,7 +154,7 @@ def embed_cluster(
     model: Optional[str] = ModelOpt,
     revision: Optional[str] = RevisionOpt,
     backend: str = BackendOpt,
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    batch_size: int = BatchSizeOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed on Ray Data (the `ray` extra): Parquet rows path, embedding, sr, seconds, error; resumable."""
@@ -209,7 +209,7 @@ def info(
 ) -> None:
     """Show which model resolves, from where, on which backend, and its files' sha256."""
     from . import __version__
-    from .hub import sha256
+    from . import folder as model_folder
 
     e = _load_embedder(model, revision, backend, device)
     cfg, r = e.config, e.resolved
@@ -226,9 +226,9 @@ def info(
     ]
     for name in sorted(os.listdir(r.folder)):
         path = r.folder / name
-        if path.is_file() and name != "config.json" and not name.endswith(".md"):
+        if path.is_file() and name != model_folder.CONFIG and not name.endswith(".md"):
             try:
-                digest = sha256(path)
+                digest = model_folder.sha256(path)
             except OSError as exc:  # an extra file the user cannot read is no reason to fail
                 rows.append((name, f"unreadable ({exc.strerror or exc})"))
                 continue
@@ -306,7 +306,7 @@ def _query_vectors(queries, model, revision, backend, device):
             except (OSError, ValueError) as exc:
                 failures.append(f"{q}: not a readable .npy file ({exc})")
         elif q.is_dir():
-            audio_files += outputs.find_audio(q, failures)
+            audio_files += files.find_audio(q, failures)
         elif q.is_file():
             audio_files.append(q)
         else:

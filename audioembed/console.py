@@ -1,4 +1,5 @@
-"""What the command line tells the user on stderr: plain one-line notes, never a Python warning with its source line."""
+"""The command line's shared parts: the options several commands take, and what it tells the user on stderr
+(plain one-line notes, never a Python warning with its source line)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ import warnings
 from typing import Iterator
 
 import typer
+
+
+BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
+DeviceOpt = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda (torch).")
+BatchSizeOpt = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call.")
 
 
 def err(msg: str) -> None:

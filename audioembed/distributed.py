@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import audio, parquet
-from .outputs import find_audio
+from .files import find_audio
 
 MAX_ROWS_PER_SHARD = 256  # files per input block = per Parquet shard: what a killed run can lose
 BLOCKS_PER_WORKER = 4  # a small job still gives every actor work

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import struct
 import threading
-from typing import Any, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import audio, backends, hub, windows
+from . import audio, backends, folder, hub, windows
 from .errors import AudioEmbedError, AudioError
 
 
@@ -24,6 +26,7 @@ class FrameEmbeddings:
 
     embeddings: np.ndarray
     timestamps: np.ndarray
+    file: Path | None = None  # the .npy the frames were streamed to (iter_results' frames_to), memory-mapped
 
 
 @dataclasses.dataclass
@@ -37,15 +40,52 @@ class Result:
     error: AudioEmbedError | None = None
 
 
-class _Accumulator:
-    """Running mean + max over an input's output frames, and the frames themselves if wanted."""
+class _FrameFile:
+    """Frames (T, D) float32 written into a .npy as windows finish, each at its rows' offset, so that none is
+    held in memory; the header, the only part that depends on T, has a fixed size and is written last."""
 
-    def __init__(self, keep_frames: bool):
+    HEADER = 128  # bytes: magic, version, length, the dict padded with spaces (a multiple of 64, as numpy's)
+
+    def __init__(self, path: Path, dim: int):
+        self.path, self.dim = Path(path), dim
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+
+    def write(self, start: int, frames: np.ndarray) -> None:
+        data = np.ascontiguousarray(frames, "<f4").tobytes()
+        offset = self.HEADER + start * self.dim * 4
+        while data:  # pwrite may write less than asked
+            written = os.pwrite(self.fd, data, offset)
+            data, offset = data[written:], offset + written
+
+    def finish(self, count: int) -> np.ndarray:
+        text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({count}, {self.dim}), }}"
+        body = text.ljust(self.HEADER - 11) + "\n"
+        os.pwrite(self.fd, b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1"), 0)
+        os.ftruncate(self.fd, self.HEADER + count * self.dim * 4)
+        os.close(self.fd)
+        return np.load(self.path, mmap_mode="r")
+
+    def discard(self) -> None:
+        os.close(self.fd)
+        self.path.unlink(missing_ok=True)
+
+
+class _Accumulator:
+    """Running mean + max over an input's output frames, and the frames themselves if wanted: in memory, or
+    streamed to a file when one is given (and can be created: else in memory, and writing it later says why)."""
+
+    def __init__(self, keep_frames: bool, frames_file: Path | None = None, dim: int = 0):
         self.sum: np.ndarray | None = None
         self.max: np.ndarray | None = None
         self.count = 0
         self.keep_frames = keep_frames
         self.frames: np.ndarray | None = None  # (>= count, D), row i = output frame i
+        self.file: _FrameFile | None = None
+        if keep_frames and frames_file is not None:
+            try:
+                self.file = _FrameFile(frames_file, dim)
+            except OSError:
+                pass
         self.windows_done = 0
         self.windows_total: int | None = None
 
@@ -54,7 +94,9 @@ class _Accumulator:
         self.sum = s if self.sum is None else self.sum + s
         self.max = m if self.max is None else np.maximum(self.max, m)
         self.count += len(frames)
-        if self.keep_frames:
+        if self.file is not None:
+            self.file.write(start, frames)
+        elif self.keep_frames:
             stop = start + len(frames)
             if self.frames is None:
                 self.frames = np.empty((stop, frames.shape[1]), np.float32)
@@ -98,13 +140,7 @@ class Embedder:
         self._args = (model, dict(revision=revision, backend=backend, device=device, batch_size=batch_size,
                                   num_threads=num_threads, num_workers=num_workers))
         self.backend_name = backends.choose(backend, device)
-        weight_file = backends.BACKEND_FILES[self.backend_name]
-        self.resolved = hub.resolve(model, revision, weight_file)
-        self.config = hub.load_config(self.resolved.folder)
-        source = self.resolved.source
-        hub.verify(
-            self.resolved.folder, self.config, [weight_file], required=source != "local", discard=source in ("hub", "cache")
-        )
+        self.resolved, self.config = hub.fetch(model, revision, folder.BACKEND_FILES[self.backend_name])
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -148,14 +184,20 @@ class Embedder:
         return results[0] if _is_single(audio_in) else results
 
     def iter_results(
-        self, inputs: Sequence[Any], sr: int | Sequence[int] | None = None, frames: bool = False
+        self, inputs: Sequence[Any], sr: int | Sequence[int] | None = None, frames: bool = False,
+        frames_to: Callable[[int], Path] | None = None,
     ) -> Iterator[Result]:
-        """Yield a Result per input as each finishes (not in input order); bad inputs give Result.error."""
+        """Yield a Result per input as each finishes (not in input order); bad inputs give Result.error.
+
+        frames_to: input index -> a .npy path. Frames are written there as windows finish, so memory does not
+        grow with a file's length; Result.frames.embeddings is that file, memory-mapped (frames.file). The file
+        is removed if the input fails.
+        """
         items = list(inputs)
         rates = list(sr) if isinstance(sr, (list, tuple)) else [sr] * len(items)
         if len(rates) != len(items):
             raise ValueError(f"got {len(rates)} sample rates for {len(items)} inputs")
-        yield from _Pipeline(self, items, rates, frames).run()
+        yield from _Pipeline(self, items, rates, frames, frames_to).run()
 
     def hf_map_fn(self, audio_column: str = "audio", column: str = "embedding"):
         """For `datasets.Dataset.map(fn, batched=True, num_proc=N)`: adds `column` (D floats per row)."""
@@ -184,9 +226,10 @@ class Embedder:
 class _Pipeline:
     """Decode workers -> bounded queue of windows -> length-sorted batches -> backend -> accumulators."""
 
-    def __init__(self, embedder: Embedder, items: list[Any], rates: list[Any], frames: bool):
+    def __init__(self, embedder: Embedder, items: list[Any], rates: list[Any], frames: bool,
+                 frames_to: Callable[[int], Path] | None = None):
         self.e = embedder
-        self.items, self.rates, self.frames = items, rates, frames
+        self.items, self.rates, self.frames, self.frames_to = items, rates, frames, frames_to
         self.queue: queue.Queue = queue.Queue(maxsize=embedder.batch_size)
         self.stop = threading.Event()
         self.next_item = 0
@@ -214,7 +257,7 @@ class _Pipeline:
                 count = 0
                 try:
                     blocks = audio.stream(source, self.rates[index], cfg.sample_rate)
-                    for win in windows.windows(blocks, cfg):
+                    for win in windows.cut(blocks, cfg):
                         if not self._put(("window", index, win)):
                             return
                         count += 1
@@ -249,13 +292,13 @@ class _Pipeline:
                                 alive -= 1
                             elif kind == "error":
                                 failed.add(index)
-                                acc.pop(index, None)
+                                self._discard(acc.pop(index, None))
                                 yield Result(index, audio.describe(self.items[index]), error=payload)
                             elif kind == "window":
-                                acc.setdefault(index, _Accumulator(self.frames))
+                                self._accumulator(acc, index)
                                 pending.append((index, payload))
                             else:  # done
-                                a = acc.setdefault(index, _Accumulator(self.frames))
+                                a = self._accumulator(acc, index)
                                 a.windows_total = payload
                                 if a.finished:
                                     yield self._finish(index, acc.pop(index))
@@ -278,9 +321,27 @@ class _Pipeline:
             self.stop.set()
             for t in threads:
                 t.join(timeout=5)
+            for a in acc.values():  # stopped early: no half-written frame files left behind
+                self._discard(a)
+
+    def _accumulator(self, acc: dict[int, _Accumulator], index: int) -> _Accumulator:
+        if index not in acc:
+            path = None
+            if self.frames and self.frames_to is not None:
+                try:
+                    path = self.frames_to(index)
+                except OSError:  # held in memory then; writing the outputs will say what is wrong
+                    pass
+            acc[index] = _Accumulator(self.frames, path, self.e.dim)
+        return acc[index]
+
+    @staticmethod
+    def _discard(a: _Accumulator | None) -> None:
+        if a is not None and a.file is not None:
+            a.file.discard()
 
     def _run_batch(self, batch: list[tuple[int, windows.Window]]) -> list[tuple[int, tuple[int, np.ndarray]]]:
-        step = getattr(self.e.backend, "rows_per_run", None) or len(batch)  # the ONNX backend runs small slices
+        step = self.e.backend.rows_per_run or len(batch)  # the ONNX backend runs small slices
         results = []
         for first in range(0, len(batch), step):
             part = batch[first : first + step]
@@ -299,12 +360,16 @@ class _Pipeline:
         name = audio.describe(self.items[index])
         embedding = (a.max + a.sum / a.count).astype(np.float32)
         if not np.isfinite(embedding).all():  # a NaN vector would poison every search it joins, silently
+            self._discard(a)
             return Result(index, name, error=AudioError(
                 f"{name}: the model produced NaN or infinite values for this input; check that its samples "
                 "are in [-1, 1] and that the model's weights are sound"
             ))
         frames = None
-        if a.keep_frames:
+        if a.file is not None:
+            emb = a.file.finish(a.count)
+            frames = FrameEmbeddings(emb, self.e.timestamps(len(emb)), a.file.path)
+        elif a.keep_frames:
             emb = a.frames
             emb.resize((a.count, emb.shape[1]), refcheck=False)  # windows cover frames 0..count-1 once each
             frames = FrameEmbeddings(emb, self.e.timestamps(len(emb)))

@@ -29,6 +29,10 @@ class BackendError(AudioEmbedError):
     """The requested backend or device is not available."""
 
 
+class TrainingError(AudioEmbedError, ValueError):
+    """Training cannot start or go on as asked: bad settings, or a checkpoint that does not fit."""
+
+
 class ModelSourceWarning(UserWarning):
     """The model came from a fallback (the cache, the bundled weights) because the hub could not be reached."""
 

@@ -1,24 +1,28 @@
-"""Find a model folder: a local folder, the Hugging Face Hub (cache, offline, pinned revision), or
-the weights bundled with the package. Also checks weight files against their recorded sha256."""
+"""Where a model comes from: a local folder, the Hugging Face Hub (cache, offline, pinned revision), or
+the weights bundled with the package. `fetch` is the one call: a name in, a verified folder out.
+
+Names: an existing folder or a path-like name (`./m`, `/abs/m`, `~/m`, `runs/m` when `runs/` is here)
+is local, and a missing one is an error, never a silent trip to the Hub; `org/name` is a Hub repo,
+and `hf-hub:org/name` is one whatever lies on disk (timm's and open_clip's prefix)."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
-import stat
 import warnings
 from pathlib import Path
 
+from . import folder as model_folder
 from .config import ModelConfig
-from .errors import IntegrityError, ModelError, ModelNotFoundError, ModelSourceWarning
+from .errors import ModelError, ModelNotFoundError, ModelSourceWarning
 
 DEFAULT_MODEL = "audioembed/audioembed-base"
 DEFAULT_REVISION = "v0.1.0"  # a tag on the hub; pass a commit sha to pin harder
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"  # filled in the wheel from models/
 SOURCE_MODELS = Path(__file__).resolve().parent.parent / "models"  # a source checkout
+HUB_PREFIX = "hf-hub:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,16 +33,14 @@ class ResolvedModel:
     revision: str | None
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def looks_like_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or os.path.exists(model)
+    """A name meant as a folder. `runs/model` is one when `runs/` exists here: a mistyped path must fail
+    loudly, not fetch a Hub repo of that name. The default id is exempt: a source checkout has audioembed/."""
+    parent = model.split("/", 1)[0] if model.count("/") == 1 and model != DEFAULT_MODEL else ""
+    return (
+        model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or os.path.exists(model)
+        or (parent not in ("", ".", "..") and os.path.isdir(parent))
+    )
 
 
 _REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+@=-]*(/[A-Za-z0-9_][A-Za-z0-9._+@=-]*)*")
@@ -54,20 +56,12 @@ def check_revision(revision: str) -> None:
         )
 
 
-def _weight_file_problem(path: Path) -> str | None:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return "is missing"
-    return None if stat.S_ISREG(mode) else "is not a regular file"
-
-
 def bundled_folder(model_id: str, weight_file: str) -> Path | None:
     """The weights shipped inside the wheel (or in models/ of a source checkout), if any."""
     name = model_id.rsplit("/", 1)[-1]
     for root in (PACKAGE_WEIGHTS, SOURCE_MODELS):
         folder = root / name
-        if (folder / "config.json").is_file() and (folder / weight_file).is_file():
+        if model_folder.has_weights(folder, weight_file):
             return folder
     return None
 
@@ -77,7 +71,7 @@ def _download(model_id: str, revision: str | None, weight_file: str, offline: bo
     must not give a config of one revision with weights of another."""
     from huggingface_hub import hf_hub_download
 
-    config = Path(hf_hub_download(model_id, "config.json", revision=revision, local_files_only=offline))
+    config = Path(hf_hub_download(model_id, model_folder.CONFIG, revision=revision, local_files_only=offline))
     commit = config.parent.name  # the cache keeps every file under snapshots/<commit>/
     hf_hub_download(model_id, weight_file, revision=commit, local_files_only=offline)
     return config.parent
@@ -93,8 +87,20 @@ def _check_hub(model_id: str, revision: str | None, weight_file: str) -> None:
     """HEAD both files: hf_hub_download alone falls back to its cache silently when one of them fails."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    config = get_hf_file_metadata(hf_hub_url(model_id, "config.json", revision=revision))
+    config = get_hf_file_metadata(hf_hub_url(model_id, model_folder.CONFIG, revision=revision))
     get_hf_file_metadata(hf_hub_url(model_id, weight_file, revision=config.commit_hash or revision))
+
+
+def fetch(model: str | os.PathLike | None, revision: str | None, weight_file: str) -> tuple[ResolvedModel, ModelConfig]:
+    """The model's folder and config, its weight file checked against config.json's sha256: required for
+    what was downloaded or bundled, and a bad file in the hub cache is removed so that a rerun downloads it."""
+    resolved = resolve(model, revision, weight_file)
+    cfg = model_folder.load_config(resolved.folder)
+    model_folder.verify(
+        resolved.folder, cfg, [weight_file], required=resolved.source != "local",
+        discard=_discard_from_cache if resolved.source in ("hub", "cache") else None,
+    )
+    return resolved, cfg
 
 
 def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: str) -> ResolvedModel:
@@ -102,17 +108,15 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
     if model is None:
         model, revision = DEFAULT_MODEL, revision or DEFAULT_REVISION
     model = os.fspath(model)
-    if looks_like_path(model):
+    if model.startswith(HUB_PREFIX):
+        model = model[len(HUB_PREFIX):]
+    elif looks_like_path(model):
         folder = Path(model).expanduser()
-        if not (folder / "config.json").is_file():
-            raise ModelNotFoundError(f"{model}: not a model folder (it has no config.json)")
-        problem = _weight_file_problem(folder / weight_file)
-        if problem == "is missing":
-            raise ModelNotFoundError(
-                f"{model}: has no {weight_file}; choose the other backend or re-export the model"
-            )
-        if problem:
-            raise ModelError(f"{model}: {weight_file} {problem}; replace it with the model's weight file")
+        if not os.path.lexists(folder):
+            repo_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
+            hint = f", or write {HUB_PREFIX}{model} for the Hub repo of that name" if repo_like else ""
+            raise ModelNotFoundError(f"{model}: not a model folder (no such folder); check the path{hint}")
+        model_folder.check_local(folder, weight_file, model)
         return ResolvedModel(folder, "local", model, None)
 
     if revision is not None:
@@ -158,32 +162,6 @@ def _short(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def verify(folder: Path, cfg: ModelConfig, files: list[str], required: bool = False, discard: bool = False) -> None:
-    """Raise IntegrityError when a file's sha256 differs from the one recorded in config.json.
-
-    required: downloaded and bundled weights must have a digest; a local folder is the user's own.
-    discard: remove a mismatching file from the hub cache, or one bad download would poison it for good.
-    """
-    for name in files:
-        expected = cfg.sha256.get(name)
-        if expected is None:
-            if required:
-                raise IntegrityError(
-                    f"{folder / name}: no sha256 recorded for it in config.json, so a corrupt or altered download "
-                    "cannot be told apart; ask the model's publisher to re-export it with audioembed"
-                )
-            continue
-        actual = sha256(folder / name)
-        if actual != expected:
-            advice = "delete it (or the hub cache entry) and download again"
-            if discard and _discard_from_cache(folder / name):
-                advice = "it was removed from the cache; run again to download it anew"
-            raise IntegrityError(
-                f"{folder / name}: sha256 {actual[:16]}… does not match {expected[:16]}… recorded in config.json; "
-                f"the file is corrupt or was altered: {advice}"
-            )
-
-
 def _discard_from_cache(path: Path) -> bool:
     """Remove the snapshot link and its blob, but only what really lies inside the hub cache: a planted
     entry may link anywhere on disk. True if anything was removed."""
@@ -204,12 +182,3 @@ def _inside(root: str, path: str) -> bool:
         return os.path.commonpath([root, path]) == root
     except ValueError:  # another drive (Windows)
         return False
-
-
-def load_config(folder: Path) -> ModelConfig:
-    try:
-        return ModelConfig.load(folder / "config.json")
-    except ModelError:
-        raise
-    except Exception as exc:  # a malformed value in an otherwise valid JSON file
-        raise ModelError(f"{folder / 'config.json'}: invalid model config ({exc})") from exc

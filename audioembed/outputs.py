@@ -5,21 +5,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import io
 import os
 import shutil
-import time
 import unicodedata
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS
 from .errors import printable
+from .files import atomic_file, atomic_save, atomic_write_bytes, find_audio, move_into_place, temp_path
 
-TEMP_SUFFIX = ".audioembed-tmp"
 PARTS = ".audioembed-parts"  # --stack: one .npy per finished file, until the stack is assembled from them
 
 
@@ -41,103 +38,20 @@ class Job:
     def done(self) -> bool:
         return all(os.path.isfile(p) for p in self.targets())  # False, not OSError, for a name too long
 
+    def frames_temp(self) -> Path:
+        """Where the Embedder streams this job's frames (iter_results' frames_to); write() renames it into place."""
+        path = self.frame_files[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return temp_path(path)
+
     def write(self, result) -> None:
         """Write every output to a temp file first, then rename: a crash never leaves half a file."""
         arrays = [result.frames.embeddings, result.frames.timestamps, result.embedding] if self.frames else [result.embedding]
         for path, array in zip(self.targets(), arrays):
-            atomic_save(path, array, self.durable)
-
-
-def atomic_save(path: Path, array: np.ndarray, durable: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array))
-    atomic_write_bytes(path, buf.getvalue(), durable)
-
-
-def temp_path(path: Path) -> Path:
-    """A short sibling name (a long output name plus a suffix could pass NAME_MAX) that records our pid."""
-    digest = hashlib.sha1(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return path.with_name(f".{digest}.{os.getpid()}{TEMP_SUFFIX}")
-
-
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    with atomic_file(path, durable) as f:
-        f.write(data)
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path, durable: bool = True) -> Iterator[io.BufferedWriter]:
-    """A temp file that replaces `path` once written (and fsynced, when durable), and is removed if writing fails."""
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def remove_stale_temp_files(out: Path) -> int:
-    """Temp files left by killed runs (SIGKILL leaves no chance to clean up); a live job's are kept."""
-    removed = 0
-    for root, _dirs, files in os.walk(out):
-        for name in files:
-            if name.endswith(TEMP_SUFFIX) and not _writer_alive(os.path.join(root, name)):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(root, name))
-                    removed += 1
-    return removed
-
-
-def _writer_alive(temp_file: str) -> bool:
-    """Whether the process whose pid is in the temp file's name may still be writing it."""
-    try:
-        pid = int(os.path.basename(temp_file)[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1])
-    except ValueError:
-        return False
-    if os.name == "nt":  # os.kill would terminate the process there: go by age instead
-        with contextlib.suppress(OSError):
-            return time.time() - os.path.getmtime(temp_file) < 24 * 3600
-        return False
-    if pid == os.getpid():
-        return True
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except PermissionError:
-        return True  # it exists, owned by another user
-    except (ProcessLookupError, OverflowError):
-        return False
-    return True
-
-
-def find_audio(root: Path, errors: list[str] | None = None, ignored: list[Path] | None = None) -> list[Path]:
-    """Audio files under root, sorted; symlinked folders are not followed (no loops, no escapes).
-
-    errors: gets a line per folder that cannot be read, so that its files are not skipped silently.
-    ignored: gets the other files (not hidden ones), so that the user can see what was left out.
-    """
-    found = []
-
-    def unreadable(exc: OSError) -> None:
-        if errors is not None:
-            errors.append(f"{exc.filename}: cannot read this folder ({exc.strerror or exc}); its files were skipped")
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
-                found.append(Path(dirpath) / name)
-            elif ignored is not None and not name.startswith("."):
-                ignored.append(Path(dirpath) / name)
-    return found
+            if self.frames and array is result.frames.embeddings and result.frames.file is not None:
+                move_into_place(result.frames.file, path, self.durable)  # streamed there while embedding
+            else:
+                atomic_save(path, array, self.durable)
 
 
 def plan(

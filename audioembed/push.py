@@ -18,18 +18,20 @@ def push(
     message: str = typer.Option("Upload model with audioembed push", "--message", help="Commit message."),
 ) -> None:
     """Upload a model folder to the Hub; the token comes from `hf auth login` or HF_TOKEN."""
-    from . import card, hub
+    from . import card
+    from . import folder as model_folder
+    from .console import err
     from .errors import AudioEmbedError
 
     try:
         weights = _check_folder(folder)
     except AudioEmbedError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        err(f"error: {exc}")
         raise typer.Exit(2)
     if not (folder / "README.md").is_file() or card.missing_metadata(folder):
-        text = card.load(folder).text if (folder / "README.md").is_file() else card.body(hub.load_config(folder))
+        text = card.load(folder).text if (folder / "README.md").is_file() else card.body(model_folder.load_config(folder))
         card.write(folder, text)
-        typer.echo(f"wrote Hub metadata (licence: unknown; edit it in {folder / 'README.md'}) before uploading", err=True)
+        err(f"wrote Hub metadata (licence: unknown; edit it in {folder / 'README.md'}) before uploading")
 
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
@@ -43,8 +45,8 @@ def push(
                                  ignore_patterns=UPLOAD_IGNORE)
     except (HfHubHTTPError, ValueError) as exc:  # ValueError: the Hub rejected the card's metadata
         first = " ".join(str(exc).split())[:300] or type(exc).__name__
-        typer.echo(f"error: cannot upload {folder} to {repo_id} ({first}); check the repo id and that your token "
-                   "(`hf auth login` or HF_TOKEN) may write to it", err=True)
+        err(f"error: cannot upload {folder} to {repo_id} ({first}); check the repo id and that your token "
+            "(`hf auth login` or HF_TOKEN) may write to it")
         raise typer.Exit(1)
     typer.echo(f"uploaded {', '.join(weights)} to {repo_id}@{revision or 'main'}: {info.commit_url}")
     typer.echo(f'load it pinned: Embedder("{repo_id}", revision="{info.oid}")')
@@ -52,16 +54,15 @@ def push(
 
 def _check_folder(folder: Path) -> list[str]:
     """Refuse to publish what Embedder would refuse to load: a bad config, no weights, or unrecorded hashes."""
-    from . import hub
-    from .backends import BACKEND_FILES
+    from . import folder as model_folder
     from .errors import ModelError
 
-    weight_files = sorted(set(BACKEND_FILES.values()))
-    cfg = hub.load_config(folder) if (folder / "config.json").is_file() else None
+    weight_files = sorted(model_folder.WEIGHT_FILES)
+    cfg = model_folder.load_config(folder) if (folder / model_folder.CONFIG).is_file() else None
     if cfg is None:
         raise ModelError(f"{folder}: not a model folder (it has no config.json); write one with `audioembed pretrain`")
     weights = [name for name in weight_files if (folder / name).is_file()]
     if not weights:
         raise ModelError(f"{folder}: has neither {' nor '.join(weight_files)}; nothing to upload")
-    hub.verify(folder, cfg, weights, required=True)  # downloads are checked against these: they must be there and right
+    model_folder.verify(folder, cfg, weights, required=True)  # downloads are checked against these: they must be there and right
     return weights

@@ -38,7 +38,7 @@ def n_outputs(n_samples: int, cfg: ModelConfig) -> int:
     return (n // cfg.hop_length + 1) // cfg.time_reduction
 
 
-def windows(
+def cut(
     blocks: Iterable[np.ndarray],
     cfg: ModelConfig,
     window_frames: int = WINDOW_FRAMES,

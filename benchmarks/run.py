@@ -79,7 +79,7 @@ def sgemm_contender(n: int = 2048):
 def throughput(model: Path, cfg, threads: int, batch_sizes: list[int], rounds: int, slot_s: float) -> dict:
     import torch
 
-    import peers
+    import peer_models as peers
     from audioembed import Embedder
 
     torch.set_num_threads(threads)
@@ -209,7 +209,7 @@ def end_to_end(model: Path, folder: Path, threads: int, workers: int) -> dict:
 
 
 def probe(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, str(HERE / "probe.py"), *args], env=env_with_package(), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(HERE / "fresh_process.py"), *args], env=env_with_package(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"probe {args} failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -217,7 +217,7 @@ def probe(*args: str) -> dict:
 
 def memory(model: Path, short: Path, long: Path, long_seconds: int) -> dict:
     out = {"long_seconds": long_seconds}
-    for mode in ("clip", "frames"):
+    for mode in ("clip", "frames", "frames-in-memory"):
         s, l = probe("memory", str(model), str(short), mode), probe("memory", str(model), str(long), mode)
         out[mode] = {"short": s, "long": l, "limit_mb": 1.3 * s["peak_rss_mb"] + 100}
     return out
@@ -279,6 +279,9 @@ def rows(res: dict) -> list[tuple[str, str, str, str]]:
             s, l, lim = m[mode]["short"]["peak_rss_mb"], m[mode]["long"]["peak_rss_mb"], m[mode]["limit_mb"]
             out.append((f"peak RSS, 10 s file, {mode} output", f"{s:.0f} MB", "", ""))
             out.append((f"TARGET peak RSS, {long_label} file, {mode} output", f"{l:.0f} MB", f"<= {lim:.0f} MB", yes(l <= lim)))
+        s, l = (m["frames-in-memory"][k]["peak_rss_mb"] for k in ("short", "long"))
+        out.append(("peak RSS, 10 s file, Embedder.embed_frames (returns the frames)", f"{s:.0f} MB", "", ""))
+        out.append((f"peak RSS, {long_label} file, Embedder.embed_frames (returns the frames)", f"{l:.0f} MB", "", ""))
     if "startup" in res:
         s = res["startup"]
         clean = not s["heavy_modules_after_import"]

@@ -19,8 +19,9 @@ import shutil
 from pathlib import Path
 
 from audioembed import card as model_card
+from audioembed.folder import CONFIG, WEIGHT_FILES
 
-FILES = ("config.json", "model.safetensors", "model.onnx")
+FILES = (CONFIG, *WEIGHT_FILES)
 
 
 def corpus_section(corpus: Path) -> str:

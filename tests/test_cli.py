@@ -255,21 +255,21 @@ def test_file_names_that_are_not_utf8(tmp_path, tiny_model_dir):
 def test_info_survives_an_unreadable_extra_file(tiny_model_dir, tmp_path, monkeypatch):
     import shutil
 
-    from audioembed import hub
+    from audioembed import folder as model_folder
 
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     (folder / "extra.bin").write_bytes(b"x")
     (folder / "extra.bin").chmod(0)
     if os.geteuid() == 0:  # root reads every file: deny it the way the kernel would
-        real = hub.sha256
+        real = model_folder.sha256
 
         def sha256(path):
             if path.name == "extra.bin":
                 raise PermissionError(13, "Permission denied", str(path))
             return real(path)
 
-        monkeypatch.setattr(hub, "sha256", sha256)
+        monkeypatch.setattr(model_folder, "sha256", sha256)
     result = runner.invoke(app, ["info", "-m", str(folder), "--backend", "onnx"])
     assert result.exit_code == 0, result.output
     assert "extra.bin" in result.output and "unreadable (Permission denied)" in result.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioembed import Embedder, hub
+from audioembed import Embedder, folder, hub
 from audioembed.config import ModelConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ def test_shipped_folder_is_complete_and_its_digests_match():
     cfg = ModelConfig.load(MODEL / "config.json")
     assert cfg.dim == 512 and cfg.norm_std > 0
     for name in ("model.safetensors", "model.onnx"):
-        assert cfg.sha256[name] == hub.sha256(MODEL / name), name
+        assert cfg.sha256[name] == folder.sha256(MODEL / name), name
     card = (MODEL / "README.md").read_text()
     assert cfg.sha256["model.onnx"] in card and "logmel-stats" in card  # the card carries the evaluation
     from audioembed import card as model_card

@@ -63,7 +63,7 @@ def test_window_count_and_memory_are_bounded_by_the_window(tiny_torch_model):
     cfg = tiny_torch_model.cfg
     x = np.zeros(16000 * 100, np.float32)
     blocks = (x[i : i + 7777] for i in range(0, len(x), 7777))
-    ws = list(win.windows(blocks, cfg))
+    ws = list(win.cut(blocks, cfg))
     assert len(ws) == int(np.ceil(win.n_outputs(len(x), cfg) / win.WINDOW_FRAMES))
     assert max(len(w.wave) for w in ws) <= (win.WINDOW_FRAMES * 8 + 2 * win.CONTEXT_MEL_FRAMES) * 160 + cfg.n_fft
     kept = [w.keep for w in ws]
@@ -126,6 +126,14 @@ def test_iter_results_reports_errors_and_keeps_going(onnx_embedder, tmp_path):
     assert results[1].error is not None and "bad.wav" in str(results[1].error)
 
 
+def test_the_package_exports_the_types_users_meet(onnx_embedder):
+    import audioembed
+
+    assert isinstance(onnx_embedder.config, audioembed.ModelConfig)
+    assert all(isinstance(r, audioembed.Result) for r in onnx_embedder.iter_results([tone(440)], sr=16000))
+    assert {"ModelConfig", "Result", "TrainingError"} <= set(audioembed.__all__)
+
+
 def test_unknown_backend_and_device_errors(tiny_model_dir):
     with pytest.raises(BackendError, match="unknown backend"):
         Embedder(tiny_model_dir, backend="tensorflow")
@@ -175,7 +183,7 @@ def test_frames_arriving_out_of_order_are_stitched_in_place():
 
 def test_queued_windows_do_not_pin_the_decode_buffer(tiny_torch_model):
     x = np.zeros(16000 * 40, np.float32)
-    ws = list(win.windows((x[i : i + 160000] for i in range(0, len(x), 160000)), tiny_torch_model.cfg))
+    ws = list(win.cut((x[i : i + 160000] for i in range(0, len(x), 160000)), tiny_torch_model.cfg))
     assert all(w.wave.base is None for w in ws)
 
 
@@ -201,3 +209,26 @@ def test_auto_backend_is_torch_when_it_sees_a_cuda_gpu(monkeypatch):
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
     assert backends.choose("auto") == "onnx" and backends.choose("auto", "cuda") == "torch"
     assert backends.choose("torch") == "torch" and backends.choose("onnx", "auto") == "onnx"
+
+
+def test_frames_stream_to_a_file_equal_to_frames_in_memory(tiny_model_dir, tmp_path):
+    """Windows finish out of order (batches are sorted by length): each lands at its own rows, none is held."""
+    e = Embedder(tiny_model_dir, backend="onnx", batch_size=3, num_workers=2)
+    clips = [noisy(seconds=47.3, seed=1), tone(440, seconds=0.5), noisy(seconds=23.0, seed=2)]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    in_memory = e.embed_frames(clips, sr=16000)
+    paths = {i: tmp_path / f"{i}.frames.npy" for i in range(4)}
+    results = {r.index: r for r in e.iter_results([*clips, bad], sr=16000, frames=True, frames_to=paths.__getitem__)}
+    for i, expected in enumerate(in_memory):
+        got = results[i].frames
+        assert got.file == paths[i] and isinstance(got.embeddings, np.memmap)
+        np.testing.assert_array_equal(np.load(paths[i]), expected.embeddings)
+        np.testing.assert_array_equal(got.timestamps, expected.timestamps)
+    assert results[3].error is not None and not paths[3].exists(), "a failed input leaves no frames file"
+
+
+def test_frames_are_held_in_memory_when_their_file_cannot_be_created(onnx_embedder, tmp_path):
+    missing = tmp_path / "no-such-folder" / "x.frames.npy"
+    [result] = onnx_embedder.iter_results([tone(440, seconds=3.0)], sr=16000, frames=True, frames_to=lambda i: missing)
+    assert result.frames.file is None and result.frames.embeddings.shape == (37, onnx_embedder.dim)

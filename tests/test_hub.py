@@ -180,3 +180,22 @@ def test_weight_file_that_is_not_a_regular_file_is_named_so(tiny_model_dir, tmp_
     os.mkdir(folder / "model.onnx") if kind == "folder" else os.mkfifo(folder / "model.onnx")
     with pytest.raises(ModelError, match="model.onnx is not a regular file"):
         Embedder(folder, backend="onnx")
+
+
+@pytest.mark.parametrize("name", ["runs/model", "./model", "{tmp}/model", "~/no-such-audioembed-model"])
+def test_a_mistyped_local_path_fails_loudly_without_asking_the_hub(tmp_path, monkeypatch, fake_hub, name):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    before = len(fake_hub.requests)
+    hint = ".*hf-hub:runs/model" if name == "runs/model" else ""
+    with pytest.raises(ModelNotFoundError, match=r"not a model folder \(no such folder\); check the path" + hint):
+        Embedder(name.format(tmp=tmp_path), backend="onnx")
+    assert len(fake_hub.requests) == before, "a path-like name must never reach the hub"
+
+
+def test_hf_hub_prefix_names_a_hub_repo_even_where_a_folder_of_that_name_exists(tiny_model_dir, tmp_path, monkeypatch, fake_hub):
+    fake_hub.add_repo("runs/model", tiny_model_dir)
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    e = Embedder("hf-hub:runs/model", backend="onnx")
+    assert (e.resolved.source, e.resolved.model_id) == ("hub", "runs/model")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioembed.outputs import TEMP_SUFFIX
+from audioembed.files import TEMP_SUFFIX
 
 from conftest import noisy
 

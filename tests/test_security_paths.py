@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from audioembed import outputs
+from audioembed import files, outputs
 from audioembed.cli import app
 
 from conftest import tone
@@ -121,7 +121,7 @@ def test_write_failures_fail_that_file_only(tmp_path, tiny_model_dir):
     assert "2 failed" in result.output and "cannot write" in result.output
     assert str(root / "blocked" / "a.wav") in result.output
     assert {"ok.npy", "ok.frames.npy", "ok.timestamps.npy"} <= set(files_under(out))
-    assert not [f for f in files_under(out) if f.endswith(outputs.TEMP_SUFFIX)]
+    assert not [f for f in files_under(out) if f.endswith(files.TEMP_SUFFIX)]
 
 
 def test_unwritable_output_folder_is_a_clear_error(tmp_path, tiny_model_dir):
@@ -133,8 +133,8 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, tiny_model_dir):
 
 def test_temp_names_stay_short(tmp_path):
     path = tmp_path / ("é" * 125 + ".npy")
-    assert len(outputs.temp_path(path).name.encode()) < 64
-    outputs.atomic_save(path, np.zeros(3, np.float32))
+    assert len(files.temp_path(path).name.encode()) < 64
+    files.atomic_save(path, np.zeros(3, np.float32))
     assert np.load(path).shape == (3,) and files_under(tmp_path) == [path.name]
 
 
@@ -146,9 +146,9 @@ def test_cleanup_keeps_temp_files_of_a_live_job(tmp_path, tiny_model_dir):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     try:
-        live_tmp = out / f".0123456789ab.{live.pid}{outputs.TEMP_SUFFIX}"
-        dead_tmp = out / f".ba9876543210.{dead.pid}{outputs.TEMP_SUFFIX}"
-        odd_tmp = out / f".0123456789ab.0{outputs.TEMP_SUFFIX}"
+        live_tmp = out / f".0123456789ab.{live.pid}{files.TEMP_SUFFIX}"
+        dead_tmp = out / f".ba9876543210.{dead.pid}{files.TEMP_SUFFIX}"
+        odd_tmp = out / f".0123456789ab.0{files.TEMP_SUFFIX}"
         for p in (live_tmp, dead_tmp, odd_tmp):
             p.write_bytes(b"half")
         result = embed(tmp_path / "in", "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
@@ -157,7 +157,7 @@ def test_cleanup_keeps_temp_files_of_a_live_job(tmp_path, tiny_model_dir):
     finally:
         live.kill()
         live.wait()
-    assert outputs.remove_stale_temp_files(out) == 1 and not live_tmp.exists()
+    assert files.remove_stale_temp_files(out) == 1 and not live_tmp.exists()
 
 
 def test_stack_write_failure_is_a_clear_error(tmp_path, tiny_model_dir):
@@ -166,7 +166,7 @@ def test_stack_write_failure_is_a_clear_error(tmp_path, tiny_model_dir):
     (out / "embeddings.npy").mkdir(parents=True)  # a folder where the matrix should go
     result = embed(tmp_path / "in", "-o", out, "-m", tiny_model_dir, "-q", "--stack", "--backend", "onnx")
     assert result.exit_code == 2 and "cannot write embeddings.npy" in result.output
-    assert not [f for f in files_under(out) if f.endswith(outputs.TEMP_SUFFIX)]
+    assert not [f for f in files_under(out) if f.endswith(files.TEMP_SUFFIX)]
 
 
 NAME_PART = st.one_of(
@@ -195,7 +195,7 @@ def test_planned_outputs_stay_inside_out_and_never_coincide(tmp_path_factory, na
         except OSError:  # a file where a folder is wanted
             continue
     jobs, failures = outputs.plan([root], out, frames=frames)
-    assert len(jobs) + len(failures) == len(outputs.find_audio(root))
+    assert len(jobs) + len(failures) == len(files.find_audio(root))
     keys = [unicodedata.normalize("NFC", os.fspath(t)).casefold() for j in jobs for t in j.targets()]
     assert len(keys) == len(set(keys)), "two jobs would write one file"
     for job in jobs:

@@ -371,3 +371,17 @@ def test_cli_cache_only_builds_the_cache_and_trains_nothing(audio_dir, tmp_path)
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "c").glob("*/meta.json"))) == 1
     assert not out.exists() and not out.with_name("model.checkpoints").exists()
+
+
+def test_settings_are_frozen_tuples_and_bad_values_raise_a_training_error():
+    import dataclasses
+
+    from audioembed import AudioEmbedError, TrainingError
+
+    s = TrainSettings(negatives="freq_roll,freq_flip", neg_shift=[3, 5], rrc_freq_scale=[0.5, 1.0])
+    assert (s.negatives, s.neg_shift, s.rrc_freq_scale) == (("freq_roll", "freq_flip"), (3, 5), (0.5, 1.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.lr = 1.0
+    with pytest.raises(TrainingError, match="neg_candidates") as info:
+        TrainSettings(neg_candidates=0)
+    assert isinstance(info.value, AudioEmbedError) and isinstance(info.value, ValueError)

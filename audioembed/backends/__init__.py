@@ -15,8 +15,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import BackendError, install_hint
-
-BACKEND_FILES = {"torch": "model.safetensors", "onnx": "model.onnx"}
+from ..folder import BACKEND_FILES
 # NVIDIA's driver (Linux), WSL's GPU bridge, AMD's ROCm: without one of them torch cannot see a GPU.
 GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
 
@@ -24,6 +23,7 @@ GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
 class Backend(Protocol):
     name: str
     device: str
+    rows_per_run: int | None  # windows per run() call; None: the whole batch at once
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray: ...
 

@@ -22,6 +22,7 @@ def pick_device(device: str) -> str:
 
 class TorchBackend:
     name = "torch"
+    rows_per_run = None  # a GPU is fastest on whole batches
 
     def __init__(self, path: Path, cfg: ModelConfig, device: str = "auto", num_threads: int | None = None):
         import torch

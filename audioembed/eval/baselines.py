@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import mel, windows
 from ..config import ModelConfig
+from ..folder import CONFIG, ONNX
 from .features import ClipFunctionExtractor, digest
 
 LOGMEL_VERSION = 1  # bump when logmel_stats changes, so cached vectors are recomputed
@@ -73,7 +74,7 @@ def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -
     arch = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
     folder = cache / "models" / f"random-init-{digest(sorted(arch.items()), seed)[:16]}"
     onnx = importlib.util.find_spec("onnx") is not None
-    if (folder / "config.json").is_file() and (not onnx or (folder / "model.onnx").is_file()):
+    if (folder / CONFIG).is_file() and (not onnx or (folder / ONNX).is_file()):
         return folder
     import torch
 

@@ -15,7 +15,9 @@ BASELINES = ("logmel-stats", "random-init")
 DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 
+from ..console import BackendOpt, BatchSizeOpt
 from ..console import err as _err
+from ..folder import ONNX
 
 
 def parse_baselines(text: str) -> list[str]:
@@ -78,7 +80,7 @@ def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size:
             except Exception as exc:  # torch's exporter raises its own types: a row's failure, not the run's
                 rows.append(Row(name, "baseline", note=f"cannot build it ({type(exc).__name__}: {exc})", failed=True))
                 continue
-            if not (folder / "model.onnx").is_file():  # onnx is not installed: export was not possible
+            if not (folder / ONNX).is_file():  # onnx is not installed: export was not possible
                 if backend == "onnx":
                     rows.append(Row(name, "baseline", note="--backend onnx needs the onnx package to export it: pip install onnx"))
                     continue
@@ -117,8 +119,8 @@ def evaluate(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Repeats with different fold and validation shuffles."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write settings, per-run numbers and notes here."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default: ~/.cache/audioembed/eval)."),
-    backend: str = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call."),
+    backend: str = BackendOpt,
+    batch_size: int = BatchSizeOpt,
 ) -> None:
     """Linear-probe accuracy (frozen embeddings, logistic regression) of models next to baselines and peers."""
     from .. import backends

@@ -7,8 +7,8 @@ import csv
 import dataclasses
 from pathlib import Path
 
-from ..audio import AUDIO_EXTENSIONS
 from ..errors import AudioEmbedError
+from ..files import find_audio, is_audio
 
 MANIFEST_NAME = "manifest.csv"
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
@@ -50,12 +50,8 @@ def load_dataset(path: Path) -> Dataset:
     raise DatasetError(f"{path}: no such dataset (give a folder of DATA/<label>/*.wav or a CSV manifest)")
 
 
-def _is_audio(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
-
-
 def _from_folders(root: Path) -> Dataset:
-    loose = sorted(p.name for p in root.iterdir() if _is_audio(p))
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and is_audio(p) and not p.name.startswith("."))
     if loose:
         raise DatasetError(
             f"{root}: audio files directly in the dataset folder ({', '.join(loose[:3])}...); "
@@ -63,7 +59,7 @@ def _from_folders(root: Path) -> Dataset:
         )
     paths, labels = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        clips = sorted(p for p in folder.rglob("*") if _is_audio(p))
+        clips = sorted(p for p in find_audio(folder) if not p.name.startswith("."))
         if not clips:
             raise DatasetError(f"{folder}: class '{folder.name}' has no audio files; remove the folder or add clips")
         paths += clips

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -18,11 +17,12 @@ import numpy as np
 
 from .. import audio
 from ..errors import AudioEmbedError
-from ..outputs import atomic_save
+from .. import files
+from ..files import atomic_save
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "audioembed" / "eval"
+    return files.cache_folder("eval")
 
 
 class Extractor(Protocol):
@@ -40,13 +40,12 @@ class ModelExtractor:
     """A model through the public Embedder: decoding, windowing and batching exactly as users get them."""
 
     def __init__(self, name: str, embedder) -> None:
-        from ..backends import BACKEND_FILES
-        from ..hub import sha256
+        from ..folder import BACKEND_FILES, CONFIG, sha256
 
         self.name, self.embedder = name, embedder
         folder = embedder.resolved.folder
         weights = sha256(folder / BACKEND_FILES[embedder.backend_name])
-        self.key = digest("model", embedder.backend_name, sha256(folder / "config.json"), weights)
+        self.key = digest("model", embedder.backend_name, sha256(folder / CONFIG), weights)
 
     def vectors(self, paths: list[Path]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         for result in self.embedder.iter_results(paths):

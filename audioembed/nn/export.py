@@ -1,19 +1,16 @@
-"""Write a model folder in the Hugging Face layout: config.json, model.safetensors, model.onnx, README.md."""
+"""Export a torch encoder's weights into a model folder (model.safetensors, model.onnx); folder.write finishes it."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import warnings
 from pathlib import Path
 
 import torch
 
+from .. import folder
 from ..config import ModelConfig
-from ..hub import sha256
 from .encoder import AudioEncoder
-
-WEIGHT_FILES = ("model.safetensors", "model.onnx")
 
 
 def export_onnx(model: AudioEncoder, path: Path, opset: int = 17) -> None:
@@ -49,18 +46,11 @@ def save_model_folder(
     """
     from safetensors.torch import save_file
 
-    from .. import card
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"))
+    save_file(state, str(out / folder.SAFETENSORS))
     if onnx:
-        export_onnx(model, out / "model.onnx")
-    written = WEIGHT_FILES if onnx else WEIGHT_FILES[:1]
-    cfg = dataclasses.replace(model.cfg, sha256={name: sha256(out / name) for name in written})
-    cfg.save(out / "config.json")
-    card.write(out, card_text if card_text is not None else card.body(cfg, history),
-               datasets=cfg.extra.get("data", {}).get("datasets", ()))
-    return cfg
+        export_onnx(model, out / folder.ONNX)
+    return folder.write(out, model.cfg, folder.WEIGHT_FILES if onnx else [folder.SAFETENSORS], card_text, history)

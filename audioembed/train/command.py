@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from ..console import DeviceOpt, err
 from .settings import TrainSettings
 
 
@@ -32,7 +33,7 @@ def pretrain(
     precision: Optional[str] = typer.Option(None, "--precision", help="bfloat16 (autocast; weights and statistics stay float32) or float32."),
     balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often."),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
+    device: str = DeviceOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint file (default: OUT.checkpoints/last.pt)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Log-mel cache (default: ~/.cache/audioembed/melcache)."),
@@ -46,11 +47,13 @@ def pretrain(
     try:
         import torch
     except ImportError:
-        typer.echo(f"error: pretrain needs PyTorch: {install_hint('train')}", err=True)
+        err(f"error: pretrain needs PyTorch: {install_hint('train')}")
         raise typer.Exit(2)
     from ..config import ModelConfig
     from ..errors import AudioEmbedError
-    from .loop import Trainer, log_stderr, pick_device
+    from ..backends.torch import pick_device
+    from ..files import cache_folder
+    from .loop import Trainer, log_stderr
 
     flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, negatives=negatives,
                  neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space,
@@ -59,24 +62,24 @@ def pretrain(
     try:
         settings = TrainSettings.from_file(config, **flags) if config else TrainSettings(**flags)
     except (ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        err(f"error: {exc}")
         raise typer.Exit(2)
     if threads:
         torch.set_num_threads(threads)
     dist, device = _init_distributed(pick_device(device))
     ckpt = checkpoint or out.with_name(out.name + ".checkpoints") / "last.pt"
     if resume and not ckpt.exists():
-        typer.echo(f"error: --resume: no checkpoint at {ckpt}", err=True)
+        err(f"error: --resume: no checkpoint at {ckpt}")
         raise typer.Exit(2)
     if not resume and ckpt.exists():
-        typer.echo(f"error: {ckpt} exists: pass --resume to continue it, or delete it to start over", err=True)
+        err(f"error: {ckpt} exists: pass --resume to continue it, or delete it to start over")
         raise typer.Exit(2)
-    cache_root = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audioembed" / "melcache"
+    cache_root = cache_dir or cache_folder("melcache")
     log = log_stderr if dist.main else (lambda msg: None)
     try:
         cache = _cache_on_rank0(data_dir, cache_root, ModelConfig(), settings, dist, log)
     except AudioEmbedError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        err(f"error: {exc}")
         raise typer.Exit(2)
     if cache_only:
         log(f"cache ready: {cache.folder} ({len(cache)} clips, {cache.hours:.2f} h)")

@@ -21,19 +21,11 @@ import torch
 from .. import audio
 from ..config import ModelConfig
 from ..errors import AudioEmbedError
+from ..files import find_audio
 
 SEGMENT_SECONDS = 60.0
 MIN_FRAMES = 8  # clips shorter than 80 ms carry nothing to learn from
 CACHE_VERSION = 2  # 2: clip groups (top-level folder) for balanced sampling
-
-
-def find_audio(root: Path) -> list[Path]:
-    """Every audio file under root (recursive, by extension), in a stable order."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    files = [p for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_EXTENSIONS and p.is_file()]
-    return sorted(files)
 
 
 class LogMel:
@@ -151,7 +143,7 @@ def build_cache(
 ) -> MelCache:
     """Decode every file under data_dir once; reuse the cache while the files are unchanged."""
     data_dir = Path(data_dir)
-    files = find_audio(data_dir)
+    files = sorted(find_audio(data_dir))
     if not files:
         raise AudioEmbedError(f"{data_dir}: no audio files ({', '.join(sorted(audio.AUDIO_EXTENSIONS))})")
     folder = Path(cache_root) / cache_key(files, data_dir, cfg)

@@ -38,14 +38,6 @@ class Dist:
         return self.rank == 0
 
 
-def pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available (use --device cpu)")
-    return device
-
-
 class Trainer:
     def __init__(self, settings: TrainSettings, cache: MelCache, name: str, device: str = "cpu",
                  dist: Dist = Dist(), log: Callable[[str], None] = print):

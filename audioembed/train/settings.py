@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import TrainingError
+
 STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip", "freq_shift")
 # Frequency-axis strategies only: reversing or shuffling the time axis of a stationary texture
 # gives the same sound, a false negative that hardest-of-k selection would pick first.
 FREQ_STRATEGIES = ("freq_roll", "freq_shuffle", "freq_flip", "freq_shift")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainSettings:
     # Schedule (steps wins over epochs; an epoch is one crop per cached clip on average).
     steps: int = 0
@@ -32,12 +34,12 @@ class TrainSettings:
     crop_frames: int = 96
     mixup_ratio: float = 0.4
     mixup_bank: int = 2048
-    rrc_virtual_scale: tuple = (1.0, 1.5)
-    rrc_freq_scale: tuple = (0.6, 1.5)
-    rrc_time_scale: tuple = (0.6, 1.5)
+    rrc_virtual_scale: tuple[float, float] = (1.0, 1.5)
+    rrc_freq_scale: tuple[float, float] = (0.6, 1.5)
+    rrc_time_scale: tuple[float, float] = (0.6, 1.5)
     fader_gain: float = 1.0
     # Adversarial negatives: "none" gives exactly BYOL-A.
-    negatives: tuple = STRATEGIES
+    negatives: tuple[str, ...] = STRATEGIES
     neg_segments: int = 4
     neg_lambda: float = 1.0
     neg_margin: float = 0.3
@@ -47,7 +49,7 @@ class TrainSettings:
     # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
     neg_candidates: int = 1
-    neg_shift: tuple = (2, 12)  # freq_shift moves the mel axis by this many bands (no wrap)
+    neg_shift: tuple[int, int] = (2, 12)  # freq_shift moves the mel axis by this many bands (no wrap)
     # Arithmetic of the network passes: bfloat16 autocast (weights, EMA target, losses and
     # batch-norm statistics stay float32) or float32.
     precision: str = "bfloat16"
@@ -60,26 +62,26 @@ class TrainSettings:
     workers: int = 2
 
     def __post_init__(self):
-        if isinstance(self.negatives, str):
-            self.negatives = parse_negatives(self.negatives)
-        self.negatives = tuple(self.negatives)
+        """Normalise lists (from JSON) and a negatives string (from the CLI) to tuples, then check the values."""
+        negatives = parse_negatives(self.negatives) if isinstance(self.negatives, str) else self.negatives
+        object.__setattr__(self, "negatives", tuple(negatives))  # frozen: the one place fields are set
         for name in ("rrc_virtual_scale", "rrc_freq_scale", "rrc_time_scale", "neg_shift"):
-            setattr(self, name, tuple(getattr(self, name)))
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         bad = [s for s in self.negatives if s not in STRATEGIES]
         if bad:
-            raise ValueError(f"unknown negative strategies {bad}: choose from {', '.join(STRATEGIES)} or 'none'")
+            raise TrainingError(f"unknown negative strategies {bad}: choose from {', '.join(STRATEGIES)} or 'none'")
         if self.neg_space not in ("projection", "representation"):
-            raise ValueError(f"neg_space must be 'projection' or 'representation', not {self.neg_space!r}")
+            raise TrainingError(f"neg_space must be 'projection' or 'representation', not {self.neg_space!r}")
         if self.batch_size < 2:
-            raise ValueError("batch_size must be >= 2 (batch statistics)")
+            raise TrainingError("batch_size must be >= 2 (batch statistics)")
         if self.neg_segments < 2:
-            raise ValueError("neg_segments must be >= 2")
+            raise TrainingError("neg_segments must be >= 2")
         if self.neg_candidates < 1:
-            raise ValueError("neg_candidates must be >= 1")
+            raise TrainingError("neg_candidates must be >= 1")
         if len(self.neg_shift) != 2 or not 1 <= self.neg_shift[0] <= self.neg_shift[1]:
-            raise ValueError(f"neg_shift must be (min, max) bands with 1 <= min <= max, not {self.neg_shift}")
+            raise TrainingError(f"neg_shift must be (min, max) bands with 1 <= min <= max, not {self.neg_shift}")
         if self.precision not in ("bfloat16", "float32"):
-            raise ValueError(f"precision must be 'bfloat16' or 'float32', not {self.precision!r}")
+            raise TrainingError(f"precision must be 'bfloat16' or 'float32', not {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -90,11 +92,11 @@ class TrainSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown settings {unknown}")
+            raise TrainingError(f"{path}: unknown settings {unknown}")
         return cls(**{**data, **overrides})
 
 
-def parse_negatives(text: str) -> tuple:
+def parse_negatives(text: str) -> tuple[str, ...]:
     """'none' -> (); 'all' -> every strategy; 'freq' -> the frequency-axis ones; else a comma list."""
     text = text.strip()
     if text in ("none", ""):

@@ -1,7 +1,10 @@
 """Measurements that need a fresh process: start-up time and peak memory. Prints one JSON line.
 
-python benchmarks/probe.py startup MODEL FILE
-python benchmarks/probe.py memory MODEL FILE clip|frames
+python benchmarks/fresh_process.py startup MODEL FILE
+python benchmarks/fresh_process.py memory MODEL FILE clip|frames|frames-in-memory
+
+frames is what `audioembed embed --frames` does (frames streamed to a .npy); frames-in-memory is
+Embedder.embed_frames, which returns the frames and so holds them.
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ def startup(model: str, path: str) -> dict:
 def memory(model: str, path: str, mode: str) -> dict:
     import audioembed
 
+    if mode == "frames":  # as `audioembed embed --frames` writes them: streamed to NAME.frames.npy
+        return cli_frames(model, path)
     embedder = audioembed.Embedder(model, backend="onnx")
     before = peak_rss_mb()
     t0 = time.perf_counter()
-    if mode == "frames":
+    if mode == "frames-in-memory":  # Embedder.embed_frames returns them, so it holds them all
         out = embedder.embed_frames(path).embeddings
     else:
         out = embedder.embed(path)
@@ -59,6 +64,31 @@ def memory(model: str, path: str, mode: str) -> dict:
         "seconds": time.perf_counter() - t0,
         "output_shape": list(out.shape),
         "output_mb": out.nbytes / 2**20,
+    }
+
+
+def cli_frames(model: str, path: str) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from audioembed.cli import app
+
+    before = peak_rss_mb()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        app(["embed", path, "-o", out, "-m", model, "--backend", "onnx", "--frames", "-q"], standalone_mode=False)
+        frames = np.load(Path(out) / (Path(path).stem + ".frames.npy"), mmap_mode="r")
+        shape, nbytes = list(frames.shape), frames.nbytes
+        del frames
+    return {
+        "mode": "frames",
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_after_import_mb": before,
+        "seconds": time.perf_counter() - t0,
+        "output_shape": shape,
+        "output_mb": nbytes / 2**20,
     }
 
 

@@ -38,8 +38,9 @@ class TrainSettings:
     rrc_freq_scale: tuple[float, float] = (0.6, 1.5)
     rrc_time_scale: tuple[float, float] = (0.6, 1.5)
     fader_gain: float = 1.0
-    # Adversarial negatives: "none" gives exactly BYOL-A.
-    negatives: tuple[str, ...] = STRATEGIES
+    # Adversarial negatives: "none" gives exactly BYOL-A. Default: the frequency-axis strategies,
+    # hardest of 4 (chosen on short runs, 3 seeds per arm: docs/training.md).
+    negatives: tuple[str, ...] = FREQ_STRATEGIES
     neg_segments: int = 4
     neg_lambda: float = 1.0
     neg_margin: float = 0.3
@@ -48,7 +49,7 @@ class TrainSettings:
     neg_space: str = "projection"
     # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
-    neg_candidates: int = 1
+    neg_candidates: int = 4
     neg_shift: tuple[int, int] = (2, 12)  # freq_shift moves the mel axis by this many bands (no wrap)
     # Arithmetic of the network passes: bfloat16 autocast (weights, EMA target, losses and
     # batch-norm statistics stay float32) or float32.

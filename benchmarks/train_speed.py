@@ -5,7 +5,8 @@ with and without negatives, and reports samples/s and the share of the machine's
 (torch float32 and bfloat16 matmul) that the model FLOPs per sample reach. FLOPs are counted as
 benchmarks/flops.py does (2 per multiply-add of every conv and linear layer), for every pass a
 training sample costs: online forward + backward (x3) of two views and of the negative, target
-forward (x1) of two views, plus the projector/predictor MLPs.
+forward (x1) of two views, plus the projector/predictor MLPs, plus (hardest of k > 1) a forward
+pass of the anchors and their k candidates.
 
     python benchmarks/train_speed.py                 # default settings, 2 threads
     python benchmarks/train_speed.py --profile       # also a torch.profiler table of one arm
@@ -68,7 +69,9 @@ def flops_per_sample(s: TrainSettings, cfg: ModelConfig) -> dict[str, float]:
     online = 2 * 3 * (enc + proj + pred)  # two views, forward + backward
     target = 2 * (enc + proj)  # two views, forward only
     neg_head = 0.0 if s.neg_space == "representation" else proj + pred
-    negs = getattr(s, "neg_candidates", 0) * enc + 3 * (enc + neg_head) if s.negatives else 0.0
+    k = s.neg_candidates
+    scoring = (k + 1) * enc if k > 1 else 0.0  # hardest of k: anchors + k candidates, forward only
+    negs = scoring + 3 * (enc + neg_head) if s.negatives else 0.0
     return {"encoder_forward": enc, "total": online + target + negs}
 
 

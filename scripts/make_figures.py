@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 CURVES = [("loss_pos", "positive loss (BYOL)"), ("loss_neg", "negative loss (hinge)"),
-          ("probe_pos", "cosine: two views"), ("probe_neg", "cosine: perturbed copy")]
+          ("probe_pos", "cosine: two views"), ("probe_neg", "cosine: perturbed copy"),
+          ("probe_shift", "cosine: 2-4 band frequency shift"), ("cos_hard", "cosine: hardest of k (training)")]
 
 
 def history(folder: Path) -> list[dict]:
@@ -50,13 +51,13 @@ def training_figure(models: list[Path], out: Path) -> str:
     runs = [(m, rows) for m, rows in runs if rows]
     if not runs:
         return f"training.png: skipped, no training history in {', '.join(missing)}"
-    fig, axes = plt.subplots(2, 2, figsize=(8, 5.6), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, figsize=(11, 5.6), constrained_layout=True)
     axes = axes.ravel()
     for ax, (key, title) in zip(axes, CURVES):
-        for folder, rows in runs:
+        for i, (folder, rows) in enumerate(runs):
             points = [(r["step"], r[key]) for r in rows if key in r]
-            if points:
-                ax.plot(*zip(*points), label=folder.name, lw=1.5)
+            if points:  # one colour per model in every panel
+                ax.plot(*zip(*points), label=folder.name, lw=1.5, color=f"C{i}")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -16,8 +16,7 @@ declare -A ARMS=(
   [neg-hard]="--negatives freq --neg-candidates 4"
 )
 # Build the log-mel cache once, then one process per arm (one thread each), seeds in turn.
-"$AE" pretrain "$CORPUS" -o "$OUT/cache-probe" --steps 1 --cache-dir "$OUT/melcache" --negatives none >/dev/null 2>&1 || true
-rm -rf "$OUT/cache-probe" "$OUT/cache-probe.checkpoints"
+"$AE" pretrain "$CORPUS" -o "$OUT/unused" --cache-only --cache-dir "$OUT/melcache"
 for arm in "${!ARMS[@]}"; do
   (for seed in 1 2 3; do
      run="$OUT/$arm-s$seed"
@@ -30,4 +29,5 @@ done
 wait
 models=(); for arm in byola neg-v1 neg-hard; do for seed in 1 2 3; do models+=(-m "$OUT/$arm-s$seed"); done; done
 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$AE" evaluate "$DEVSETS"/{gm_family,gm_pitch,ktuberling_lang,zeroad_sfx} \
-  "${models[@]}" --baselines logmel-stats,random-init --cache "$OUT/evalcache" --json "$OUT/evaluation.json"
+  "${models[@]}" --seeds 1 --baselines logmel-stats,random-init --cache "$OUT/evalcache" --json "$OUT/evaluation.json"
+python3 "$(dirname "$0")/summarize_seeds.py" "$OUT/evaluation.json" --runs "$OUT"

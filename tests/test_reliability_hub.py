@@ -35,30 +35,51 @@ def vector(e: Embedder) -> np.ndarray:
 
 
 WEIGHTS, CONFIG = {"model.onnx"}, {"config.json"}
-CACHED_FAULTS = [("error500", None), ("error500", CONFIG), ("error500", WEIGHTS), ("hang", WEIGHTS),
-                 ("truncate", None), ("truncate", WEIGHTS), ("tamper", None), ("tamper", WEIGHTS)]
+OUTAGES = [("error500", None), ("error500", CONFIG), ("error500", WEIGHTS), ("hang", WEIGHTS)]
+BAD_BYTES = [("truncate", None), ("truncate", WEIGHTS), ("tamper", None), ("tamper", WEIGHTS)]
 UNCACHED_FAULTS = [("error500", None), ("error500", WEIGHTS), ("hang", None), ("truncate", WEIGHTS), ("tamper", None)]
 
 
-@pytest.mark.parametrize("fault, files", CACHED_FAULTS)
-def test_cached_model_survives_a_faulty_hub(fake_hub, tiny_model_dir, fault, files):
+def cached_repo(fake_hub, model_dir, fault, files) -> tuple[str, Embedder]:
     repo = f"someone/cached-{fault}-{'-'.join(sorted(files or ['all'])).replace('.', '')}"
-    fake_hub.add_repo(repo, tiny_model_dir, revision="v1")
-    good = vector(Embedder(repo, revision="v1", backend="onnx"))  # fills the cache
+    fake_hub.add_repo(repo, model_dir, revision="v1")
+    return repo, Embedder(repo, revision="v1", backend="onnx")  # fills the cache
+
+
+@pytest.mark.parametrize("fault, files", OUTAGES)
+def test_cached_model_survives_a_hub_outage(fake_hub, tiny_model_dir, fault, files):
+    repo, first = cached_repo(fake_hub, tiny_model_dir, fault, files)
+    good = vector(first)
     fake_hub.mode, fake_hub.fault_files = fault, files
-    if fault in ("truncate", "tamper"):  # the hub answers, with wrong bytes: never used silently
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                e = Embedder(repo, revision="v1", backend="onnx")
-            except (IntegrityError, ModelError) as exc:
-                assert repo in str(exc) or "sha256" in str(exc)
-                return
-        np.testing.assert_array_equal(vector(e), good)
-        return
     with pytest.warns(UserWarning, match="hub unavailable.*cached copy"):
         e = Embedder(repo, revision="v1", backend="onnx")
     assert e.resolved.source == "cache"
+    np.testing.assert_array_equal(vector(e), good)
+
+
+@pytest.mark.parametrize("fault, files", BAD_BYTES)
+def test_bad_bytes_are_never_used_nor_cached(fake_hub, tiny_model_dir, fault, files):
+    """The cache lost the faulted files (a cache cleanup, a disk quota), so they are downloaded again and the
+    hub's bad bytes reach audioembed: a short body is an outage with no cached copy left to fall back to, an
+    altered one an IntegrityError; neither is used or left in the cache, and a healthy hub heals it."""
+    repo, first = cached_repo(fake_hub, tiny_model_dir, fault, files)
+    good, snapshot = vector(first), first.resolved.folder
+    for name in sorted(files or CONFIG | WEIGHTS):  # evict the blob and its snapshot link
+        blob = (snapshot / name).resolve()
+        (snapshot / name).unlink()
+        blob.unlink()
+    fake_hub.mode, fake_hub.fault_files = fault, files
+    before = len(fake_hub.requests)
+    error, message = (IntegrityError, r"model\.onnx: sha256 .* does not match") if fault == "tamper" else (
+        ModelNotFoundError, f"{repo}@v1: cannot get model.onnx")
+    with pytest.raises(error, match=message):
+        Embedder(repo, revision="v1", backend="onnx")
+    bad_gets = [r for r in fake_hub.requests[before:] if r.startswith("GET") and r.rsplit("/", 1)[-1] in (files or CONFIG | WEIGHTS)]
+    assert bad_gets, "the faulty bytes were never requested: this test would test nothing"
+    assert not (snapshot / "model.onnx").exists()
+    fake_hub.mode = "ok"
+    e = Embedder(repo, revision="v1", backend="onnx")
+    assert e.resolved.source == "hub"
     np.testing.assert_array_equal(vector(e), good)
 
 

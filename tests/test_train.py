@@ -56,6 +56,30 @@ def test_cache_logmel_matches_model_frontend():
     np.testing.assert_allclose(ours, ref, atol=2e-3, rtol=0)
 
 
+def test_training_pools_clips_as_inference_does(tiny_model_dir):
+    """Online.embed (what BYOL-A trains) and the Embedder (what users get) on the same weights: one vector."""
+    from safetensors.torch import load_file
+
+    from audioembed import Embedder
+    from audioembed.train.byol import Online, Target
+
+    import reference
+
+    cfg = ModelConfig.load(tiny_model_dir / "config.json")
+    online = Online(cfg, proj_hidden=16, proj_dim=8)
+    online.encoder.load_state_dict(load_file(str(tiny_model_dir / "model.safetensors")))
+    online.eval()
+    clips = [noisy(seconds=1.0, seed=1), noisy(seconds=1.0, seed=2)]
+    mels = torch.tensor(np.stack([reference.normalised_logmel(x, cfg) for x in clips]), dtype=torch.float32)
+    with torch.no_grad():
+        trained = online.embed(mels).numpy()
+        projected = Target(online)(mels)
+    expected = Embedder(tiny_model_dir, backend="onnx").embed(clips, sr=16000)
+    np.testing.assert_allclose(trained, expected, rtol=0, atol=1e-4)
+    with torch.no_grad():
+        np.testing.assert_allclose(projected, online.projector(torch.from_numpy(expected)), rtol=0, atol=1e-4)
+
+
 def test_cache_counts_files_skips_corrupt_and_is_reused(audio_dir, cache, tmp_path):
     assert cache.meta["files"] == 12 and len(cache.meta["failed"]) == 1 and "broken.wav" in cache.meta["failed"][0]
     assert len(cache) == 12 and cache.frames.dtype == np.float16

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audioembed import files
 from audioembed.files import TEMP_SUFFIX
 
 from conftest import noisy
@@ -103,3 +104,55 @@ def test_ctrl_c_says_what_is_done_and_the_same_command_resumes(tmp_path, tiny_mo
         np.testing.assert_array_equal(got[name], array, err_msg=name)
     if stack:
         assert (out / "index.csv").read_text() == (reference / "index.csv").read_text()
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at one point of a write: the test looks at the disk as the kill would leave it."""
+
+
+@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize("kill_at", ["mid-write", "before-rename"])
+def test_a_write_killed_at_any_point_leaves_no_partial_output(tmp_path, monkeypatch, kill_at, existing):
+    """Deterministic, unlike the SIGKILL race above: stop the write halfway through the data, and between the
+    complete temp file and the rename; the final path must hold the old complete file or nothing."""
+    target = tmp_path / "clip.npy"
+    old = np.arange(4, dtype=np.float32)
+    if existing:  # an --overwrite run replacing a finished output
+        files.atomic_save(target, old)
+    before = target.read_bytes() if existing else None
+    seen = []
+
+    def kill() -> None:
+        seen.append(target.read_bytes() if target.exists() else None)
+        raise Killed
+
+    real_open = open
+
+    class HalfWriter:
+        def __init__(self, *args, **kwargs):
+            self.f = real_open(*args, **kwargs)
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            kill()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    if kill_at == "mid-write":
+        monkeypatch.setattr(files, "open", HalfWriter, raising=False)
+    else:
+        monkeypatch.setattr(files.os, "replace", lambda *args: kill())
+    with pytest.raises(Killed):
+        files.atomic_save(target, np.arange(100_000, dtype=np.float32))
+    assert seen == [before], "at the moment of the kill the final path held a partial or different file"
+    monkeypatch.undo()
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert [p.name for p in tmp_path.iterdir()] == (["clip.npy"] if existing else [])  # the temp file is cleaned up

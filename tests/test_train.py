@@ -264,6 +264,39 @@ def test_resume_continues_exactly(cache, tmp_path):
     assert full.history[0]["loss"] == second.history[0]["loss"]  # the row logged before the stop
 
 
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(cache, tmp_path, monkeypatch):
+    full = _trainer(cache, steps=5)
+    full.fit(tmp_path / "full.pt")
+    interrupted = _trainer(cache, steps=5)
+    real_step = interrupted.train_step
+
+    def step_then_ctrl_c():
+        stats = real_step()
+        if interrupted.step == 2:
+            raise KeyboardInterrupt
+        return stats
+
+    monkeypatch.setattr(interrupted, "train_step", step_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(tmp_path / "ctrl-c.pt")
+    resumed = _trainer(cache, steps=5)
+    resumed.load(tmp_path / "ctrl-c.pt")
+    assert resumed.step == 2
+    resumed.fit(tmp_path / "ctrl-c.pt")
+    a, b = _state(full), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_settings_from_a_config_file(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text('{"steps": 99, "batch_size": 4, "negatives": ["freq_roll"], "rrc_time_scale": [0.5, 2.0]}')
+    s = TrainSettings.from_file(path, steps=4)  # flags override the file
+    assert (s.steps, s.batch_size, s.negatives, s.rrc_time_scale, s.lr) == (4, 4, ("freq_roll",), (0.5, 2.0), 3e-4)
+    path.write_text('{"step": 4}')
+    with pytest.raises(ValueError, match=r"settings\.json: unknown settings \['step'\]"):
+        TrainSettings.from_file(path)
+
+
 def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path):
     from typer.testing import CliRunner
 
@@ -289,8 +322,10 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     history = cfg.extra["training"]["history"]  # what the docs' training curves are drawn from
     assert history[-1]["step"] == 4 and {"loss", "probe_pos", "probe_neg"} <= set(history[-1])
 
-    straight = tmp_path / "straight"
-    r = runner.invoke(app, [*base, "-o", str(straight)])
+    straight = tmp_path / "straight"  # the same settings, from a --config file (--steps overrides it)
+    (tmp_path / "settings.json").write_text('{"steps": 99, "batch_size": 4, "dim": 32}')
+    r = runner.invoke(app, ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--threads", "1",
+                            "--config", str(tmp_path / "settings.json"), "--steps", "4", "-o", str(straight)])
     assert r.exit_code == 0, r.output
     assert (out / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -158,9 +158,3 @@ def _score(X: np.ndarray, y: np.ndarray, split: Split, c_grid: Sequence[float]) 
     accuracy = float(np.mean(model.predict(X[split.test]) == y[split.test]))
     return Run(split.seed, split.fold, accuracy, best_c, len(train), len(split.test))
 
-
-def evaluate(X: np.ndarray, y: Sequence[str], splits: list[Split]) -> Iterator[Run]:
-    """Score every split; X rows align with y."""
-    labels = np.asarray(y)
-    for split in splits:
-        yield score(X, labels, split)

@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -326,6 +328,9 @@ def test_peers_when_installed(dataset_dir):
     from audioembed.eval import peers
 
     available = [name for name in peers.PEERS if peers.missing(name) is None]
+    absent = {name: peers.missing(name) for name in peers.PEERS if name not in available}
+    if absent and os.environ.get("AUDIOEMBED_REQUIRE_PEERS"):  # scripts/check_peers.sh: a skip would hide a break
+        pytest.fail(f"AUDIOEMBED_REQUIRE_PEERS is set but {absent}")
     if not available:
         pytest.skip("no peer installed (pip install resemblyzer torchcrepe)")
     paths = load_dataset(dataset_dir).paths[::10]

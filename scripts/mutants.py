@@ -39,8 +39,9 @@ MUTANTS = [
     ("negatives return the identity", "audioembed/train/negatives.py",
      "    return torch.stack([perturb_one(item, strategies[int(k)], segments, gen) for item, k in zip(x, pick)])",
      "    return x.clone()", ["tests/test_train.py"]),
-    ("torch weights read with pickle (torch.load)", "audioembed/backends/torch.py",
-     "state = load_file(str(path))", "state = torch.load(str(path), weights_only=False)", ["tests/test_security_weights.py"]),
+    ("torch weights from pytorch_model.bin via pickle", "audioembed/backends/torch.py",  # past the static check too
+     "state = load_file(str(path))", 'state = torch.load(str(path.with_name("pytorch_model.bin")), **{"weights_only": False})',
+     ["tests/test_security_weights.py"]),
 ]
 
 

@@ -85,6 +85,8 @@ class _Exploit:
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_pickled_weights_are_never_unpickled(tiny_model_dir, tmp_path, backend):
+    """Pickle payloads as the weight file and as pytorch_model.bin: a loader that unpickles either (say a
+    torch.load fallback; scripts/mutants.py plants one) writes the marker and fails this test."""
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     marker = tmp_path / "marker"
@@ -92,6 +94,9 @@ def test_pickled_weights_are_never_unpickled(tiny_model_dir, tmp_path, backend):
     exploit.marker = marker
     weight = "model.safetensors" if backend == "torch" else "model.onnx"
     payload = pickle.dumps(exploit)
+    pickle.loads(payload)  # the premise: unpickling this payload does write the marker
+    assert marker.read_text() == "pwned"
+    marker.unlink()
     (folder / weight).write_bytes(payload)
     (folder / "pytorch_model.bin").write_bytes(payload)
     data = json.loads((folder / "config.json").read_text())

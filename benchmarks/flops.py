@@ -48,3 +48,10 @@ def cnn14_flops(seconds: float = 10.0, sr: int = 32000, hop: int = 320, n_fft: i
             f, t = f // 2, t // 2
         c_in = c
     return total + 2.0 * (2048 * 2048 + 2048 * 527)
+
+
+if __name__ == "__main__":  # the figures docs/benchmarks.md quotes: python benchmarks/flops.py
+    parts = audioembed_flops(ModelConfig())
+    print("default model, per 10 s clip: " + ", ".join(f"{k} {v / 1e9:.2f} G" for k, v in parts.items()))
+    print(f"per audio second: {parts['total'] / 10 / 1e6:.0f} MFLOP; CNN14 per 10 s: {cnn14_flops() / 1e9:.1f} G "
+          f"({cnn14_flops() / parts['total']:.0f}x)")

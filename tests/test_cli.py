@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from audioembed import Embedder
 from audioembed.cli import app
 
+import reference
 from conftest import noisy, tone
 
 runner = CliRunner()
@@ -68,6 +69,8 @@ def test_frames_output(audio_tree, tiny_model_dir, tmp_path):
     embed(audio_tree / "a.wav", "-o", out, "-m", tiny_model_dir, "--frames", "-q")
     frames, stamps = np.load(out / "a.frames.npy"), np.load(out / "a.timestamps.npy")
     assert frames.shape == (25, 32) and stamps.shape == (25,)
+    np.testing.assert_allclose(frames, reference.frames(tiny_model_dir, noisy(16000, 2.0)), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(stamps, 35.0 + 80.0 * np.arange(25))
     np.testing.assert_allclose(np.load(out / "a.npy"), frames.max(0) + frames.mean(0), atol=1e-5)
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioembed import Embedder, folder, hub
+from audioembed import Embedder, audio, folder, hub
 from audioembed.config import ModelConfig
+
+import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "audioembed-base"
@@ -53,6 +55,8 @@ def test_example_audio_gives_distinct_finite_vectors_on_both_backends(offline_de
     assert len(files) == 5
     onnx = offline_default.embed([str(f) for f in files])
     assert onnx.shape == (5, 512) and np.isfinite(onnx).all()
+    x = audio.load(files[0])  # the shipped weights against the independent numpy model of tests/reference.py
+    np.testing.assert_allclose(offline_default.embed(x, sr=16000), reference.embedding(MODEL, x), rtol=0, atol=1e-4)
     torch_e = Embedder(offline_default.resolved.folder, backend="torch")
     np.testing.assert_allclose(torch_e.embed([str(f) for f in files]), onnx, rtol=1e-4, atol=1e-4)
     unit = onnx / np.linalg.norm(onnx, axis=1, keepdims=True)

@@ -37,7 +37,7 @@ MUTANTS = [
     ("resampler returns its input", "audioembed/audio.py",
      "        if self.stream is None:\n            return block\n", "        return block\n", ["tests/test_audio.py"]),
     ("negatives return the identity", "audioembed/train/negatives.py",
-     "    return torch.stack([perturb_one(item, strategies[int(k)], segments, gen) for item, k in zip(x, pick)])",
+     "    return perturb_with(x, [strategies[int(k)] for k in pick], segments, gen, shift)",
      "    return x.clone()", ["tests/test_train.py"]),
     ("torch weights from pytorch_model.bin via pickle", "audioembed/backends/torch.py",  # past the static check too
      "state = load_file(str(path))", 'state = torch.load(str(path.with_name("pytorch_model.bin")), **{"weights_only": False})',

@@ -56,12 +56,14 @@ def copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
 
 
-def run_tests(tree: Path, tests: list[str]) -> tuple[int, list[str], float]:
+def run_tests(tree: Path, tests: list[str], show_failures: bool = False) -> tuple[int, list[str], float]:
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", *tests],
                           cwd=tree, env=env, capture_output=True, text=True)
     failed = sorted(set(re.findall(r"^FAILED (\S+)", proc.stdout, re.M)))
+    if show_failures and proc.returncode:
+        print(proc.stdout[-6000:])
     return proc.returncode, failed, time.monotonic() - start
 
 
@@ -76,7 +78,7 @@ def main() -> int:
         tree = Path(tmp) / "repo"
         copy_tree(tree)
         files = sorted({t for m in mutants for t in m[4]})
-        code, failed, seconds = run_tests(tree, files)
+        code, failed, seconds = run_tests(tree, files, show_failures=True)
         print(f"baseline ({', '.join(files)}): exit {code}, {len(failed)} failed, {seconds:.0f} s", flush=True)
         if code != 0:
             print("the unmutated tests fail; fix them first:", *failed, sep="\n  ")

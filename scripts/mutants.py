@@ -14,6 +14,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per mutant (a flaky catch is no catch)")
     parser.add_argument("-k", default="", help="only mutants whose name contains this")
     args = parser.parse_args()
+    # A shell's background job starts with SIGINT ignored, and children inherit that, which would break the
+    # Ctrl-C tests; a Python handler here is reset to the default in every child the tests start.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     mutants = [m for m in MUTANTS if args.k in m[0]]
     rows, survived = [], 0
     with tempfile.TemporaryDirectory(prefix="audioembed-mutants-") as tmp:

@@ -224,7 +224,6 @@ def test_m4a_and_webm_through_pyav_and_without_it_a_hint(tmp_path, tiny_model_di
         assert 'pip install ".[av]"' in line and "PyAV" in line, line
 
 
-<<<<<<< HEAD
 def test_the_same_file_given_twice_is_one_job(tmp_path, tiny_model_dir, monkeypatch):
     root = tmp_path / "in"
     (root / "sub").mkdir(parents=True)
@@ -282,7 +281,8 @@ def test_info_survives_an_unreadable_extra_file(tiny_model_dir, tmp_path, monkey
     assert result.exit_code == 0, result.output
     assert "extra.bin" in result.output and "unreadable (Permission denied)" in result.output
     assert result.output.count("(verified)") == 2
-=======
+
+
 def test_stack_and_frames_together_are_refused(audio_tree, tiny_model_dir, tmp_path):
     result = embed(audio_tree, "-o", tmp_path / "out", "-m", tiny_model_dir, "--stack", "--frames")
     assert result.exit_code == 2 and "--stack and --frames cannot be combined" in result.output
@@ -298,4 +298,3 @@ def test_local_folder_without_the_backends_weights(audio_tree, tiny_model_dir, t
     result = embed(audio_tree, "-o", tmp_path / "out", "-m", folder, "--backend", "onnx", "-q")
     assert result.exit_code == 2 and f"{folder}: has no model.onnx; choose the other backend" in result.output
     assert embed(audio_tree / "a.wav", "-o", tmp_path / "out", "-m", folder, "--backend", "torch", "-q").exit_code == 0
->>>>>>> a1fd292 (tests: deterministic killed-write test, a reaped pid instead of 123, the unreadable-file test runs as root (capabilities dropped in a thread), knowable values asserted; tests for the progress bar, --config, Ctrl-C checkpoint, --stack --frames, a folder without the backend's weights; drop dead eval.probe.evaluate; scripts/mutants.py)

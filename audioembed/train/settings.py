@@ -35,7 +35,10 @@ class TrainSettings:
     mixup_ratio: float = 0.4
     mixup_bank: int = 2048
     rrc_virtual_scale: tuple[float, float] = (1.0, 1.5)
-    rrc_freq_scale: tuple[float, float] = (0.6, 1.5)
+    # No crop on the frequency axis (BYOL-A: 0.6-1.5): zooming and shifting the mel axis between
+    # the views teaches invariance to pitch; without it both arms keep more pitch class on short
+    # runs (3 seeds, docs/training.md). Time crops stay.
+    rrc_freq_scale: tuple[float, float] = (1.0, 1.0)
     rrc_time_scale: tuple[float, float] = (0.6, 1.5)
     fader_gain: float = 1.0
     # Adversarial negatives: "none" gives exactly BYOL-A. Default: the frequency-axis strategies,

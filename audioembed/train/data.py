@@ -92,8 +92,8 @@ class MelCache:
         self.lengths = np.diff(self.offsets)
         self.pad_value = float(np.log(meta["log_eps"]))
         self.group_names = meta["groups"]
-        groups = np.load(self.folder / "groups.npy")
-        self.group_clips = [np.flatnonzero(groups == g) for g in range(len(self.group_names))]
+        self.groups = np.load(self.folder / "groups.npy")  # per clip: index into group_names
+        self.group_clips = [np.flatnonzero(self.groups == g) for g in range(len(self.group_names))]
         self.group_clips = [c for c in self.group_clips if len(c)]
 
     def __len__(self) -> int:
@@ -105,9 +105,8 @@ class MelCache:
 
     def group_hours(self) -> dict[str, float]:
         """Hours of audio under each top-level folder of the data directory."""
-        groups = np.load(self.folder / "groups.npy")
         per_frame = self.meta["seconds"] / max(self.meta["frames"], 1)
-        return {n: float(self.lengths[groups == g].sum()) * per_frame / 3600 for g, n in enumerate(self.group_names)}
+        return {n: float(self.lengths[self.groups == g].sum()) * per_frame / 3600 for g, n in enumerate(self.group_names)}
 
     def draw_clips(self, batch: int, gen: torch.Generator, balanced: bool = False) -> np.ndarray:
         """Clip indices: uniform over clips, or uniform over top-level folders then clips within one."""
@@ -164,6 +163,7 @@ def build_cache(
         return rel.parts[0] if len(rel.parts) > 1 else "."
 
     names = sorted({group_of(p) for p in files})
+    group_index = {name: i for i, name in enumerate(names)}
     offsets, failures, clip_groups = [0], [], []
     total, s1, s2 = 0, 0.0, 0.0
     tmp = folder / "frames.f16.tmp"
@@ -176,7 +176,7 @@ def build_cache(
                 f.write(m.tobytes())
                 total += len(m)
                 offsets.append(total)
-                clip_groups.append(names.index(group_of(path)))
+                clip_groups.append(group_index[group_of(path)])
                 m32 = m.astype(np.float64)
                 s1 += m32.sum()
                 s2 += np.square(m32).sum()

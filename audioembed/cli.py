@@ -30,6 +30,15 @@ BackendOpt, DeviceOpt, BatchSizeOpt = console.BackendOpt, console.DeviceOpt, con
 _err = console.err
 
 
+def _exit_on_failures(failures: list, where: str = "") -> None:
+    """List what failed at the end of a batch job and exit 1; nothing when all went well."""
+    if failures:
+        _err(f"{len(failures)} failed{where}:")
+        for message in failures:
+            _err(f"  {message}")
+        raise typer.Exit(1)
+
+
 def _load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
     from . import Embedder
     from .errors import AudioEmbedError
@@ -98,11 +107,7 @@ def embed(
     if ignored and not quiet:
         names = ", ".join(map(str, ignored[:MAX_LISTED])) + (f" and {len(ignored) - MAX_LISTED} more" if len(ignored) > MAX_LISTED else "")
         _err(f"left out (not audio by extension): {names}")
-    if failures:
-        _err(f"{len(failures)} failed:")
-        for message in failures:
-            _err(f"  {message}")
-        raise typer.Exit(1)
+    _exit_on_failures(failures)
 
 
 def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool) -> tuple[int, bool]:
@@ -193,11 +198,7 @@ def embed_cluster(
     row_errors = [e for p, e in zip(table["path"], table["error"]) if e is not None and p in wanted]
     failed = failures + row_errors
     _err(f"{len(todo) - len(row_errors)} embedded, {len(paths) - len(todo)} skipped (already in {out}), {len(failed)} failed")
-    if failed:
-        _err(f"{len(failed)} failed (bad files are rows with an error in {out}):")
-        for message in failed:
-            _err(f"  {message}")
-        raise typer.Exit(1)
+    _exit_on_failures(failed, f" (bad files are rows with an error in {out})")
 
 
 @app.command()
@@ -286,11 +287,7 @@ def search(
             typer.echo(item["query"])
             for n in item["neighbours"]:
                 typer.echo(f"  {n['rank']:>3}  {n['score']:.4f}  {n['name']}")
-    if failures:
-        _err(f"{len(failures)} failed:")
-        for message in failures:
-            _err(f"  {message}")
-        raise typer.Exit(1)
+    _exit_on_failures(failures)
 
 
 def _query_vectors(queries, model, revision, backend, device):

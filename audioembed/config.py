@@ -12,7 +12,7 @@ from typing import Any
 from .errors import ModelError
 
 
-MAX_N_FFT = 8192  # the FFT frames hold n_fft floats each: 33 MB per 10 s window at a 10 ms hop
+MAX_N_FFT = 8192  # its DFT basis alone is n_fft x n_fft floats: 268 MB here
 MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights; the default model has 0.6 M
 
 

@@ -1,9 +1,6 @@
-"""The log-mel frontend, defined once in numpy from config.json's numbers.
+"""Numpy definitions of the log-mel frontend's constants (window, DFT basis, mel filterbank).
 
-`LogMel` (numpy's FFT) feeds the ONNX graph, builds the training cache and the log-mel baseline;
-nn.frontend.LogMel computes the same numbers with torch.stft for the torch backend (GPU batches).
-The exported graph holds only the CNN: as a DFT convolution inside it, the frontend was half of the
-inference FLOPs (benchmarks/stft_operator.py compares the forms).
+Shared by the torch module and by anything that needs the numbers without torch.
 """
 
 from __future__ import annotations
@@ -51,41 +48,15 @@ def used_bins(cfg: ModelConfig) -> int:
     return int(nonzero[-1]) + 1
 
 
+def windowed_dft_basis(cfg: ModelConfig, n_bins: int) -> np.ndarray:
+    """(2*n_bins, n_fft): rows of window*cos then window*(-sin), so one matmul gives re and im."""
+    n = np.arange(cfg.n_fft)
+    k = np.arange(n_bins)[:, None]
+    angle = 2.0 * np.pi * k * n / cfg.n_fft
+    win = hann_window(cfg)
+    return np.concatenate([np.cos(angle) * win, -np.sin(angle) * win], axis=0)
+
+
 def n_frames(n_samples: int, cfg: ModelConfig) -> int:
     """Log-mel frames for a clip of n_samples with centre padding (torchaudio's center=True)."""
     return n_samples // cfg.hop_length + 1
-
-
-def centre_pad(wave: np.ndarray, cfg: ModelConfig) -> np.ndarray:
-    """torch.stft's center=True: reflect n_fft//2 samples each side (a clip too short to reflect is zero-extended)."""
-    pad = cfg.n_fft // 2
-    x = np.asarray(wave, np.float32)
-    if len(x) <= pad:
-        x = np.concatenate([x, np.zeros(pad + 1 - len(x), np.float32)])
-    return np.pad(x, pad, mode="reflect")
-
-
-class LogMel:
-    """Centre-padded samples (..., N) -> log-mel (..., n_mels, T), T = (N - n_fft) // hop + 1, float32.
-
-    The numbers of torchaudio's MelSpectrogram(power=2, center=False on padded input, htk, norm=None)
-    followed by log(x + log_eps); only the FFT bins a mel filter touches are kept.
-    """
-
-    def __init__(self, cfg: ModelConfig):
-        self.cfg = cfg
-        self.n_bins = used_bins(cfg)
-        self.window = hann_window(cfg).astype(np.float32)
-        self.fb = np.ascontiguousarray(mel_filterbank(cfg)[: self.n_bins], dtype=np.float32)  # (K, n_mels)
-
-    def __call__(self, padded: np.ndarray) -> np.ndarray:
-        cfg = self.cfg
-        frames = np.lib.stride_tricks.sliding_window_view(np.asarray(padded, np.float32), cfg.n_fft, axis=-1)
-        spec = np.fft.rfft(frames[..., :: cfg.hop_length, :] * self.window, axis=-1)[..., : self.n_bins]
-        power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32, copy=False)
-        return np.swapaxes(np.log(power @ self.fb + np.float32(cfg.log_eps)), -1, -2)
-
-    def normalised(self, padded: np.ndarray) -> np.ndarray:
-        """The log-mel standardised by the training set's statistics: what the encoder's CNN takes."""
-        cfg = self.cfg
-        return (self(padded) - np.float32(cfg.norm_mean)) / np.float32(cfg.norm_std)

@@ -242,33 +242,3 @@ def test_frames_are_held_in_memory_when_their_file_cannot_be_created(onnx_embedd
     missing = tmp_path / "no-such-folder" / "x.frames.npy"
     [result] = onnx_embedder.iter_results([tone(440, seconds=3.0)], sr=16000, frames=True, frames_to=lambda i: missing)
     assert result.frames.file is None and result.frames.embeddings.shape == (37, onnx_embedder.dim)
-
-
-def test_models_exported_by_0_1_still_load_and_agree(tmp_path):
-    """tests/data/model-0.1 was exported by audioembed 0.1 (the log-mel inside model.onnx, fed the wave):
-    it loads, and gives the numbers of the same weights exported today and of the torch backend."""
-    import shutil
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    from audioembed.config import ModelConfig
-    from audioembed.nn import AudioEncoder
-    from audioembed.nn.export import save_model_folder
-
-    from conftest import noisy
-
-    old = Path(__file__).parent / "data" / "model-0.1"
-    cfg = ModelConfig.load(old / "config.json")
-    model = AudioEncoder(cfg)
-    model.load_state_dict(load_file(str(old / "model.safetensors")))
-    save_model_folder(model, tmp_path / "new")
-    clips = [noisy(sr=8000, seconds=s, seed=i) for i, s in enumerate((0.05, 1.7, 13.0))]
-    legacy = Embedder(shutil.copytree(old, tmp_path / "old"), backend="onnx")
-    assert legacy.backend.takes_wave
-    current = Embedder(tmp_path / "new", backend="onnx")
-    assert not current.backend.takes_wave
-    for clip in clips:
-        want = reference.frames(old, clip)
-        for e in (legacy, current, Embedder(old, backend="torch")):
-            np.testing.assert_allclose(e.embed_frames(clip, sr=8000).embeddings, want, atol=1e-4, rtol=0)

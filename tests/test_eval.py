@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from audioembed.cli import app
 from audioembed.config import ModelConfig
-from audioembed import mel
 from audioembed.eval import baselines, features, harness, probe
 from audioembed.eval.dataset import DatasetError, load_dataset
 
@@ -221,18 +220,18 @@ def test_probe_and_logmel_stats_run_the_blas_single_threaded(logmel_features, mo
         return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=0)
 
     seen = []
-    fit, logmel = probe._fit, mel.LogMel.normalised
+    fit, logmel = probe._fit, baselines.LogMelStats.logmel
 
     def fit_spy(X, y, C):
         seen.append(blas_threads())
         return fit(X, y, C)
 
-    def logmel_spy(self, padded):
+    def logmel_spy(self, frames):
         seen.append(blas_threads())
-        return logmel(self, padded)
+        return logmel(self, frames)
 
     monkeypatch.setattr(probe, "_fit", fit_spy)
-    monkeypatch.setattr(mel.LogMel, "normalised", logmel_spy)
+    monkeypatch.setattr(baselines.LogMelStats, "logmel", logmel_spy)
     ds, feats = logmel_features
     probe.score(feats.matrix, np.asarray(ds.labels), probe.plan(ds.labels, folds=3, seeds=1)[0])
     assert len(seen) == len(probe.C_GRID) + 1 and set(seen) == {1}

@@ -1,4 +1,4 @@
-"""The log-mel frontend (numpy FFT, and torch.stft for the torch backend) against torchaudio's MelSpectrogram."""
+"""The log-mel frontend against torchaudio's MelSpectrogram (stored reference) and its ONNX export."""
 
 from pathlib import Path
 
@@ -14,47 +14,25 @@ import reference
 REF = Path(__file__).parent / "data" / "torchaudio_melspec.npz"
 
 
-def test_numpy_frontend_matches_torchaudio_reference():
+def test_matches_torchaudio_reference():
     ref = np.load(REF)
     cfg = ModelConfig()
     wave = ref["wave"]
-    ours = mel.LogMel(cfg)(mel.centre_pad(wave, cfg))
-    assert ours.dtype == np.float32
+    padded = np.pad(wave, cfg.n_fft // 2, mode="reflect")
+    ours = LogMel(cfg)(torch.from_numpy(padded)[None])[0].numpy()
     assert ours.shape == ref["logmel"].shape == (64, mel.n_frames(len(wave), cfg))
-    # float32 FFT against torchaudio's float32 FFT: rounding only.
-    np.testing.assert_allclose(ours, ref["logmel"], atol=2e-4, rtol=0)
+    # log domain: compare where there is energy; allow float32 DFT-vs-FFT rounding.
+    np.testing.assert_allclose(ours, ref["logmel"], atol=2e-3, rtol=0)
 
 
-def test_torch_frontend_matches_the_numpy_one_in_a_batch():
-    """The torch backend's torch.stft frontend gives the numbers the ONNX backend feeds its graph."""
-    ref = np.load(REF)
-    cfg = ModelConfig()
-    padded = mel.centre_pad(ref["wave"], cfg)
-    batch = np.stack([padded, padded[::-1].copy() * 0.1])
-    ours = LogMel(cfg)(torch.from_numpy(batch)).numpy()
-    np.testing.assert_allclose(ours, mel.LogMel(cfg)(batch), atol=2e-4, rtol=0)
-    np.testing.assert_allclose(ours[0], ref["logmel"], atol=2e-4, rtol=0)
-
-
-def test_numpy_reference_matches_torchaudio():
+def test_numpy_reference_matches_torchaudio_and_the_model_frontend():
     """tests/reference.py (rfft, its own filterbank) is what the Embedder tests compare against: check it too."""
     ref = np.load(REF)
     cfg = ModelConfig()
-    np.testing.assert_allclose(reference.logmel(ref["wave"], cfg), ref["logmel"], atol=2e-4, rtol=0)
-
-
-def test_normalised_uses_the_config_statistics():
-    cfg = ModelConfig(norm_mean=-3.0, norm_std=2.0)
-    padded = mel.centre_pad(np.random.default_rng(0).standard_normal(4000).astype(np.float32), cfg)
-    front = mel.LogMel(cfg)
-    np.testing.assert_allclose(front.normalised(padded), (front(padded) + 3.0) / 2.0, rtol=1e-6)
-
-
-def test_short_clip_is_zero_extended_before_reflect_padding():
-    cfg = ModelConfig()
-    padded = mel.centre_pad(np.ones(10, np.float32), cfg)
-    assert len(padded) == 2 * (cfg.n_fft // 2) + cfg.n_fft // 2 + 1
-    assert mel.LogMel(cfg)(padded).shape == (cfg.n_mels, mel.n_frames(cfg.n_fft // 2 + 1, cfg))
+    ours = reference.logmel(ref["wave"], cfg)
+    np.testing.assert_allclose(ours, ref["logmel"], atol=2e-4, rtol=0)
+    padded = np.pad(ref["wave"], cfg.n_fft // 2, mode="reflect")
+    np.testing.assert_allclose(LogMel(cfg)(torch.from_numpy(padded)[None])[0].numpy(), ours, atol=2e-3, rtol=0)
 
 
 def test_unused_fft_bins_are_skipped_without_changing_the_result():

@@ -224,7 +224,7 @@ def _with_config(tiny_model_dir, folder: Path, **changes) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("key, value", [("n_mels", 32), ("n_blocks", 2), ("dim", 7), ("n_mels", 128)])
+@pytest.mark.parametrize("key, value", [("hop_length", 80), ("n_blocks", 2), ("dim", 7), ("hop_length", 320)])
 def test_config_is_checked_against_the_onnx_graph(tiny_model_dir, tmp_path, key, value):
     """A config that disagrees with the graph would give wrong timestamps or a wrong Embedder.dim, silently."""
     folder = _with_config(tiny_model_dir, tmp_path / "m", **{key: value})

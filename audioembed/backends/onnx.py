@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import mel
 from ..config import ModelConfig
 from ..errors import BackendError, ModelError
 
@@ -40,52 +39,39 @@ class OnnxBackend:
             self.session = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelError(f"{path}: cannot load the ONNX model ({exc})") from exc
-        self.takes_wave = check_graph(self.session, path, cfg)
-        self.logmel = mel.LogMel(cfg)
+        check_graph(self.session, path, cfg)
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
-        if self.takes_wave:  # exported by audioembed 0.1: the log-mel is inside the graph
-            return self.session.run(["frames"], {"wave": wave, "n_frames": n_frames})[0]
-        return self.session.run(["frames"], {"mel": self.logmel.normalised(wave), "n_frames": n_frames})[0]
+        return self.session.run(["frames"], {"wave": wave, "n_frames": n_frames})[0]
 
 
-# Graph inputs: the normalised log-mel; audioembed 0.1 exported the centre-padded wave (frontend inside the graph).
-_INPUTS = {"mel": ("tensor(float)", 3), "n_frames": ("tensor(int64)", 1)}
-_INPUTS_WAVE = {"wave": ("tensor(float)", 2), "n_frames": ("tensor(int64)", 1)}
+_INPUTS = {"wave": ("tensor(float)", 2), "n_frames": ("tensor(int64)", 1)}
 
 
-def check_graph(session, path: Path, cfg: ModelConfig) -> bool:
-    """The graph must take (mel or wave, n_frames), give frames (B, T, dim) and reduce time as config.json
-    says: a config that disagrees would give wrong timestamps or vectors of another size, silently.
-    Returns whether the graph takes waves (a model exported by audioembed 0.1)."""
+def check_graph(session, path: Path, cfg: ModelConfig) -> None:
+    """The graph must take (wave, n_frames), give frames (B, T, dim) and reduce time as config.json says:
+    a config that disagrees would give wrong timestamps or vectors of another size, silently."""
     inputs = {i.name: (i.type, len(i.shape)) for i in session.get_inputs()}
     outputs = {o.name: (o.type, len(o.shape)) for o in session.get_outputs()}
-    if inputs not in (_INPUTS, _INPUTS_WAVE) or outputs.get("frames") != ("tensor(float)", 3):
+    if inputs != _INPUTS or outputs.get("frames") != ("tensor(float)", 3):
         raise ModelError(
             f"{path}: not an audioembed model: its inputs are {inputs} and outputs {outputs}; expected inputs "
-            "mel (float, 3-D) and n_frames (int64, 1-D) and output frames (float, 3-D)"
+            "wave (float, 2-D) and n_frames (int64, 1-D) and output frames (float, 3-D)"
         )
-    takes_wave = inputs == _INPUTS_WAVE
-    # One probe: as many log-mel frames as config.json says make 8 output frames, which is what windows.py feeds.
+    # One probe: as many samples as config.json says make 8 output frames, which is what windows.py will feed it.
     n_mel = 8 * cfg.time_reduction
-    if takes_wave:
-        x = {"wave": np.zeros((1, (n_mel - 1) * cfg.hop_length + cfg.n_fft), np.float32)}
-        what = f"{x['wave'].shape[1]}-sample input (= {n_mel} log-mel frames with hop_length={cfg.hop_length}, n_fft={cfg.n_fft})"
-    else:
-        x = {"mel": np.zeros((1, cfg.n_mels, n_mel), np.float32)}
-        what = f"log-mel input of {cfg.n_mels} bands x {n_mel} frames"
+    wave = np.zeros((1, (n_mel - 1) * cfg.hop_length + cfg.n_fft), np.float32)
     try:
-        shape = session.run(["frames"], {**x, "n_frames": np.array([n_mel], np.int64)})[0].shape
+        shape = session.run(["frames"], {"wave": wave, "n_frames": np.array([n_mel], np.int64)})[0].shape
     except Exception as exc:
-        raise ModelError(f"{path}: the graph does not match config.json: it fails on a {what} ({exc}); use the "
-                         "config.json that was exported with this model.onnx") from exc
+        raise ModelError(f"{path}: the model fails on a {wave.shape[1]}-sample input ({exc})") from exc
     if shape != (1, 8, cfg.dim):
         raise ModelError(
-            f"{path}: the graph does not match config.json: a {what} gives frames of shape {shape}, where "
-            f"config.json implies (1, 8, {cfg.dim}) (n_blocks={cfg.n_blocks}, dim={cfg.dim}); use the config.json "
-            "that was exported with this model.onnx"
+            f"{path}: the graph does not match config.json: {wave.shape[1]} samples (= {n_mel} log-mel frames with "
+            f"hop_length={cfg.hop_length}, n_fft={cfg.n_fft}) give frames of shape {shape}, where config.json "
+            f"implies (1, 8, {cfg.dim}) (n_blocks={cfg.n_blocks}, dim={cfg.dim}); use the config.json that was "
+            "exported with this model.onnx"
         )
-    return takes_wave
 
 
 def check_external_data(path: Path) -> list[Path]:

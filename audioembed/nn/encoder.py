@@ -1,5 +1,4 @@
-"""AudioNTT2020-style CNN (BYOL-A). The torch backend runs it from waves (torch.stft frontend inside);
-the ONNX export and training run it from log-mel (frames_from_mel)."""
+"""AudioNTT2020-style CNN (BYOL-A) with the log-mel frontend inside, so one graph maps waves to vectors."""
 
 from __future__ import annotations
 

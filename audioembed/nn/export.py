@@ -13,38 +13,23 @@ from ..config import ModelConfig
 from .encoder import AudioEncoder
 
 
-class MelToFrames(torch.nn.Module):
-    """What model.onnx holds: normalised log-mel (B, n_mels, T) + n_frames (B,) -> frames (B, T', dim).
-
-    The log-mel is computed before the graph (audioembed.mel, numpy's FFT): inside it, as a DFT
-    convolution, it cost as many FLOPs as the CNN.
-    """
-
-    def __init__(self, encoder: AudioEncoder):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, mel: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
-        return self.encoder.frames_from_mel(mel.unsqueeze(1), n_frames)
-
-
 def export_onnx(model: AudioEncoder, path: Path, opset: int = 17) -> None:
-    """Dynamic batch and length; inputs mel (B, n_mels, T) float32 and n_frames (B,) int64; output frames."""
+    """Dynamic batch and length; inputs wave (B, N) float32 and n_frames (B,) int64; output frames."""
     cfg = model.cfg
-    t = cfg.sample_rate * 2 // cfg.hop_length + 1
-    mel = torch.zeros(2, cfg.n_mels, t)
-    n_frames = torch.tensor([t, t // 2])
-    graph = MelToFrames(model.eval()).eval()
+    n = cfg.sample_rate * 2
+    wave = torch.zeros(2, n + cfg.n_fft)
+    n_frames = torch.tensor([n // cfg.hop_length + 1, n // cfg.hop_length // 2])
+    model = model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         buf = io.BytesIO()
         torch.onnx.export(
-            graph,
-            (mel, n_frames),
+            model,
+            (wave, n_frames),
             buf,
-            input_names=["mel", "n_frames"],
+            input_names=["wave", "n_frames"],
             output_names=["frames"],
-            dynamic_axes={"mel": {0: "batch", 2: "time"}, "n_frames": {0: "batch"}, "frames": {0: "batch", 1: "time"}},
+            dynamic_axes={"wave": {0: "batch", 1: "samples"}, "n_frames": {0: "batch"}, "frames": {0: "batch", 1: "time"}},
             opset_version=opset,
             dynamo=False,
         )

@@ -7,7 +7,7 @@ BatchNorm, ReLU, pooling) is left out: it is memory-bound and under 2 % of the t
 
 The frontend (log-mel) and the CNN are separate terms: the log-mel is either computed before the
 graph with numpy's FFT ("fft"), or inside an audioembed 0.1 graph as a strided convolution over the
-DFT bins a mel filter uses ("dft"). `graph_flops` and `runtime_flops` count the same products from
+DFT bins a mel filter uses ("dft"). `graph_flops` and `runtime_profile` count the same products from
 the ONNX graph itself (shape inference) and from what ONNX Runtime executed (its profile), so the
 analytic count is checked against the model, not against itself.
 """
@@ -139,43 +139,62 @@ def graph_flops(onnx_path: Path, cfg: ModelConfig, seconds: float = 10.0) -> dic
     return out
 
 
-def runtime_flops(onnx_path: Path, cfg: ModelConfig, seconds: float = 10.0, threads: int = 1) -> dict[str, float]:
-    """The same sum over the nodes ONNX Runtime executed (ORT_ENABLE_ALL, as the backend runs it), from its profile."""
+def runtime_profile(onnx_path: Path, cfg: ModelConfig, seconds: float = 10.0, threads: int = 1, calls: int = 5) -> list[dict]:
+    """Every node ONNX Runtime executed for one `seconds` clip (ORT_ENABLE_ALL, as the backend runs it), in
+    order: op, shapes, FLOPs if a product, and its median kernel time over `calls` calls after a warm-up call."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as backends/onnx.py
     with tempfile.TemporaryDirectory() as tmp:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "ort")
         session = ort.InferenceSession(os.fspath(onnx_path), opts, providers=["CPUExecutionProvider"])
-        session.run(None, graph_feeds(cfg, seconds, any(i.name == "wave" for i in session.get_inputs())))
+        feeds = graph_feeds(cfg, seconds, any(i.name == "wave" for i in session.get_inputs()))
+        for _ in range(1 + calls):
+            session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())
-    out: dict[str, float] = {}
+    nodes: dict[str, dict] = {}
     for e in events:
         args = e.get("args", {})
-        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time") or args.get("op_name") not in PRODUCT_OPS:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
             continue
+        node = nodes.setdefault(e["name"], {"op": args.get("op_name"), "us": []})
+        node["us"].append(e["dur"])
         # A MatMul whose weight ONNX Runtime pre-packed lists only its activation: K is still its last axis.
-        ins = [next(iter(s.values())) for s in args["input_type_shape"]]
-        res = next(iter(args["output_type_shape"][0].values()))
-        out[args["op_name"]] = out.get(args["op_name"], 0.0) + product_flops(args["op_name"], ins, res)
+        node["inputs"] = [next(iter(s.values())) for s in args.get("input_type_shape", [])]
+        node["output"] = next(iter(args["output_type_shape"][0].values())) if args.get("output_type_shape") else []
+    out = []
+    for name, n in nodes.items():
+        flops = product_flops(n["op"], n["inputs"], n["output"]) if n["op"] in PRODUCT_OPS else 0.0
+        out.append({"node": name.removesuffix("_kernel_time"), "op": n["op"], "inputs": n["inputs"], "output": n["output"],
+                    "flops": flops, "ms": float(np.median(n["us"][1:] or n["us"])) / 1e3})
+    return out
+
+
+def by_op(nodes: list[dict]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for n in nodes:
+        if n["flops"]:
+            out[n["op"]] = out.get(n["op"], 0.0) + n["flops"]
     out["total"] = sum(out.values())
     return out
 
 
-def check(onnx_path: Path, cfg: ModelConfig, seconds: float = 10.0, tolerance: float = 0.03) -> dict:
-    """Analytic count of what model.onnx holds against the graph walk and ONNX Runtime's profile."""
+def check(onnx_path: Path, cfg: ModelConfig, seconds: float = 10.0, tolerance: float = 0.03, threads: int = 1) -> dict:
+    """Analytic count of what model.onnx holds against the graph walk and ONNX Runtime's profile (kept: where its time goes)."""
     form = "dft" if graph_takes_wave(onnx_path) else "fft"
     analytic = audioembed_flops(cfg, seconds, form)
     in_graph = sum(analytic["cnn"].values()) + (sum(analytic["frontend"].values()) if form == "dft" else 0.0)
-    graph, runtime = graph_flops(onnx_path, cfg, seconds), runtime_flops(onnx_path, cfg, seconds)
+    profile = runtime_profile(onnx_path, cfg, seconds, threads)
+    graph, runtime = graph_flops(onnx_path, cfg, seconds), by_op(profile)
     worst = max(abs(graph["total"] / in_graph - 1), abs(runtime["total"] / in_graph - 1))
     return {
         "seconds": seconds, "frontend_form": form, "analytic": analytic, "analytic_in_graph": in_graph,
         "graph": graph, "runtime": runtime, "worst_relative_difference": worst, "tolerance": tolerance,
-        "agree": worst <= tolerance,
+        "agree": worst <= tolerance, "threads": threads, "profile": profile,
     }
 
 

@@ -340,6 +340,23 @@ def common_rows(common: dict) -> list[Row]:
         measured += f" (analytic {parts({**a['cnn'], **(a['frontend'] if fc['frontend_form'] == 'dft' else {})})}; graph {parts(fc['graph'])}; runtime {parts(fc['runtime'])})"
     out.append(target("FLOPs in model.onnx: flops.py / graph walk / ONNX Runtime", 100 * fc["worst_relative_difference"],
                       100 * fc["tolerance"], measured, f"within {100 * fc['tolerance']:.0f} %", at_most=True))
+    out.extend(profile_rows(fc))
+    return out
+
+
+def profile_rows(fc: dict, top: int = 4) -> list[Row]:
+    """Where ONNX Runtime's time goes on one clip: products against the rest, then the slowest nodes."""
+    nodes = fc["profile"]
+    total = sum(n["ms"] for n in nodes)
+    products = [n for n in nodes if n["flops"]]
+    p_ms, p_flops = sum(n["ms"] for n in products), sum(n["flops"] for n in products)
+    head = f"ONNX Runtime profile, {fc['seconds']:g} s clip, {fc['threads']} threads"
+    out = [Row(head, f"{total:.1f} ms in kernels: products {p_ms:.1f} ms ({p_flops / p_ms / 1e6:.0f} GFLOP/s), "
+                     f"the rest {total - p_ms:.1f} ms")]
+    for n in sorted(nodes, key=lambda n: -n["ms"])[:top]:
+        rate = f", {n['flops'] / n['ms'] / 1e6:.0f} GFLOP/s" if n["flops"] else ""
+        shapes = " x ".join(str(s) for s in n["inputs"][:2])
+        out.append(Row(f"  {n['op']} {shapes} -> {n['output']}", f"{n['ms']:.2f} ms ({100 * n['ms'] / total:.0f} %{rate})"))
     return out
 
 
@@ -454,7 +471,7 @@ def main() -> None:
     cfg = ModelConfig.load(model / "config.json")
     res: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": a.quick, "model": str(model),
                  "args": {k: str(v) for k, v in vars(a).items()}, "machine": machine(), "blas": blas_info()}
-    check = flops.check(model / "model.onnx", cfg)
+    check = flops.check(model / "model.onnx", cfg, threads=a.threads)
     res["flop_check"] = check
     res["model_flops_per_audio_second"] = check["analytic"]["total"] / check["seconds"]
     short = corpus.long_file(a.workdir, 10)

@@ -40,6 +40,9 @@ def common_rows(common: dict) -> list[Row]:
     if blas["numpy_kernel_below_cpu"]:
         kernel += ", below this CPU's AVX-512"
     out.append(Row("numpy's BLAS (threadpoolctl)", kernel))
+    as_set = blas.get("numpy_gemm_as_set")
+    if as_set:
+        out.append(Row(f"GEMM numpy float32 with {unset} (fresh process)", f"{as_set['gflops']:.1f} GFLOP/s ({as_set['architecture']} kernel; not the limit)"))
     fc = common["flop_check"]
     a = fc["analytic"]
     front = sum(a["frontend"].values())

@@ -92,6 +92,12 @@ def blas_info() -> dict:
             "numpy_kernel_below_cpu": below}
 
 
+def gemm_as_set() -> dict | None:
+    """numpy's GEMM with the OpenBLAS variables this process unset (a fresh process; outside the rounds):
+    what a "limit" measured under them would have been."""
+    return probe("gemm", env=BLAS_ENV_UNSET) if BLAS_ENV_UNSET else None
+
+
 def gemm_contenders(n: int = 2048) -> dict:
     """n x n matrix products, work unit FLOPs: numpy float32, torch float32 and bfloat16."""
     import torch
@@ -268,8 +274,9 @@ def end_to_end(model: Path, folder: Path, one_file: Path, threads: int, workers:
 # Fresh-process probes ----------------------------------------------------------------------------
 
 
-def probe(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, str(HERE / "fresh_process.py"), *args], env=env_with_package(), capture_output=True, text=True)
+def probe(*args: str, env: dict | None = None) -> dict:
+    proc = subprocess.run([sys.executable, str(HERE / "fresh_process.py"), *args], env={**env_with_package(), **(env or {})},
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"probe {args} failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -326,6 +333,7 @@ def main() -> None:
     if "throughput" not in a.skip:
         gemms, models = gemm_contenders(), model_contenders(model, cfg, a.threads, a.batch_sizes)
         res["blas"] = blas_info()  # again: torch loads its own BLAS
+        res["blas"]["numpy_gemm_as_set"] = gemm_as_set()
         warm_up(gemms, models, a.batch_sizes)
     if "e2e" not in a.skip:
         folder, summary = corpus.folder(a.workdir, a.files)

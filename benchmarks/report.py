@@ -29,10 +29,9 @@ def span(values: list[float], fmt: str = "{:.0f}") -> str:
     return fmt.format(min(values)) if len(values) == 1 else f"{fmt.format(min(values))}–{fmt.format(max(values))}"
 
 
-def common_rows(common: dict) -> list[Row]:
-    """Rows that do not change between runs: the BLAS set-up and the FLOP count check."""
+def blas_rows(blas: dict) -> list[Row]:
+    """What numpy's OpenBLAS was told and which kernel it runs."""
     out: list[Row] = []
-    blas = common["blas"]
     unset = ", ".join(f"{k}={v}" for k, v in blas["unset"].items()) or "neither was set"
     out.append(Row("OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE", f"unset in this process ({unset})"))
     nb = blas["numpy"]
@@ -43,7 +42,12 @@ def common_rows(common: dict) -> list[Row]:
     as_set = blas.get("numpy_gemm_as_set")
     if as_set:
         out.append(Row(f"GEMM numpy float32 with {unset} (fresh process)", f"{as_set['gflops']:.1f} GFLOP/s ({as_set['architecture']} kernel; not the limit)"))
-    fc = common["flop_check"]
+    return out
+
+
+def flop_rows(fc: dict) -> list[Row]:
+    """The model's FLOPs, their check against model.onnx, and where ONNX Runtime's time goes."""
+    out: list[Row] = []
     a = fc["analytic"]
     front = sum(a["frontend"].values())
     where = "in the graph, DFT conv" if fc["frontend_form"] == "dft" else "numpy FFT, before the graph"
@@ -80,15 +84,17 @@ def profile_rows(fc: dict, top: int = 4) -> list[Row]:
 
 def rows(res: dict, common: dict) -> list[Row]:
     """The summary table of one run."""
-    out = common_rows(common)
+    out = blas_rows(common["blas"])
     if "throughput" in res:
         t = res["throughput"]
-        rate, rounds = t["audio_seconds_per_second"], t["rounds"]
-        bs = sorted(rate["onnx_embed"])
         for name, label in GEMM_LABELS.items():
             out.append(Row(f"GEMM {label}, 2048 x 2048",
-                           f"{t['gemm_gflops'][name]:.1f} GFLOP/s (rounds {span([x / 1e9 for x in rounds[name][0]])})"))
+                           f"{t['gemm_gflops'][name]:.1f} GFLOP/s (rounds {span([x / 1e9 for x in t['rounds'][name][0]])})"))
         out.append(Row("limit: the best GEMM above", f"{t['limit_gflops']:.1f} GFLOP/s ({GEMM_LABELS[t['limit']]})"))
+    out.extend(flop_rows(common["flop_check"]))
+    if "throughput" in res:
+        rate, rounds = t["audio_seconds_per_second"], t["rounds"]
+        bs = sorted(rate["onnx_embed"])
         model_flops = common["model_flops_per_audio_second"]
         names = {
             "onnx_embed": "ONNX, Embedder.embed", "onnx_backend": "ONNX, session.run only",

@@ -91,3 +91,27 @@ def test_stability_compares_spread_with_distance_to_target():
     assert s["spread"] == 5 and s["distance"] == 39 and s["stable"]
     table = report.stability_table(report.stability([run(1.02, 200), run(2.58, 205)]))
     assert "| ratio " in table and "NO" in table and "yes" in table
+
+
+def test_run_unsets_the_openblas_kernel_and_checks_the_flops(tiny_model_dir, tmp_path):
+    """run.py with every measured section skipped: the environment report and the FLOP check still run."""
+    import json
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Nehalem", "OPENBLAS_L2_SIZE": "512",
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "run.py"), "--model", str(tiny_model_dir), "--threads", "1",
+         "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--skip", "throughput", "e2e", "memory", "startup"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "unset in this process (OPENBLAS_CORETYPE=Nehalem, OPENBLAS_L2_SIZE=512)" in proc.stdout
+    res = json.loads(next((tmp_path / "out").glob("bench-*.json")).read_text())
+    assert res["blas"]["unset"] == {"OPENBLAS_CORETYPE": "Nehalem", "OPENBLAS_L2_SIZE": "512"}
+    # numpy's OpenBLAS chose its own kernel, not the one the variable forced
+    assert (res["blas"]["numpy"].get("architecture") or "").lower() != "nehalem"
+    assert res["flop_check"]["graph"]["total"] == pytest.approx(res["flop_check"]["analytic_in_graph"], rel=1e-9)
+    assert "TARGET FLOPs in model.onnx" in proc.stdout

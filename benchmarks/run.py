@@ -197,7 +197,8 @@ def throughput(gemms: dict, models: dict, batch_sizes: list[int], rounds: int, s
                 if elapsed >= slot_s:
                     break
             rates[name].setdefault(b or 0, []).append(work / elapsed)
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[b or 0][-1]:.3g}" for n, b in slots for v in [rates[n]]), file=sys.stderr)
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n}{'' if b is None else f'@{b}'} {rates[n][b or 0][-1]:.3g}" for n, b in slots),
+              file=sys.stderr)
     best = {name: {b: max(v) for b, v in per.items()} for name, per in rates.items()}
     limit_name = max(gemms, key=lambda n: best[n][0])
     return {
@@ -212,7 +213,7 @@ def throughput(gemms: dict, models: dict, batch_sizes: list[int], rounds: int, s
 # End to end -------------------------------------------------------------------------------------
 
 
-def end_to_end(model: Path, folder: Path, one_file: Path, threads: int, workers: int, rounds: int) -> dict:
+def end_to_end(model: Path, folder: Path, one_file: Path, workers: int, rounds: int) -> dict:
     """Decode only, compute only and the CLI on the same folder, in rounds; each figure its fastest round.
 
     The CLI's time includes its fresh process's fixed cost (interpreter, imports, model load); it is
@@ -224,7 +225,7 @@ def end_to_end(model: Path, folder: Path, one_file: Path, threads: int, workers:
     from audioembed.audio import AUDIO_EXTENSIONS
 
     files = sorted(p for p in folder.rglob("*") if p.suffix in AUDIO_EXTENSIONS)
-    embedder = Embedder(model, backend="onnx", batch_size=16, num_threads=threads)
+    embedder = Embedder(model, backend="onnx", batch_size=16)  # as the CLI makes it: its default batch and threads
 
     def cli(src: Path, n: int) -> float:
         with tempfile.TemporaryDirectory() as out:
@@ -348,7 +349,7 @@ def main() -> None:
             r["throughput"] = throughput(gemms, models, a.batch_sizes, a.rounds, a.slot_s, seed=run)
         if "e2e" not in a.skip:
             print(f"{tag}end to end ({a.files} files) ...", file=sys.stderr)
-            r["e2e"] = end_to_end(model, folder, one_file, a.threads, min(4, os.cpu_count() or 1), a.e2e_rounds)
+            r["e2e"] = end_to_end(model, folder, one_file, min(4, os.cpu_count() or 1), a.e2e_rounds)
         if "memory" not in a.skip:
             print(f"{tag}memory ({a.long_seconds} s file) ...", file=sys.stderr)
             r["memory"] = memory(model, short, long, a.long_seconds)

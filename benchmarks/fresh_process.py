@@ -2,6 +2,7 @@
 
 python benchmarks/fresh_process.py startup MODEL FILE
 python benchmarks/fresh_process.py memory MODEL FILE clip|frames|frames-in-memory
+python benchmarks/fresh_process.py gemm [N]
 
 frames is what `audioembed embed --frames` does (frames streamed to a .npy); frames-in-memory is
 Embedder.embed_frames, which returns the frames and so holds them.
@@ -92,7 +93,27 @@ def cli_frames(model: str, path: str) -> dict:
     }
 
 
+def gemm(n: str = "2048") -> dict:
+    """numpy's float32 GEMM as this process's environment makes OpenBLAS load it: best of 3 one-second bursts."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    size = int(n)
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    b = a.T.copy()
+    a @ b
+    best = 0.0
+    for _ in range(3):
+        t0, calls = time.perf_counter(), 0
+        while (elapsed := time.perf_counter() - t0) < 1.0:
+            a @ b
+            calls += 1
+        best = max(best, calls * 2.0 * size**3 / elapsed)
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return {"gflops": best / 1e9, "architecture": blas[0].get("architecture") if blas else None}
+
+
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
-    result = startup(*args) if kind == "startup" else memory(*args)
+    result = {"startup": startup, "memory": memory, "gemm": gemm}[kind](*args)
     print(json.dumps(result))

@@ -444,3 +444,25 @@ def test_settings_are_frozen_tuples_and_bad_values_raise_a_training_error():
     with pytest.raises(TrainingError, match="neg_candidates") as info:
         TrainSettings(neg_candidates=0)
     assert isinstance(info.value, AudioEmbedError) and isinstance(info.value, ValueError)
+
+
+def test_snapshots_export_the_model_as_it_stood_at_each_interval(audio_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from audioembed import Embedder
+    from audioembed.cli import app
+
+    out = tmp_path / "m"
+    args = ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--steps", "4", "--batch-size", "4",
+            "--dim", "32", "--threads", "1", "--snapshot-every", "2", "-o", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    snaps = sorted(p.name for p in (tmp_path / "m.snapshots").iterdir())
+    assert snaps == ["step-000002", "step-000004"]
+    last = tmp_path / "m.snapshots" / "step-000004"
+    assert (last / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    early = tmp_path / "m.snapshots" / "step-000002"
+    assert ModelConfig.load(early / "config.json").extra["training"]["steps"] == 2
+    clip = tone(440, seconds=1.5)
+    a, b = Embedder(early, backend="onnx").embed(clip, sr=16000), Embedder(out, backend="onnx").embed(clip, sr=16000)
+    assert a.shape == b.shape == (32,) and not np.allclose(a, b)

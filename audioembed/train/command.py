@@ -33,6 +33,7 @@ def pretrain(
     precision: Optional[str] = typer.Option(None, "--precision", help="bfloat16 (autocast; weights and statistics stay float32) or float32."),
     balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often."),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets)."),
     device: str = DeviceOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint file (default: OUT.checkpoints/last.pt)."),
@@ -57,7 +58,8 @@ def pretrain(
 
     flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, negatives=negatives,
                  neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space,
-                 neg_candidates=neg_candidates, precision=precision, balance_folders=balance_folders, seed=seed)
+                 neg_candidates=neg_candidates, precision=precision, balance_folders=balance_folders, seed=seed,
+                 snapshot_every=snapshot_every)
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = TrainSettings.from_file(config, **flags) if config else TrainSettings(**flags)
@@ -93,14 +95,21 @@ def pretrain(
         log(f"resumed at step {trainer.step} from {ckpt}")
     log(f"training {trainer.total_steps} steps × {settings.batch_size} on {device} ({dist.world} process(es)); "
         f"negatives: {', '.join(settings.negatives) or 'none (BYOL-A)'}")
-    finished = trainer.fit(ckpt, stop_after_s=None if stop_after is None else stop_after * 60)
+    summary = {k: cache.meta[k] for k in ("data_dir", "files", "clips", "frames")}
+    summary["hours"] = round(cache.hours, 3)
+    summary["hours_by_folder"] = {k: round(v, 3) for k, v in cache.group_hours().items()}
+
+    def snapshot(step: int) -> None:
+        folder = out.with_name(out.name + ".snapshots") / f"step-{step:06d}"
+        if dist.main and not (folder / "config.json").exists():
+            trainer.export(folder, summary)
+            log(f"snapshot: {folder}")
+
+    finished = trainer.fit(ckpt, stop_after_s=None if stop_after is None else stop_after * 60, snapshot=snapshot)
     if not finished:
         log(f"stopped at step {trainer.step}/{trainer.total_steps}; continue with --resume")
         return
     if dist.main:
-        summary = {k: cache.meta[k] for k in ("data_dir", "files", "clips", "frames")}
-        summary["hours"] = round(cache.hours, 3)
-        summary["hours_by_folder"] = {k: round(v, 3) for k, v in cache.group_hours().items()}
         trainer.export(out, summary)
         log(f"wrote {out} ({trainer.step} steps, {trainer.elapsed / 60:.1f} min, "
             f"{trainer.step * settings.batch_size * dist.world / max(trainer.elapsed, 1e-9):.1f} samples/s)")

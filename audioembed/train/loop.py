@@ -184,8 +184,12 @@ class Trainer:
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
 
     # -- the loop -------------------------------------------------------------------------
-    def fit(self, ckpt: Path, stop_after_s: float | None = None, stop_at_step: int | None = None) -> bool:
-        """Train to total_steps, checkpointing every ckpt_every steps. False if stopped early."""
+    def fit(self, ckpt: Path, stop_after_s: float | None = None, stop_at_step: int | None = None,
+            snapshot: Callable[[int], None] | None = None) -> bool:
+        """Train to total_steps, checkpointing every ckpt_every steps. False if stopped early.
+
+        `snapshot(step)` is called every snapshot_every steps (after the step, before its checkpoint).
+        """
         s = self.s
         self.online.train()
         window_t, window_n = time.perf_counter(), 0
@@ -208,6 +212,8 @@ class Trainer:
                     if self.dist.main:
                         self.log(format_row(row, self.total_steps))
                     window_t, window_n, acc = time.perf_counter(), 0, {}
+                if snapshot is not None and s.snapshot_every and self.step % s.snapshot_every == 0:
+                    snapshot(self.step)
                 if self.step % s.ckpt_every == 0:
                     self.save(ckpt)
                 out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s

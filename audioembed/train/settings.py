@@ -63,6 +63,9 @@ class TrainSettings:
     # Bookkeeping.
     log_every: int = 20
     ckpt_every: int = 100
+    # Every this many steps, also export the model as it stands to OUT.snapshots/step-NNNNNN (0: never),
+    # so a long run's course can be evaluated on the dev sets and a step chosen afterwards.
+    snapshot_every: int = 0
     workers: int = 2
 
     def __post_init__(self):

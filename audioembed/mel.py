@@ -1,6 +1,11 @@
-"""Numpy definitions of the log-mel frontend's constants (window, DFT basis, mel filterbank).
+"""The log-mel frontend's numbers, defined once in numpy from config.json's fields.
 
-Shared by the torch module and by anything that needs the numbers without torch.
+The window, mel filterbank and DFT basis here build the torch module (nn.frontend.LogMel, a DFT
+convolution exported inside model.onnx). `LogMel` below computes the same log-mel with numpy's FFT
+for what runs outside the graph: the training cache and the log-mel baseline.
+Why the graph keeps a DFT convolution rather than taking this FFT's output: on 2 CPU cores the
+in-graph convolution measured faster per 10 s clip than numpy's single-threaded FFT or ONNX's STFT
+operator (benchmarks/stft_operator.py; docs/results/stft_operator.json).
 """
 
 from __future__ import annotations
@@ -60,3 +65,37 @@ def windowed_dft_basis(cfg: ModelConfig, n_bins: int) -> np.ndarray:
 def n_frames(n_samples: int, cfg: ModelConfig) -> int:
     """Log-mel frames for a clip of n_samples with centre padding (torchaudio's center=True)."""
     return n_samples // cfg.hop_length + 1
+
+
+def centre_pad(wave: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """torch.stft's center=True: reflect n_fft//2 samples each side (too short to reflect: zero-extended first)."""
+    pad = cfg.n_fft // 2
+    x = np.asarray(wave, np.float32)
+    if len(x) <= pad:
+        x = np.concatenate([x, np.zeros(pad + 1 - len(x), np.float32)])
+    return np.pad(x, pad, mode="reflect")
+
+
+class LogMel:
+    """Centre-padded samples (N,) -> log-mel (T, n_mels) float32, T = (N - n_fft) // hop + 1.
+
+    torchaudio's MelSpectrogram(power=2, htk, norm=None) then log(x + log_eps): the numbers of
+    nn.frontend.LogMel (tested against each other and against a stored torchaudio reference).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg = cfg
+        self.n_bins = used_bins(cfg)
+        self.window = hann_window(cfg).astype(np.float32)
+        self.fb = np.ascontiguousarray(mel_filterbank(cfg)[: self.n_bins], dtype=np.float32)  # (K, n_mels)
+
+    def __call__(self, padded: np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        frames = np.lib.stride_tricks.sliding_window_view(np.asarray(padded, np.float32), cfg.n_fft)[:: cfg.hop_length]
+        spec = np.fft.rfft(frames * self.window, axis=-1)[:, : self.n_bins]
+        power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32, copy=False)
+        return np.log(power @ self.fb + np.float32(cfg.log_eps))
+
+    def of_wave(self, wave: np.ndarray) -> np.ndarray:
+        """(N,) samples -> (N // hop + 1, n_mels): centre-padded first, as the model's frontend."""
+        return self(centre_pad(wave, self.cfg))

@@ -1,7 +1,7 @@
 """The rows a learned model must beat: log-mel statistics, and the same architecture untrained.
 
 logmel-stats is per-band mean and std of the model's own log-mel (same numbers from config.json,
-same dataset normalisation), computed in numpy. random-init is the model's config with random
+same dataset normalisation), computed with mel.LogMel (numpy's FFT). random-init is the model's config with random
 weights (fixed seed), exported to a model folder and run through the same Embedder path.
 """
 
@@ -20,7 +20,7 @@ from ..config import ModelConfig
 from ..folder import CONFIG, ONNX
 from .features import ClipFunctionExtractor, digest
 
-LOGMEL_VERSION = 1  # bump when logmel_stats changes, so cached vectors are recomputed
+LOGMEL_VERSION = 2  # 2: numpy FFT (mel.LogMel) instead of a DFT matmul; bump when logmel_stats changes, so cached vectors are recomputed
 CHUNK_FRAMES = 2048  # log-mel frames per matmul: bounds memory for long clips
 RANDOM_SEED = 0
 
@@ -30,32 +30,27 @@ class LogMelStats:
 
     def __init__(self, cfg: ModelConfig) -> None:
         self.cfg = cfg
-        n_bins = mel.used_bins(cfg)
-        self.n_bins = n_bins
-        self.basis = mel.windowed_dft_basis(cfg, n_bins).T.astype(np.float32)  # (n_fft, 2K)
-        self.fb = mel.mel_filterbank(cfg)[:n_bins].astype(np.float32)  # (K, n_mels)
+        self.to_mel = mel.LogMel(cfg)
 
-    def logmel(self, frames: np.ndarray) -> np.ndarray:
-        """(F, n_fft) windows of samples -> (F, n_mels) normalised log-mel, as the model's frontend."""
-        spec = frames @ self.basis
-        re, im = spec[:, : self.n_bins], spec[:, self.n_bins :]
-        x = np.log((re * re + im * im) @ self.fb + self.cfg.log_eps)
-        return (x - self.cfg.norm_mean) / self.cfg.norm_std
+    def logmel(self, padded: np.ndarray) -> np.ndarray:
+        """Centre-padded samples -> (F, n_mels) normalised log-mel, as the model's frontend."""
+        return (self.to_mel(padded) - self.cfg.norm_mean) / self.cfg.norm_std
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         cfg = self.cfg
         n = max(len(wave), windows.min_samples(cfg))  # short clips are zero-padded, as the model does
         x = np.zeros(n, np.float32)
         x[: len(wave)] = wave
-        padded = np.pad(x, cfg.n_fft // 2, mode="reflect")  # torch.stft's center=True
-        all_frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft)[:: cfg.hop_length]
+        padded = mel.centre_pad(x, cfg)
+        frames = mel.n_frames(n, cfg)
         total, total_sq = np.zeros(cfg.n_mels), np.zeros(cfg.n_mels)
-        for start in range(0, len(all_frames), CHUNK_FRAMES):
-            m = self.logmel(all_frames[start : start + CHUNK_FRAMES]).astype(np.float64)
+        for start in range(0, frames, CHUNK_FRAMES):  # bounded memory for long clips
+            stop = min(start + CHUNK_FRAMES, frames)
+            m = self.logmel(padded[start * cfg.hop_length : (stop - 1) * cfg.hop_length + cfg.n_fft]).astype(np.float64)
             total += m.sum(axis=0)
             total_sq += (m * m).sum(axis=0)
-        mean = total / len(all_frames)
-        std = np.sqrt(np.maximum(total_sq / len(all_frames) - mean * mean, 0.0))
+        mean = total / frames
+        std = np.sqrt(np.maximum(total_sq / frames - mean * mean, 0.0))
         return np.concatenate([mean, std]).astype(np.float32)
 
 

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .. import audio
+from .. import audio, mel
 from ..config import ModelConfig
 from ..errors import AudioEmbedError
 from ..files import find_audio
@@ -26,29 +26,6 @@ from ..files import find_audio
 SEGMENT_SECONDS = 60.0
 MIN_FRAMES = 8  # clips shorter than 80 ms carry nothing to learn from
 CACHE_VERSION = 2  # 2: clip groups (top-level folder) for balanced sampling
-
-
-class LogMel:
-    """torch.stft + mel filterbank + log: the numbers of audioembed.nn.frontend.LogMel, cheaper (FFT)."""
-
-    def __init__(self, cfg: ModelConfig):
-        from .. import mel
-
-        self.cfg = cfg
-        self.window = torch.tensor(mel.hann_window(cfg), dtype=torch.float32)
-        self.fb = torch.tensor(mel.mel_filterbank(cfg).T.copy(), dtype=torch.float32)  # (n_mels, n_freqs)
-
-    def __call__(self, wave: np.ndarray) -> np.ndarray:
-        """(N,) float32 at cfg.sample_rate -> (T, n_mels) float32 log-mel, centre-padded (reflect)."""
-        cfg = self.cfg
-        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-        pad = cfg.n_fft // 2
-        if len(x) <= pad:  # reflect padding needs more samples than the pad
-            x = torch.nn.functional.pad(x, (0, pad + 1 - len(x)))
-        spec = torch.stft(x, cfg.n_fft, cfg.hop_length, cfg.n_fft, self.window, center=True,
-                          pad_mode="reflect", return_complex=True)
-        power = spec.real.square() + spec.imag.square()
-        return torch.log(self.fb @ power + cfg.log_eps).T.contiguous().numpy()
 
 
 def _segments(path: Path, cfg: ModelConfig) -> Iterator[np.ndarray]:
@@ -149,7 +126,7 @@ def build_cache(
     if (folder / "meta.json").exists():
         return MelCache(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    to_mel = LogMel(cfg)
+    to_mel = mel.LogMel(cfg).of_wave
 
     def one(path: Path) -> tuple[Path, list[np.ndarray] | str]:
         try:

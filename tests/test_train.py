@@ -136,7 +136,7 @@ def test_mixup_bank_mixes_in_linear_amplitude_and_rings():
     assert float(out.min()) >= 0 and float(out.max()) <= np.log(0.6 + 0.4 * np.e**2) + 1e-5
 
 
-@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "freq_shift"])
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s not in ("freq_shift", "pitch_shift")])
 def test_each_negative_moves_content_and_keeps_values(strategy):
     x = torch.randn(64, 96)
     for seed in range(50):
@@ -156,6 +156,27 @@ def test_freq_shift_moves_bands_by_the_drawn_amount_and_fills_with_silence():
         filled = y[:shift] if shift > 0 else y[shift:]
         assert torch.all(filled == x.min())  # bands moved in from outside are silence
     assert seen == {2, 3, 4, 5, -2, -3, -4, -5}  # both directions, every magnitude in range
+
+
+def test_pitch_shift_moves_a_harmonic_by_the_interval_on_the_hz_axis():
+    """A tone's mel peak, pitch-shifted by k semitones, lands where the tone 2^(k/12) higher peaks."""
+    from audioembed.mel import LogMel
+
+    cfg = ModelConfig()
+    to_mel = LogMel(cfg)
+    def peak(hz):  # the tone's spectral centroid over its mel bands (a fractional band position)
+        m = torch.from_numpy(to_mel.of_wave(tone(hz, seconds=0.5)).T.copy())
+        return m, float((m.exp().mean(1) * torch.arange(64)).sum() / m.exp().mean(1).sum())
+    x, _ = peak(440.0)
+    moved = set()
+    for seed in range(40):
+        g = torch.Generator().manual_seed(seed)
+        y = negatives.perturb_one(x, "pitch_shift", 4, g, semitones=(1, 3))
+        got = float((y.exp().mean(1) * torch.arange(64)).sum() / y.exp().mean(1).sum())
+        k = min((-3, -2, -1, 1, 2, 3), key=lambda k: abs(peak(440.0 * 2 ** (k / 12))[1] - got))
+        assert abs(peak(440.0 * 2 ** (k / 12))[1] - got) < 0.15, (seed, got)
+        moved.add(k)
+    assert moved == {-3, -2, -1, 1, 2, 3}  # both directions, every interval in range, never 0
 
 
 def test_batched_perturb_equals_item_by_item():

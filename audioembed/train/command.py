@@ -24,7 +24,7 @@ def pretrain(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process."),
     lr: Optional[float] = typer.Option(None, "--lr"),
     dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size."),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, time_shuffle, time_flip."),
+    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip."),
     neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
     neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing."),
     neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),

@@ -77,7 +77,7 @@ class Trainer:
         """One negative per anchor: of neg_candidates perturbations, the one whose representation
         the online network (eval mode: no dropout, no batch statistics touched) finds closest."""
         s = self.s
-        cands = candidates(anchors, s.negatives, s.neg_segments, self.neg_gen, s.neg_candidates, s.neg_shift)
+        cands = candidates(anchors, s.negatives, s.neg_segments, self.neg_gen, s.neg_candidates, s.neg_shift, s.neg_semitones)
         if s.neg_candidates == 1:
             return cands[0], None
         k, b = cands.shape[:2]

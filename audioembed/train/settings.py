@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import TrainingError
 
-STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip", "freq_shift")
+STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip", "freq_shift", "pitch_shift")
 # Frequency-axis strategies only: reversing or shuffling the time axis of a stationary texture
 # gives the same sound, a false negative that hardest-of-k selection would pick first.
 FREQ_STRATEGIES = ("freq_roll", "freq_shuffle", "freq_flip", "freq_shift")
@@ -54,6 +54,9 @@ class TrainSettings:
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
     neg_candidates: int = 4
     neg_shift: tuple[int, int] = (2, 12)  # freq_shift moves the mel axis by this many bands (no wrap)
+    # pitch_shift moves the spectrum by this many semitones, up or down (fractional mel bands,
+    # interpolated): a musical interval, where freq_shift's whole bands are 0.3-2 semitones each.
+    neg_semitones: tuple[int, int] = (1, 6)
     # Arithmetic of the network passes: bfloat16 autocast (weights, EMA target, losses and
     # batch-norm statistics stay float32) or float32.
     precision: str = "bfloat16"
@@ -72,7 +75,7 @@ class TrainSettings:
         """Normalise lists (from JSON) and a negatives string (from the CLI) to tuples, then check the values."""
         negatives = parse_negatives(self.negatives) if isinstance(self.negatives, str) else self.negatives
         object.__setattr__(self, "negatives", tuple(negatives))  # frozen: the one place fields are set
-        for name in ("rrc_virtual_scale", "rrc_freq_scale", "rrc_time_scale", "neg_shift"):
+        for name in ("rrc_virtual_scale", "rrc_freq_scale", "rrc_time_scale", "neg_shift", "neg_semitones"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         bad = [s for s in self.negatives if s not in STRATEGIES]
         if bad:
@@ -87,6 +90,8 @@ class TrainSettings:
             raise TrainingError("neg_candidates must be >= 1")
         if len(self.neg_shift) != 2 or not 1 <= self.neg_shift[0] <= self.neg_shift[1]:
             raise TrainingError(f"neg_shift must be (min, max) bands with 1 <= min <= max, not {self.neg_shift}")
+        if len(self.neg_semitones) != 2 or not 1 <= self.neg_semitones[0] <= self.neg_semitones[1]:
+            raise TrainingError(f"neg_semitones must be (min, max) with 1 <= min <= max, not {self.neg_semitones}")
         if self.precision not in ("bfloat16", "float32"):
             raise TrainingError(f"precision must be 'bfloat16' or 'float32', not {self.precision!r}")
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The second long pair: pitch-shift negatives in the representation against the BYOL-A ablation,
+# each snapshotted every 1,000 steps (32,000 crops) so the dev sets can follow the run.
+# Same corpus, cache, seed (42), batch (32), budget (15,625 steps = 500,000 crops) as scripts/train_default.sh.
+# Resumable: rerun it (each arm continues from its checkpoint; a finished arm is skipped).
+# EVAL=1 evaluates every snapshot not yet evaluated (one seed of folds) into $RUNS/evals/ARM-step-N.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-/work/data}
+RUNS=${RUNS:-$DATA/runs2}
+mkdir -p "$RUNS"
+cat > "$RUNS/pitchrep.json" <<'JSON'
+{"negatives": ["pitch_shift"], "neg_candidates": 4, "neg_semitones": [1, 6], "neg_space": "representation", "neg_margin": 0.8}
+JSON
+if [ -n "${EVAL:-}" ]; then
+  mkdir -p "$RUNS/evals"
+  for s in "$RUNS"/*.snapshots/step-*; do
+    [ -f "$s/config.json" ] || continue
+    out="$RUNS/evals/$(basename "$(dirname "$s")" .snapshots)-$(basename "$s").json"
+    [ -f "$out" ] && continue
+    OPENBLAS_NUM_THREADS=1 nice -n 10 audioembed evaluate "$DATA"/devsets/{gm_family,gm_pitch,ktuberling_lang,zeroad_sfx} \
+      -m "$s" --baselines none --seeds 1 --cache "$RUNS/evalcache" --json "$out" > /dev/null
+  done
+  exit 0
+fi
+common=(--cache-dir "$DATA/melcache" --steps 15625 --batch-size 32 --lr 3e-4 --seed 42 --balance-folders
+        --snapshot-every 1000 --threads "${THREADS:-1}")
+declare -A ARMS=([pitchrep]="--config $RUNS/pitchrep.json" [byola]="--negatives none")
+for name in "${!ARMS[@]}"; do
+  [ -f "$RUNS/$name/config.json" ] && continue
+  resume=(); [ -f "$RUNS/$name.checkpoints/last.pt" ] && resume=(--resume)
+  # shellcheck disable=SC2086
+  nice -n 5 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/$name" ${ARMS[$name]} "${common[@]}" "${resume[@]}" 2>>"$RUNS/$name.log" &
+done
+wait

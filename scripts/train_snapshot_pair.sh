@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The second long pair: pitch-shift negatives in the representation against the BYOL-A ablation,
-# each snapshotted every 1,000 steps (32,000 crops) so the dev sets can follow the run.
-# Same corpus, cache, seed (42), batch (32), budget (15,625 steps = 500,000 crops) as scripts/train_default.sh.
+# A long pair with snapshots: a negatives arm against the BYOL-A ablation, each snapshotted every
+# 1,000 steps (32,000 crops) so the dev sets can follow the run. Same corpus, cache, seed (42), batch
+# (32) and budget (15,625 steps = 500,000 crops) as scripts/train_default.sh.
+#   NEG_NAME, NEG_JSON: the negatives arm's name and settings (default: pitchrep, pitch-shift
+#   negatives in the representation); LR: learning rate of both arms (default 3e-4).
+#   The second pair (docs/training.md): RUNS=$DATA/runs2 with the defaults. The third:
+#   RUNS=$DATA/runs3 LR=1e-4 NEG_NAME=neg NEG_JSON='{"negatives": "freq", "neg_candidates": 4}'.
 # Resumable: rerun it (each arm continues from its checkpoint; a finished arm is skipped).
 # EVAL=1 evaluates every snapshot not yet evaluated (one seed of folds) into $RUNS/evals/ARM-step-N.json.
 set -euo pipefail
@@ -9,9 +13,9 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-/work/data}
 RUNS=${RUNS:-$DATA/runs2}
 mkdir -p "$RUNS"
-cat > "$RUNS/pitchrep.json" <<'JSON'
-{"negatives": ["pitch_shift"], "neg_candidates": 4, "neg_semitones": [1, 6], "neg_space": "representation", "neg_margin": 0.8}
-JSON
+NEG_NAME=${NEG_NAME:-pitchrep}
+NEG_JSON=${NEG_JSON:-'{"negatives": ["pitch_shift"], "neg_candidates": 4, "neg_semitones": [1, 6], "neg_space": "representation", "neg_margin": 0.8}'}
+echo "$NEG_JSON" > "$RUNS/$NEG_NAME.json"
 if [ -n "${EVAL:-}" ]; then
   mkdir -p "$RUNS/evals"
   for s in "$RUNS"/*.snapshots/step-*; do
@@ -23,9 +27,9 @@ if [ -n "${EVAL:-}" ]; then
   done
   exit 0
 fi
-common=(--cache-dir "$DATA/melcache" --steps 15625 --batch-size 32 --lr 3e-4 --seed 42 --balance-folders
+common=(--cache-dir "$DATA/melcache" --steps 15625 --batch-size 32 --lr "${LR:-3e-4}" --seed 42 --balance-folders
         --snapshot-every 1000 --threads "${THREADS:-1}")
-declare -A ARMS=([pitchrep]="--config $RUNS/pitchrep.json" [byola]="--negatives none")
+declare -A ARMS=(["$NEG_NAME"]="--config $RUNS/$NEG_NAME.json" [byola]="--negatives none")
 for name in "${!ARMS[@]}"; do
   [ -f "$RUNS/$name/config.json" ] && continue
   resume=(); [ -f "$RUNS/$name.checkpoints/last.pt" ] && resume=(--resume)

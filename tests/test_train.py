@@ -313,7 +313,7 @@ def test_settings_from_a_config_file(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text('{"steps": 99, "batch_size": 4, "negatives": ["freq_roll"], "rrc_time_scale": [0.5, 2.0]}')
     s = TrainSettings.from_file(path, steps=4)  # flags override the file
-    assert (s.steps, s.batch_size, s.negatives, s.rrc_time_scale, s.lr) == (4, 4, ("freq_roll",), (0.5, 2.0), 3e-4)
+    assert (s.steps, s.batch_size, s.negatives, s.rrc_time_scale, s.lr) == (4, 4, ("freq_roll",), (0.5, 2.0), 1e-4)
     path.write_text('{"step": 4}')
     with pytest.raises(ValueError, match=r"settings\.json: unknown settings \['step'\]"):
         TrainSettings.from_file(path)

@@ -23,12 +23,16 @@ def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def mel_points(cfg: ModelConfig) -> np.ndarray:
+    """(n_mels + 2,) equally spaced mel values: band b rises from point b, peaks at b + 1, falls to b + 2."""
+    return np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2)
+
+
 def mel_filterbank(cfg: ModelConfig) -> np.ndarray:
     """(n_fft//2+1, n_mels) triangular HTK filters without area norm, as torchaudio's defaults."""
     n_freqs = cfg.n_fft // 2 + 1
     all_freqs = np.linspace(0, cfg.sample_rate // 2, n_freqs)
-    m_pts = np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2)
-    f_pts = mel_to_hz(m_pts)
+    f_pts = mel_to_hz(mel_points(cfg))
     f_diff = f_pts[1:] - f_pts[:-1]
     slopes = f_pts[None, :] - all_freqs[:, None]
     down = -slopes[:, :-2] / f_diff[:-1]

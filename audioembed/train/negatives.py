@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import mel
+from ..config import ModelConfig
 from .settings import STRATEGIES
 
 
@@ -55,19 +57,14 @@ def _shift_index(length: int, bands: tuple, gen: torch.Generator) -> tuple[torch
 def _pitch_index(n_mels: int, semitones: tuple, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Fractional mel-band index that shows the spectrum moved up or down by semitones[0]..[1]
     semitones (never 0), and the mask of bands that moved in from outside the mel range."""
-    from ..config import ModelConfig
-    from ..mel import hz_to_mel, mel_to_hz
-
-    cfg = ModelConfig(n_mels=n_mels)  # training uses the frontend's default numbers
     lo, hi = max(1, int(semitones[0])), max(1, int(semitones[1]))
     k = int(torch.randint(lo, max(lo, hi) + 1, (), generator=gen))
     if bool(torch.rand((), generator=gen) < 0.5):
         k = -k
-    m_lo, m_hi = float(hz_to_mel(cfg.f_min)), float(hz_to_mel(cfg.f_max))
-    step = (m_hi - m_lo) / (n_mels + 1)
-    centres = mel_to_hz(m_lo + step * (torch.arange(n_mels).double().numpy() + 1))
+    points = mel.mel_points(ModelConfig(n_mels=n_mels))  # training uses the frontend's default numbers
+    centres = mel.mel_to_hz(points[1:-1])
     # output band b shows what the input had at centre(b) / 2^(k/12): content moves up when k > 0
-    src = torch.from_numpy((hz_to_mel(centres * 2.0 ** (-k / 12)) - m_lo) / step - 1)
+    src = torch.from_numpy((mel.hz_to_mel(centres * 2.0 ** (-k / 12)) - points[1]) / (points[1] - points[0]))
     return src.float(), (src < 0) | (src > n_mels - 1)
 
 

@@ -27,7 +27,8 @@ if [ -n "${EVAL:-}" ]; then
   done
   exit 0
 fi
-common=(--cache-dir "$DATA/melcache" --steps 15625 --batch-size 32 --lr "${LR:-3e-4}" --seed 42 --balance-folders
+common=(--cache-dir "$DATA/melcache" --steps 15625 --batch-size 32 --lr "${LR:-3e-4}" --lr-decay-from "${DECAY:-1}"
+        --seed 42 --balance-folders
         --snapshot-every 1000 --threads "${THREADS:-1}")
 declare -A ARMS=(["$NEG_NAME"]="--config $RUNS/$NEG_NAME.json" [byola]="--negatives none")
 for name in "${!ARMS[@]}"; do

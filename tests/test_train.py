@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -13,6 +15,7 @@ from audioembed.train import augment, negatives  # noqa: E402
 from audioembed.mel import LogMel  # noqa: E402
 from audioembed.train.data import MelCache, build_cache  # noqa: E402
 from audioembed.train.loop import Trainer  # noqa: E402
+from audioembed.errors import TrainingError  # noqa: E402
 from audioembed.train.settings import STRATEGIES, TrainSettings  # noqa: E402
 
 from conftest import noisy, tone  # noqa: E402
@@ -220,6 +223,24 @@ def test_a_few_steps_lower_the_loss(cache):
     t = _trainer(cache, steps=40, lr=1e-3, negatives="none")
     losses = [t.train_step()["loss"] for _ in range(40)]
     assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.1
+
+
+def test_lr_decay_from_holds_then_falls_on_a_cosine_to_zero_and_a_resume_follows_it(cache, tmp_path):
+    t = _trainer(cache, steps=10, lr=1e-3, lr_decay_from=0.6, negatives="none")
+    seen = [t.train_step()["lr"] for _ in range(10)]
+    assert seen[:7] == [1e-3] * 7  # steps 0..6: at or before 0.6 of 10
+    assert seen[7] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 1 / 4)))
+    assert seen[7] > seen[8] > seen[9] > 0 and t.lr_at(10) == pytest.approx(0.0, abs=1e-15)
+    # A constant run's checkpoint resumed with a decay: the optimizer's saved lr does not win.
+    flat = _trainer(cache, steps=10, lr=1e-3, negatives="none")
+    for _ in range(8):
+        flat.train_step()
+    flat.save(tmp_path / "c.pt")
+    resumed = _trainer(cache, steps=10, lr=1e-3, lr_decay_from=0.6, negatives="none")
+    resumed.load(tmp_path / "c.pt")
+    assert resumed.train_step()["lr"] == pytest.approx(seen[8])
+    with pytest.raises(TrainingError):
+        TrainSettings(lr_decay_from=1.5)
 
 
 def test_negatives_term_present_and_none_is_plain_byol(cache, monkeypatch):

@@ -23,6 +23,8 @@ def pretrain(
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs; one epoch = one crop per cached clip."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process."),
     lr: Optional[float] = typer.Option(None, "--lr"),
+    lr_decay_from: Optional[float] = typer.Option(
+        None, "--lr-decay-from", help="Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size."),
     negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip."),
     neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
@@ -56,7 +58,7 @@ def pretrain(
     from ..files import cache_folder
     from .loop import Trainer, log_stderr
 
-    flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, negatives=negatives,
+    flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_decay_from=lr_decay_from, dim=dim, negatives=negatives,
                  neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space,
                  neg_candidates=neg_candidates, precision=precision, balance_folders=balance_folders, seed=seed,
                  snapshot_every=snapshot_every)

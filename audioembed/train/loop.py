@@ -89,8 +89,17 @@ class Trainer:
         best = cos.max(dim=0)
         return cands[best.indices, torch.arange(b, device=anchors.device)], best.values
 
+    def lr_at(self, step: int) -> float:
+        """Constant lr, then a half cosine to 0 over the last (1 - lr_decay_from) of the steps."""
+        start = self.s.lr_decay_from * self.total_steps
+        if step <= start:
+            return self.s.lr
+        return self.s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / (self.total_steps - start))))
+
     def train_step(self) -> dict:
         s, dev = self.s, self.device
+        for group in self.opt.param_groups:  # set every step: a resumed optimizer carries its saved lr
+            group["lr"] = self.lr_at(self.step)
         x = self.cache.sample(s.batch_size, s.crop_frames, self.gen, balanced=s.balance_folders).to(dev)
         v1, v2 = self.views(x, self.gen)
         neg, hard_cos = self.hardest_negatives(v1) if s.negatives else (None, None)
@@ -117,6 +126,7 @@ class Trainer:
         self.target.update(self.online, s.ema)
         self.step += 1
         stats["loss"] = loss.item()
+        stats["lr"] = self.opt.param_groups[0]["lr"]
         return stats
 
     @torch.no_grad()

@@ -24,6 +24,9 @@ class TrainSettings:
     # BYOL-A's 3e-4 is for batch 256; at batch 32 it cost most of the pitch class by 64,000 crops,
     # where 1e-4 kept it and learned family faster (same seed and data; docs/training.md).
     lr: float = 1e-4
+    # After this fraction of the steps, the learning rate follows a half cosine from lr down to 0 at
+    # the last step (1.0: constant). Resuming with another value changes the rest of the run only.
+    lr_decay_from: float = 1.0
     weight_decay: float = 0.0
     ema: float = 0.99  # target network decay (BYOL-A)
     seed: int = 42
@@ -84,6 +87,8 @@ class TrainSettings:
             raise TrainingError(f"unknown negative strategies {bad}: choose from {', '.join(STRATEGIES)} or 'none'")
         if self.neg_space not in ("projection", "representation"):
             raise TrainingError(f"neg_space must be 'projection' or 'representation', not {self.neg_space!r}")
+        if not 0.0 <= self.lr_decay_from <= 1.0:
+            raise TrainingError(f"lr_decay_from must be a fraction of the run in [0, 1], not {self.lr_decay_from}")
         if self.batch_size < 2:
             raise TrainingError("batch_size must be >= 2 (batch statistics)")
         if self.neg_segments < 2:

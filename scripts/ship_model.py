@@ -3,8 +3,9 @@
     python scripts/ship_model.py runs/audioembed-base --ablation runs/audioembed-byola \
         --evaluation runs/evaluation.md --corpus /work/data/corpus --notes notes.md --out models/audioembed-base
 
-The weights and config.json are copied byte for byte (their sha256 stay valid); README.md is the
-card `audioembed pretrain` wrote plus: the corpus by package with licences, the evaluation table
+The weights are copied byte for byte (config.json's sha256 of them stay valid); config.json is copied
+with the training folder reduced to its name (no path of the training machine); README.md is the
+card audioembed.card writes from that config plus: the corpus by package with licences, the evaluation table
 (the Markdown `audioembed evaluate` printed), the ablation's training facts, and free-form notes,
 under Hub metadata written by audioembed.card (the one card writer).
 """
@@ -19,9 +20,8 @@ import shutil
 from pathlib import Path
 
 from audioembed import card as model_card
+from audioembed.config import ModelConfig
 from audioembed.folder import CONFIG, WEIGHT_FILES
-
-FILES = (CONFIG, *WEIGHT_FILES)
 
 
 def corpus_section(corpus: Path) -> str:
@@ -72,9 +72,15 @@ def main() -> None:
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
+    for name in WEIGHT_FILES:
         shutil.copyfile(args.model / name, args.out / name)
-    card = model_card.load(args.model).text.strip("\n")
+    config = json.loads((args.model / CONFIG).read_text())
+    data = config.get("extra", {}).get("data", {})
+    if "data_dir" in data:  # runs exported before pretrain kept only the folder's name held the training machine's path
+        data["data_dir"] = Path(data["data_dir"]).name
+    (args.out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    cfg = ModelConfig.load(args.out / CONFIG)
+    card = model_card.body(cfg, cfg.extra.get("training", {}).get("history")).strip("\n")
     files_at = card.index("## Files")
     parts = [card[:files_at].rstrip("\n"), "", corpus_section(args.corpus), "",
              "## Evaluation", "", "Linear probe (`audioembed evaluate`, see docs/evaluate.md) on the development sets:", "",

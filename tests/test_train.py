@@ -363,6 +363,9 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     card = (out / "README.md").read_text()
     assert "BYOL-A with adversarial" in card and cfg.sha256["model.onnx"] in card
     assert card.startswith("---\n") and "library_name: audioembed" in card  # Hub metadata, by audioembed.card
+    # The training folder by its name only: no path of the machine that trained it, in the config or the card.
+    assert cfg.extra["data"]["data_dir"] == audio_dir.name
+    assert str(audio_dir.parent) not in card and str(audio_dir.parent) not in (out / "config.json").read_text()
     history = cfg.extra["training"]["history"]  # what the docs' training curves are drawn from
     assert history[-1]["step"] == 4 and {"loss", "probe_pos", "probe_neg"} <= set(history[-1])
 

@@ -97,7 +97,8 @@ def pretrain(
         log(f"resumed at step {trainer.step} from {ckpt}")
     log(f"training {trainer.total_steps} steps × {settings.batch_size} on {device} ({dist.world} process(es)); "
         f"negatives: {', '.join(settings.negatives) or 'none (BYOL-A)'}")
-    summary = {k: cache.meta[k] for k in ("data_dir", "files", "clips", "frames")}
+    summary = {k: cache.meta[k] for k in ("files", "clips", "frames")}
+    summary["data_dir"] = Path(cache.meta["data_dir"]).name  # the folder's name: no path of this machine in a card
     summary["hours"] = round(cache.hours, 3)
     summary["hours_by_folder"] = {k: round(v, 3) for k, v in cache.group_hours().items()}
 

@@ -4,10 +4,10 @@
         --evaluation runs/evaluation.md --corpus /work/data/corpus --notes notes.md --out models/audioembed-base
 
 The weights are copied byte for byte (config.json's sha256 of them stay valid); config.json is copied
-with the training folder reduced to its name (no path of the training machine); README.md is the
-card audioembed.card writes from that config plus: the corpus by package with licences, the evaluation table
-(the Markdown `audioembed evaluate` printed), the ablation's training facts, and free-form notes,
-under Hub metadata written by audioembed.card (the one card writer).
+with the training folder reduced to its name (no path of the training machine) and the model named
+after OUT; README.md is the card audioembed.card writes from that config, plus: the corpus by package
+with licences, the evaluation table (the Markdown `audioembed evaluate` printed), the ablation's
+training facts, and free-form notes, under Hub metadata written by audioembed.card (the one card writer).
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def main() -> None:
     data = config.get("extra", {}).get("data", {})
     if "data_dir" in data:  # runs exported before pretrain kept only the folder's name held the training machine's path
         data["data_dir"] = Path(data["data_dir"]).name
+    config["name"] = args.out.name  # a snapshot is named after its run; the release after its folder
     (args.out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     cfg = ModelConfig.load(args.out / CONFIG)
     card = model_card.body(cfg, cfg.extra.get("training", {}).get("history")).strip("\n")

@@ -111,6 +111,7 @@ def test_ship_model_keeps_one_card_writer(model_copy, tmp_path):
     assert "| sonic-pi-samples | 2.00 |" in text and "library_name" not in text  # one front matter, not two
     assert (out / "model.onnx").read_bytes() == (model_copy / "model.onnx").read_bytes()
     config["extra"]["data"]["data_dir"] = "audio"  # the training folder by name: no path of the training machine
+    config["name"] = "shipped"  # named after the release folder (a snapshot carries its run's name)
     assert json.loads((out / "config.json").read_text()) == config
     assert "private" not in (out / "config.json").read_text() + (out / "README.md").read_text()
 

@@ -30,6 +30,11 @@ def test_shipped_folder_is_complete_and_its_digests_match():
     assert model_card.missing_metadata(MODEL) == []  # a Hub card: licence, library, tags, pipeline tag
     training = cfg.extra["training"]
     assert training["steps"] > 0 and training["train_seconds"] > 0
+    # No path of the machine that trained it: the data folder by name, nothing absolute in config or card.
+    assert "/" not in cfg.extra["data"]["data_dir"]
+    config_text = (MODEL / "config.json").read_text()
+    for root in ("/work/", "/home/", "/tmp/", "/root/", "/Users/", "C:\\"):
+        assert root not in config_text and root not in card, root
 
 
 @pytest.fixture(scope="module")

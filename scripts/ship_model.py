@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -74,13 +75,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in WEIGHT_FILES:
         shutil.copyfile(args.model / name, args.out / name)
-    config = json.loads((args.model / CONFIG).read_text())
-    data = config.get("extra", {}).get("data", {})
+    cfg = ModelConfig.load(args.model / CONFIG)
+    data = cfg.extra.get("data", {})
     if "data_dir" in data:  # runs exported before pretrain kept only the folder's name held the training machine's path
         data["data_dir"] = Path(data["data_dir"]).name
-    config["name"] = args.out.name  # a snapshot is named after its run; the release after its folder
-    (args.out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    cfg = ModelConfig.load(args.out / CONFIG)
+    cfg = dataclasses.replace(cfg, name=args.out.name)  # a snapshot is named after its run; the release after its folder
+    cfg.save(args.out / CONFIG)
     card = model_card.body(cfg, cfg.extra.get("training", {}).get("history")).strip("\n")
     files_at = card.index("## Files")
     parts = [card[:files_at].rstrip("\n"), "", corpus_section(args.corpus), "",

@@ -479,6 +479,47 @@ def test_cli_cache_only_builds_the_cache_and_trains_nothing(audio_dir, tmp_path)
     assert not out.exists() and not out.with_name("model.checkpoints").exists()
 
 
+def test_cli_pretrain_trains_on_a_cache_folder_as_its_data_dir(audio_dir, tmp_path):
+    """A cache built once (--cache-only) trains where the audio is not: the GPU machine gets the cache."""
+    from typer.testing import CliRunner
+
+    from audioembed.cli import app
+
+    r = CliRunner().invoke(app, ["pretrain", str(audio_dir), "-o", str(tmp_path / "unused"), "--cache-only",
+                                 "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    (folder,) = [p.parent for p in (tmp_path / "c").glob("*/meta.json")]
+    moved = tmp_path / "elsewhere" / "melcache"
+    moved.parent.mkdir()
+    folder.rename(moved)
+    out = tmp_path / "model"
+    r = CliRunner().invoke(app, ["pretrain", str(moved), "-o", str(out), "--steps", "2", "--batch-size", "4", "--dim", "32",
+                                 "--threads", "1", "--cache-dir", str(tmp_path / "never")])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "never").exists()  # nothing decoded again
+    data = ModelConfig.load(out / "config.json").extra["data"]
+    assert data["clips"] == MelCache(moved).meta["clips"] and data["data_dir"] == audio_dir.name
+
+
+def test_a_snapshot_between_steps_changes_nothing_in_the_run(cache, tmp_path):
+    """Export works on a copy: the trained model stays on its device and in train mode (no dropout or
+    batch-norm change for the steps after a snapshot), so a run with snapshots ends where one without does."""
+    plain = _trainer(cache, steps=4, negatives="none")
+    plain.fit(tmp_path / "a.pt")
+    snapped = _trainer(cache, steps=4, negatives="none", snapshot_every=1)
+    modes = []
+
+    def snapshot(step):
+        snapped.export(tmp_path / f"snap{step}", {})
+        modes.append(snapped.online.training)
+
+    snapped.fit(tmp_path / "b.pt", snapshot=snapshot)
+    assert modes == [True] * 4
+    a, b = _state(plain), _state(snapped)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_settings_are_frozen_tuples_and_bad_values_raise_a_training_error():
     import dataclasses
 

@@ -16,7 +16,9 @@ from .settings import TrainSettings
 
 
 def pretrain(
-    data_dir: Path = typer.Argument(..., help="Folder of audio (any format and rate, searched recursively)."),
+    data_dir: Path = typer.Argument(
+        ..., help="Folder of audio (any format and rate, searched recursively), or a log-mel cache folder that "
+                  "--cache-only built (meta.json, frames.f16): copy that to a GPU machine instead of the audio."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json, model.safetensors, model.onnx, README.md)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON file of training settings; flags given here override it."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides --epochs)."),
@@ -138,7 +140,10 @@ def _init_distributed(device: str):
 
 def _cache_on_rank0(data_dir, cache_root, cfg, settings, dist, log):
     """Rank 0 builds the log-mel cache; the others wait for it and open the same files."""
-    from .data import build_cache
+    from .data import MelCache, build_cache, is_cache_folder
+
+    if is_cache_folder(data_dir):
+        return MelCache(data_dir)
 
     if dist.world == 1:
         return build_cache(data_dir, cache_root, cfg, settings.workers, log)

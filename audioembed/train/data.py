@@ -54,6 +54,12 @@ def cache_key(files: list[Path], root: Path, cfg: ModelConfig) -> str:
     return h.hexdigest()[:16]
 
 
+def is_cache_folder(folder: Path) -> bool:
+    """A finished cache (meta.json is written last), e.g. one copied to the machine that trains."""
+    folder = Path(folder)
+    return all((folder / name).is_file() for name in ("meta.json", "frames.f16", "offsets.npy", "groups.npy"))
+
+
 class MelCache:
     """All clips' log-mel frames in one (total_frames, n_mels) float16 memmap plus clip offsets."""
 

@@ -12,6 +12,7 @@ pass of the anchors and their k candidates.
     python benchmarks/train_speed.py --profile       # also a torch.profiler table of one arm
     python benchmarks/train_speed.py --set precision=float32   # compare one setting
     python benchmarks/train_speed.py --ref 5d9ffbc   # side by side with the code of a git commit
+    python benchmarks/train_speed.py --device cuda --set batch_size=256   # on a GPU
 
 With --ref, the trainer of that commit is imported from `git archive` (as package
 `audioembed_ref`) and its rounds alternate with the current code's in the same process, so a
@@ -75,13 +76,22 @@ def flops_per_sample(s: TrainSettings, cfg: ModelConfig) -> dict[str, float]:
     return {"encoder_forward": enc, "total": online + target + negs}
 
 
-def matmul_rate(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10) -> float:
+    """Best of `reps` square matmuls: 2048² on a CPU, 8192² on a GPU (big enough to reach its peak)."""
+    n = 8192 if device.startswith("cuda") else 2048
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     a @ b
+    sync(device)
     best = float("inf")
     for _ in range(reps):
         t0 = time.perf_counter()
         a @ b
+        sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n**3 / best
 
@@ -100,7 +110,7 @@ def import_ref(ref: str, tmp: Path):
     return loop.Trainer, importlib.import_module("audioembed_ref.train.settings").TrainSettings
 
 
-def measure(trainers: dict, batch: int, warmup: int, steps: int, rounds: int) -> dict[str, list[float]]:
+def measure(trainers: dict, batch: int, warmup: int, steps: int, rounds: int, device: str = "cpu") -> dict[str, list[float]]:
     """Rounds of `steps` steps, alternating between the trainers: samples/s per round."""
     for trainer in trainers.values():
         for _ in range(warmup):
@@ -108,9 +118,11 @@ def measure(trainers: dict, batch: int, warmup: int, steps: int, rounds: int) ->
     rates: dict[str, list[float]] = {name: [] for name in trainers}
     for _ in range(rounds):
         for name, trainer in trainers.items():
+            sync(device)
             t0 = time.perf_counter()
             for _ in range(steps):
                 trainer.train_step()
+            sync(device)
             rates[name].append(steps * batch / (time.perf_counter() - t0))
     return rates
 
@@ -127,6 +139,7 @@ def parse_set(items: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (the trainer and the matmul peak on the GPU)")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20, help="steps per timed round")
     ap.add_argument("--rounds", type=int, default=3)
@@ -140,16 +153,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = fake_cache(Path(tmp))
         cfg = ModelConfig()
-        rate32, rate16 = matmul_rate(torch.float32), matmul_rate(torch.bfloat16)
-        out = {"threads": args.threads, "overrides": overrides, "matmul_gflops": {"float32": rate32 / 1e9, "bfloat16": rate16 / 1e9}, "arms": {}}
-        print(f"torch matmul 2048²: float32 {rate32 / 1e9:.0f} GFLOP/s, bfloat16 {rate16 / 1e9:.0f} GFLOP/s ({args.threads} threads)")
+        dev = args.device
+        rate32, rate16 = matmul_rate(torch.float32, dev), matmul_rate(torch.bfloat16, dev)
+        where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{args.threads} threads"
+        out = {"device": where, "threads": args.threads, "overrides": overrides, "matmul_gflops": {"float32": rate32 / 1e9, "bfloat16": rate16 / 1e9}, "arms": {}}
+        print(f"torch matmul: float32 {rate32 / 1e9:.0f} GFLOP/s, bfloat16 {rate16 / 1e9:.0f} GFLOP/s ({where})")
         ref = import_ref(args.ref, Path(tmp)) if args.ref else None
         for arm, neg in (("negatives", {}), ("byol-a (--negatives none)", {"negatives": "none"})):
             s = TrainSettings(**{**overrides, **neg})
-            trainers = {"current": Trainer(s, cache, "bench", "cpu", log=lambda m: None)}
+            trainers = {"current": Trainer(s, cache, "bench", dev, log=lambda m: None)}
             if ref:
-                trainers[f"at {args.ref}"] = ref[0](ref[1](**neg), cache, "bench", "cpu", log=lambda m: None)
-            rates = measure(trainers, s.batch_size, args.warmup, args.steps, args.rounds)
+                trainers[f"at {args.ref}"] = ref[0](ref[1](**neg), cache, "bench", dev, log=lambda m: None)
+            rates = measure(trainers, s.batch_size, args.warmup, args.steps, args.rounds, dev)
             fl = flops_per_sample(s, cfg)["total"]
             med = statistics.median(rates["current"])
             out["arms"][arm] = {"samples_per_s": rates, "median": med, "gflop_per_sample": fl / 1e9,
@@ -167,10 +182,11 @@ def main() -> None:
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
-            trainer = Trainer(TrainSettings(**overrides), cache, "bench", "cpu", log=lambda m: None)
+            trainer = Trainer(TrainSettings(**overrides), cache, "bench", dev, log=lambda m: None)
             for _ in range(args.warmup):
                 trainer.train_step()
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.startswith("cuda") else [])
+            with profile(activities=acts) as prof:
                 for _ in range(5):
                     trainer.train_step()
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))

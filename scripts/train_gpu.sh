@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The release recipe on one GPU for a wall-clock budget, four arms side by side on the same card:
+#   neg32 / byola32:   scripts/train_default.sh's arms (batch 32, lr 1e-4), the negatives and their ablation;
+#   neg256 / byola256: the same at BYOL-A's batch 256 and lr 3e-4.
+# Every arm snapshots as it goes; at the end each arm's chosen snapshots (about 64k, 256k, 1M, 4M crops
+# and its last step) go into $OUT/ARM.tar, with the log. First, benchmarks/train_speed.py measures
+# samples/s of one process alone on the GPU (batch 32 and 256) into $OUT/speed.tar.
+#
+# Data: a log-mel cache folder, or a file scripts/data/pack_melcache.py packed (a GPU machine that
+# reaches nothing gets its data beside the code):
+#   PACK=gpu/mel.pack MINUTES=6 OUT=/tmp/out bash scripts/train_gpu.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PACK=${PACK:-gpu/mel.pack}
+MINUTES=${MINUTES:-6}
+OUT=${OUT:-/tmp/train_gpu_out}
+WORK=${WORK:-/tmp/train_gpu}
+THREADS=${THREADS:-3}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu MINUTES=0.3 tries the script out on a machine without a GPU
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT" "$WORK"
+ae() { python3 -c 'from audioembed.cli import app; app()' "$@"; }
+
+if [ -d "$PACK" ]; then cache=$PACK; else cache=$WORK/cache; [ -f "$cache/meta.json" ] || python3 scripts/data/pack_melcache.py unpack "$PACK" "$cache"; fi
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no GPU"; python3 -c 'import torch; print("torch", torch.__version__)'; } | tee "$WORK/gpu.txt"
+
+if [ -z "${SKIP_SPEED:-}" ]; then
+  for b in 32 256; do
+    timeout 120 python3 benchmarks/train_speed.py --device "$DEVICE" --threads "$THREADS" --steps 40 --rounds 3 --warmup 10 \
+      --set batch_size=$b --json "$WORK/speed$b.json" 2>&1 | tee -a "$WORK/speed.log"
+  done
+  tar -cf "$OUT/speed.tar" -C "$WORK" gpu.txt speed.log $(cd "$WORK" && ls speed*.json 2>/dev/null)
+fi
+
+echo '{"log_every": 200, "ckpt_every": 4000, "balance_folders": true, "seed": 42}' > "$WORK/common.json"
+declare -A ARGS=(
+  [neg32]="--batch-size 32 --lr 1e-4 --negatives freq --neg-candidates 4 --snapshot-every 1000"
+  [byola32]="--batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
+  [neg256]="--batch-size 256 --lr 3e-4 --negatives freq --neg-candidates 4 --snapshot-every 250"
+  [byola256]="--batch-size 256 --lr 3e-4 --negatives none --snapshot-every 250"
+)
+for arm in "${!ARGS[@]}"; do
+  # shellcheck disable=SC2086
+  ae pretrain "$cache" -o "$WORK/$arm" --device "$DEVICE" --config "$WORK/common.json" ${ARGS[$arm]} --steps 1000000 \
+     --stop-after "$MINUTES" --threads "$THREADS" > "$WORK/$arm.log" 2>&1 &
+done
+wait
+for arm in "${!ARGS[@]}"; do
+  # The last step: a resume whose target is the step reached exports at once.
+  last=$(grep -o 'stopped at step [0-9]*' "$WORK/$arm.log" | tail -1 | grep -o '[0-9]*$')
+  # shellcheck disable=SC2086
+  [ -n "$last" ] && ae pretrain "$cache" -o "$WORK/$arm.snapshots/step-$(printf %06d "$last")" --device "$DEVICE" \
+     --config "$WORK/common.json" ${ARGS[$arm]} --steps "$last" --resume --checkpoint "$WORK/$arm.checkpoints/last.pt" \
+     --threads "$THREADS" >> "$WORK/$arm.log" 2>&1 &
+done
+wait
+for arm in "${!ARGS[@]}"; do
+  batch=$(echo "${ARGS[$arm]}" | grep -o 'batch-size [0-9]*' | grep -o '[0-9]*$')
+  keep=$(cd "$WORK/$arm.snapshots" 2>/dev/null && python3 - "$batch" <<'EOF'
+import os, sys
+batch = int(sys.argv[1])
+steps = sorted(int(d.split("-")[1]) for d in os.listdir(".") if d.startswith("step-") and os.path.exists(f"{d}/config.json"))
+want = {min(steps, key=lambda s: abs(s * batch - c)) for c in (64e3, 256e3, 1e6, 4e6)} | set(steps[-1:])
+print(" ".join(f"step-{s:06d}/{f}" for s in sorted(want) for f in ("config.json", "model.safetensors")))
+EOF
+)
+  tar -cf "$OUT/$arm.tar" -C "$WORK" "$arm.log" $(for f in $keep; do echo "$arm.snapshots/$f"; done)
+done
+ls -la "$OUT"

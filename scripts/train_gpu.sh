@@ -39,13 +39,13 @@ declare -A ARGS=(
   [neg256]="--batch-size 256 --lr 3e-4 --negatives freq --neg-candidates 4 --snapshot-every 250"
   [byola256]="--batch-size 256 --lr 3e-4 --negatives none --snapshot-every 250"
 )
-for arm in "${!ARGS[@]}"; do
+for arm in ${ARMS:-${!ARGS[@]}}; do
   # shellcheck disable=SC2086
   ae pretrain "$cache" -o "$WORK/$arm" --device "$DEVICE" --config "$WORK/common.json" ${ARGS[$arm]} --steps 1000000 \
      --stop-after "$MINUTES" --threads "$THREADS" > "$WORK/$arm.log" 2>&1 &
 done
 wait
-for arm in "${!ARGS[@]}"; do
+for arm in ${ARMS:-${!ARGS[@]}}; do
   # The last step: a resume whose target is the step reached exports at once.
   last=$(grep -o 'stopped at step [0-9]*' "$WORK/$arm.log" | tail -1 | grep -o '[0-9]*$')
   # shellcheck disable=SC2086
@@ -54,7 +54,7 @@ for arm in "${!ARGS[@]}"; do
      --threads "$THREADS" >> "$WORK/$arm.log" 2>&1 &
 done
 wait
-for arm in "${!ARGS[@]}"; do
+for arm in ${ARMS:-${!ARGS[@]}}; do
   batch=$(echo "${ARGS[$arm]}" | grep -o 'batch-size [0-9]*' | grep -o '[0-9]*$')
   keep=$(cd "$WORK/$arm.snapshots" 2>/dev/null && python3 - "$batch" <<'EOF'
 import os, sys

@@ -241,6 +241,8 @@ def test_lr_decay_from_holds_then_falls_on_a_cosine_to_zero_and_a_resume_follows
     assert resumed.train_step()["lr"] == pytest.approx(seen[8])
     with pytest.raises(TrainingError):
         TrainSettings(lr_decay_from=1.5)
+    # Past the last step of a constant schedule (benchmarks/train_speed.py runs as many steps as it times): lr holds.
+    assert flat.lr_at(10) == flat.lr_at(12) == 1e-3
 
 
 def test_negatives_term_present_and_none_is_plain_byol(cache, monkeypatch):

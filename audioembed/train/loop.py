@@ -93,7 +93,7 @@ class Trainer:
     def lr_at(self, step: int) -> float:
         """Constant lr, then a half cosine to 0 over the last (1 - lr_decay_from) of the steps."""
         start = self.s.lr_decay_from * self.total_steps
-        if step <= start:
+        if step <= start or self.total_steps <= start:  # (a benchmark may step past the end of a constant schedule)
             return self.s.lr
         return self.s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / (self.total_steps - start))))
 

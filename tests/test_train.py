@@ -503,6 +503,31 @@ def test_cli_pretrain_trains_on_a_cache_folder_as_its_data_dir(audio_dir, tmp_pa
     assert data["clips"] == MelCache(moved).meta["clips"] and data["data_dir"] == audio_dir.name
 
 
+def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(cache, tmp_path):
+    """scripts/train_gpu.sh on the CPU (DEVICE=cpu): stop after the budget, export the step reached, tar it."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DEVICE": "cpu",
+           "ARMS": "byola32", "SKIP_SPEED": "1", "MINUTES": "0.02", "THREADS": "1", "PACK": str(cache.folder),
+           "WORK": str(tmp_path / "work"), "OUT": str(tmp_path / "out")}
+    r = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with tarfile.open(tmp_path / "out" / "byola32.tar") as tar:
+        names = tar.getnames()
+        tar.extractall(tmp_path / "x")
+    assert "byola32.log" in names
+    (last,) = {Path(n).parent.name for n in names if n.endswith("model.safetensors")}
+    config = ModelConfig.load(tmp_path / "x" / "byola32.snapshots" / last / "config.json")
+    reached = int(last.split("-")[1])
+    assert reached >= 1 and config.extra["training"]["steps"] == reached
+    assert f"stopped at step {reached}/" in (tmp_path / "x" / "byola32.log").read_text()
+
+
 def test_a_snapshot_between_steps_changes_nothing_in_the_run(cache, tmp_path):
     """Export works on a copy: the trained model stays on its device and in train mode (no dropout or
     batch-norm change for the steps after a snapshot), so a run with snapshots ends where one without does."""

@@ -27,6 +27,7 @@ import soundfile as sf
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import containers as ct  # noqa: E402
 import debaudio as da  # noqa: E402
+import phrases  # noqa: E402
 
 AUDIO = ct.AUDIO
 AUDIO_ALS = r"\.ALS$"
@@ -171,6 +172,8 @@ SOURCES = {
     "freedoom": (["*.wad"], ct.doom_wad(), [(r"\.mid$", "music"), (r"\.dmx$", "sfx")]),
     "freedink-data": (["*/Sound/*"], ct.chain(ct.midi(), ct.files()), [
         (r"\.(mid|ogg)$", "music"), (r"\.wav$", "sfx")]),
+    # solo phrases of all 128 General MIDI programs, rendered with the package's own TimGM6mb.sf2 (phrases.py)
+    "timgm6mb-soundfont": (["*TimGM6mb.sf2"], phrases.solo_phrases(), [(".", "music")]),
 }
 for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
            "rrootage-data", "mu-cade-data", "titanion-data"):  # Kenta Cho's shooters: ogg music, wav effects

@@ -172,7 +172,11 @@ SOURCES = {
     "freedoom": (["*.wad"], ct.doom_wad(), [(r"\.mid$", "music"), (r"\.dmx$", "sfx")]),
     "freedink-data": (["*/Sound/*"], ct.chain(ct.midi(), ct.files()), [
         (r"\.(mid|ogg)$", "music"), (r"\.wav$", "sfx")]),
-    # solo phrases of all 128 General MIDI programs, rendered with the package's own TimGM6mb.sf2 (phrases.py)
+}
+# Built only when named in --packages: solo phrases of all 128 General MIDI programs, rendered with the
+# package's own TimGM6mb.sf2 (phrases.py). Tried and left out of the default corpus: no gain on any dev
+# set at 64,000 crops (docs/training.md, "Solo instrument phrases").
+OPTIONAL = {
     "timgm6mb-soundfont": (["*TimGM6mb.sf2"], phrases.solo_phrases(), [(".", "music")]),
 }
 for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
@@ -195,7 +199,7 @@ LICENCE = {
 # More packages a package needs unpacked below its own root: the MIDI sound font
 # (timgm6mb-soundfont, GPL-2; never fluid-soundfont-gm, which the dev sets use).
 EXTRA = {p: [("timgm6mb-soundfont", ["*TimGM6mb.sf2"])] for p in ("openttd-openmsx", "mma", "freedink-data", "freedoom")}
-for _p in [*SOURCES, *(e for x in EXTRA.values() for e, _ in x)]:  # never mix dev-set or
+for _p in [*SOURCES, *OPTIONAL, *(e for x in EXTRA.values() for e, _ in x)]:  # never mix dev-set or
     assert _p not in da.DEVSET_PACKAGES, _p                          # reserved packages in
     da.check_allowed(_p)
 
@@ -235,7 +239,7 @@ def build_package(pkg, args):
     if os.path.exists(part):
         print(f"[skip] {pkg}: done")
         return
-    patterns, archive, rules = SOURCES[pkg]
+    patterns, archive, rules = {**SOURCES, **OPTIONAL}[pkg]
     deb = da.fetch_deb(pkg, args.debs)
     root = da.extract(pkg, deb, os.path.join(args.work, pkg), patterns)
     for extra, pats in EXTRA.get(pkg, []):
@@ -281,7 +285,7 @@ def build_package(pkg, args):
 
 def write_manifest(args):
     rows = []
-    for pkg in SOURCES:
+    for pkg in [*SOURCES, *OPTIONAL]:  # the optional ones where they were built
         part = os.path.join(args.out, "parts", f"{pkg}.csv")
         if os.path.exists(part):
             lic = LICENCE.get(pkg) or da.licence(os.path.join(args.out, "licences", f"{pkg}.copyright"))
@@ -309,7 +313,8 @@ def main():
     ap.add_argument("--out", default="/work/data/corpus", help="output root")
     ap.add_argument("--debs", default=None, help="where .deb files are cached (default OUT/../debs)")
     ap.add_argument("--work", default=None, help="scratch dir for unpacking (default OUT/_work)")
-    ap.add_argument("--packages", nargs="*", default=list(SOURCES), help="subset of packages")
+    ap.add_argument("--packages", nargs="*", default=list(SOURCES),
+                    help=f"subset of packages (default: all but the optional {', '.join(OPTIONAL)})")
     ap.add_argument("--summary", action="store_true", help="only rewrite manifest.csv and print the summary")
     ap.add_argument("--max-chunk", type=float, default=30.0, help="max chunk length in seconds")
     ap.add_argument("--min-len", type=float, default=0.25, help="drop clips shorter than this (s)")
@@ -319,8 +324,8 @@ def main():
     args.work = args.work or os.path.join(args.out, "_work")
     for pkg in args.packages:
         da.check_allowed(pkg)
-        if pkg not in SOURCES:
-            raise SystemExit(f"unknown package {pkg!r}; known: {', '.join(SOURCES)}")
+        if pkg not in SOURCES and pkg not in OPTIONAL:
+            raise SystemExit(f"unknown package {pkg!r}; known: {', '.join([*SOURCES, *OPTIONAL])}")
     for pkg in [] if args.summary else args.packages:
         build_package(pkg, args)
     write_manifest(args)

@@ -6,9 +6,12 @@
 # and its last step) go into $OUT/ARM.tar, with the log. First, benchmarks/train_speed.py measures
 # samples/s of one process alone on the GPU (batch 32 and 256) into $OUT/speed.tar.
 #
+# ARMS picks some (default: all four). Sharing one card slows each process a lot (docs/training.md,
+# "On a GPU"): the measured run was ARMS="neg256 byola256" MINUTES=7.
 # Data: a log-mel cache folder, or a file scripts/data/pack_melcache.py packed (a GPU machine that
 # reaches nothing gets its data beside the code):
 #   PACK=gpu/mel.pack MINUTES=6 OUT=/tmp/out bash scripts/train_gpu.sh
+# DEVICE=cpu MINUTES=0.3 tries it on a machine without a GPU (tests/test_train.py does).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PACK=${PACK:-gpu/mel.pack}

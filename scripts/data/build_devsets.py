@@ -22,7 +22,6 @@ import os
 import random
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import zipfile
@@ -33,6 +32,7 @@ import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import debaudio as da  # noqa: E402
+from smf import smf_bytes  # noqa: E402
 
 FAMILIES = ["piano", "chromatic_percussion", "organ", "guitar", "bass", "strings",
             "ensemble", "brass", "reed", "pipe", "synth_lead", "synth_pad",
@@ -79,17 +79,7 @@ def midi_file(program, notes):
         ev += [(t, bytes([0x90, note, vel])), (t + NOTE_MS, bytes([0x80, note, 0])),
                (t + int(CLIP_S * 1000) + 200, bytes([0xB0, 120, 0]))]
     ev.append((LEAD_MS + len(notes) * GAP_MS, bytes([0xFF, 0x2F, 0])))
-    track, now = b"", 0
-    for t, msg in sorted(ev, key=lambda e: e[0]):
-        d, vlq = t - now, [(t - now) & 0x7F]
-        d >>= 7
-        while d:
-            vlq.insert(0, (d & 0x7F) | 0x80)
-            d >>= 7
-        track += bytes(vlq) + msg
-        now = t
-    return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, 1000) +
-            b"MTrk" + struct.pack(">I", len(track)) + track)
+    return smf_bytes(sorted(ev, key=lambda e: e[0]))
 
 
 def build_gm(args):

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import random
-import struct
 import subprocess
 
 import numpy as np
+from smf import smf_bytes
 
 SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10), (0, 2, 4, 7, 9), (0, 3, 5, 7, 10), (0, 2, 3, 5, 7, 9, 10))
 GAP_S = 1.0  # silence after each phrase, so no release tail runs into the next one
@@ -68,16 +68,7 @@ def midi_bytes(program: int, phrases: list[list[tuple[float, float, int, int]]],
             ev += [(on, 1, bytes([0x90, note, vel])), (on + max(1, int(length * 1000)), 0, bytes([0x80, note, 0]))]
     end = int(len(phrases) * slot_s * 1000)
     ev.append((end, 2, bytes([0xFF, 0x2F, 0])))
-    track, now = b"", 0
-    for t, _, msg in sorted(ev, key=lambda e: (e[0], e[1])):  # at one instant: offs, then ons, then the end
-        d, vlq = t - now, [(t - now) & 0x7F]
-        d >>= 7
-        while d:
-            vlq.insert(0, (d & 0x7F) | 0x80)
-            d >>= 7
-        track += bytes(vlq) + msg
-        now = t
-    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, 1000) + b"MTrk" + struct.pack(">I", len(track)) + track
+    return smf_bytes([(t, msg) for t, _, msg in sorted(ev, key=lambda e: (e[0], e[1]))])  # offs, ons, then the end
 
 
 def solo_phrases(per_program: int = 16, seconds: float = 6.0, seed: int = 0, programs=range(128)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from pathlib import Path
@@ -43,12 +44,14 @@ def save_model_folder(
 
     card_text: the card's Markdown; by default card.body() from the config and the training history.
     onnx=False: safetensors only (torch's ONNX exporter needs the onnx package, which [torch] does not install).
+    The model passed is left as it was (device, train mode): the export works on a CPU copy, so a training
+    run can snapshot itself and go on.
     """
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / folder.SAFETENSORS))
     if onnx:

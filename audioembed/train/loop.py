@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import os
@@ -251,9 +250,7 @@ class Trainer:
                  # every logged row, for the training curves in the docs (scripts/make_figures.py)
                  "history": [{k: v if k == "step" else float(f"{v:.5g}") for k, v in row.items() if k != "eta_s"}
                              for row in self.history]}
-        # A copy: the export moves its model to the CPU in eval mode, and training goes on with the original
-        # (on a GPU; and in train mode, which a snapshot between two steps must not change).
-        encoder = copy.deepcopy(self.online.encoder)
+        encoder = self.online.encoder  # save_model_folder exports a copy: training goes on with this one as it is
         encoder.cfg = dataclasses.replace(self.cfg, extra={"training": train, "data": data_summary})
         return save_model_folder(encoder, out, history=self.history)
 

@@ -5,7 +5,7 @@ A GPU machine that can reach nothing gets its training data with the code, under
 clips, drawn evenly across the top-level folders (music, speech, sfx), quantizes the log-mel to
 7 bits (a step of 0.22 in natural-log units, 4 % of the data's std; its noise, 1 %, is far
 below the augmentations'), codes each frame as its
-difference from the one before, and compresses with lzma: about 26 bytes per 10 ms frame, 0.09 MiB per minute of audio.
+difference from the one before, and compresses with lzma: about 26 bytes per 10 ms frame, 0.15 MiB per minute of audio.
 `audioembed pretrain PACKED_FOLDER` then trains on the unpacked folder as on any cache.
 
     python scripts/data/pack_melcache.py pack CACHE_FOLDER mel.pack --hours 5.5
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-HI = 12.0  # log-mel above this is clipped (the 76 h corpus peaks at 11.9)
+HI = 12.0  # log-mel above this is clipped (a tenth of the 76 h corpus, read through, peaks at 11.9)
 LEVELS = 128
 
 

@@ -14,7 +14,8 @@ import os
 import random
 import subprocess
 
-import numpy as np
+import containers as ct
+import soundfile as sf
 from smf import smf_bytes
 
 SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10), (0, 2, 4, 7, 9), (0, 3, 5, 7, 10), (0, 2, 3, 5, 7, 9, 10))
@@ -76,8 +77,6 @@ def solo_phrases(per_program: int = 16, seconds: float = 6.0, seed: int = 0, pro
     (samples, 16000). Each program's phrases are rendered in one fluidsynth call, when first loaded."""
 
     def read(root):
-        import containers as ct
-
         render = ct._fluidsynth(root, ct.SOUNDFONT)
         rng = random.Random(seed)
         slot = seconds + GAP_S
@@ -90,8 +89,6 @@ def solo_phrases(per_program: int = 16, seconds: float = 6.0, seed: int = 0, pro
                     src = os.path.join(root, f"_solo{program:03d}.mid")
                     open(src, "wb").write(midi_bytes(program, phrases, slot))
                     render(src, src + ".wav")
-                    import soundfile as sf
-
                     x, sr = sf.read(src + ".wav", dtype="float32", always_2d=True)
                     os.remove(src)
                     os.remove(src + ".wav")
@@ -114,4 +111,4 @@ if __name__ == "__main__":  # listen: python scripts/data/phrases.py SF2 PROGRAM
     data = midi_bytes(program, [phrase(rng, program, 6.0) for _ in range(3)], 7.0)
     open(out + ".mid", "wb").write(data)
     subprocess.run(["fluidsynth", "-ni", "-q", "-F", out, "-r", "16000", "-R", "0", "-C", "0", sf2, out + ".mid"], check=True)
-    print(out, np.round(len(open(out, "rb").read()) / 32000, 1), "s")
+    print(out, f"{sf.info(out).duration:.1f} s")

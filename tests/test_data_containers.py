@@ -131,3 +131,28 @@ def test_load_16k_mono_takes_decoded_samples():
     x = da.load_16k_mono((np.ones((8000, 2), np.float32) * 0.25, 8000))
     assert x.dtype == np.float32 and x.size == 16000
     assert abs(float(x[4000:12000].mean()) - 0.25) < 1e-3
+
+
+def c4group_bytes(entries):
+    """An OpenClonk group: scrambled 204-byte header, 316-byte entries, then the data."""
+    h = bytearray(b"RedWolf Design GrpFolder".ljust(28, b"\0") + struct.pack("<iii", 1, 2, len(entries)) + bytes(164))
+    h[0:-2:3], h[2::3] = h[2::3], h[0:-2:3]
+    h = bytes(b ^ 237 for b in h)
+    table, body = b"", b""
+    for name, data, child in entries:
+        table += name.encode().ljust(260, b"\0") + struct.pack("<iiiii", 0, child, len(data), 0, len(body)) + bytes(36)
+        body += data
+    return h + table + body
+
+
+def test_c4group_reads_packed_nested_groups(tmp_path):
+    import gzip
+    wav = wav_bytes(tone())
+    inner = c4group_bytes([("Bat.wav", wav, 0)])
+    outer = c4group_bytes([("Animals.ocg", inner, 1), ("Boom.ogg", b"ogg!", 0), ("Info.txt", b"x", 0)])
+    (tmp_path / "Sound.ocg").write_bytes(b"\x1e\x8c" + gzip.compress(outer)[2:])
+    got = items(ct.c4group(r"/Sound\.ocg$"), tmp_path)
+    assert got == {"Sound.ocg/Animals.ocg/Bat.wav": wav, "Sound.ocg/Boom.ogg": b"ogg!"}
+    assert abs(da.load_16k_mono(got["Sound.ocg/Animals.ocg/Bat.wav"]).size - 1600) <= 1
+    with pytest.raises(ValueError, match="not an OpenClonk group"):
+        list(ct.c4group_entries(b"\0" * 300, "x.ocg"))

@@ -127,6 +127,36 @@ SOURCES = {
     "7kaa-data": (["*/SOUND/*"], ct.files(), [("/SOUND/", "sfx")]),
     "heroes-sound-effects": (["*.wav"], ct.files(), [("/sfx/", "sfx")]),
     "oxygen-sounds": (["*.ogg"], ct.files(), [(AUDIO, "sfx")]),
+    "searchandrescue-data": (["*/sounds/*.wav", "*/music/*.wav"], ct.files(), [
+        ("/music/", "music"), ("/overspeed", None),  # overspeed*: flightgear-data-base has them
+        ("/sounds/", "sfx")]),  # aircraft engines, gear, crashes, thunder
+    "triplea": (["*/assets/sounds/*"], ct.files(), [
+        (r"/sounds/[^/]+/(battle_|bombing_|placed_|click_)", "sfx")]),  # the rest: fanfares and anthems
+    "caveexpress-data": (["*/sounds/*.ogg"], ct.files(), [
+        ("/music-", "music"), (r"/cave\d\.ogg$", None), ("/sounds/", "sfx")]),  # cave1/2: ambience or music?
+    "gnome-shell-pomodoro-data": (["*/sounds/*.ogg"], ct.files(), [(AUDIO, "sfx")]),  # birdsong, clock, bells
+    "etw-data": (["*.wav"], ct.files(), [("/music/", "music"), ("/(crowd|intro)/", "sfx")]),  # snd/: calls mixed in
+    "netpanzer-data": (["*/sound/*.wav"], ct.files(), [
+        ("selected|affirm|yessir|movout|tarconf", "speech"), (AUDIO, "sfx")]),
+    "alienblaster-data": (["*.wav"], ct.files(), [(r"/(intro|playon)\.wav$", "music"), (AUDIO, "sfx")]),
+    "wordwarvi-sound": (["*.ogg"], ct.files(), [
+        ("/(destiny|dtox|highscoremusic|lucky)", "music"),
+        ("/(UseTheSource|aaaah|abducted|help_|hohoho|nice_bank|ow_my|woohoo|yay_santa)", None),  # voices
+        (AUDIO, "sfx")]),
+    "torcs-data": (["*/data/sound/*.wav", "*/data/music/*.ogg"], ct.files(), [
+        ("/music/", "music"), ("/sound/", "sfx")]),  # engines, skids, crashes
+    "gigalomania-data": (["*/music/*.ogg", "*/sound/*"], ct.files(), [
+        ("/music/", "music"), ("/sound/(biplane|jetplane|spaceship|bomb|woodbrk|pain1|misc_menu)", "sfx")]),
+    "plee-the-bear-data": (["*.ogg", "*.wav"], ct.files(), [
+        ("/music/", "music"), ("/sound/(scale|sequencer)/", None), ("/sound/", "sfx")]),  # scale: notes
+    "micropolis-data": (["*/sounds/*.wav"], ct.files(), [(r"/(a|e|o|aaah|oop|sorry|uhuh)\.wav$", None),
+                                                         (AUDIO, "sfx")]),  # skipped: voices
+    "csmash-data": (["*.wav"], ct.files(), [(r"/(click|racket|table)\.wav$", "sfx"), (AUDIO, "speech")]),  # scores
+    "foobillardplus-data": (["*.wav"], ct.files(), [(r"/intro\.wav$", "music"), (AUDIO, "sfx")]),
+    "spacezero": (["*.wav"], ct.files(), [(r"/music\.wav$", "music"), (AUDIO, "sfx")]),
+    "mirrormagic-data": (["*.wav"], ct.files(), [("halloffame", "music"), (AUDIO, "sfx")]),
+    **{p: (["*.oga", "*.wav"], ct.files(), [(r"/(desktop-log|system-(ready|shutdown|bootup))", "music"), (AUDIO, "sfx")])
+       for p in ("sound-theme-freedesktop", "yaru-theme-sound", "deepin-sound-theme")},  # desktop jingles: music
     # music
     "ufoai-music": (["*.pk3"], ct.zips(r"\.pk3$"), [("/music/", "music")]),
     "nexuiz-music": (["*.pk3"], ct.zips(r"\.pk3$"), [("/cdtracks/", "music")]),
@@ -140,7 +170,9 @@ SOURCES = {
     "fretsonfire-songs-sectoid": (["*.ogg"], ct.files(), [(AUDIO, "music")]),
     "wizznic-data": (["*.ogg", "*/music/*"], ct.files(r"/music/[^/]+$|\.ogg$"), [
         ("/music/|music\.ogg$", "music"), ("/snd/", "sfx")]),
-    "openclonk-data": (["*Music.ocg/*.ogg"], ct.files(), [(AUDIO, "music")]),
+    "openclonk-data": (["*Music.ocg/*.ogg", "*Sound.ocg"], ct.chain(ct.files(), ct.c4group(r"/Sound\.ocg$")), [
+        ("/Music.ocg/", "music"), ("/Clonk.ocg/Skin.ocg/", None),  # skins: the clonks' voices
+        ("/Sound.ocg/", "sfx")]),
     "powermanga-data": (["*.ogg", "*.wav"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")]),
     "zaz-data": (["*.ogg", "*.wav"], ct.files(), [(r"/mus\d\.ogg$", "music"), (AUDIO, "sfx")]),
     "ardentryst": (["*.ogg"], ct.files(), [("/Music/", "music"), ("/Sounds/", "sfx")]),
@@ -180,11 +212,18 @@ OPTIONAL = {
     "timgm6mb-soundfont": (["*TimGM6mb.sf2"], phrases.solo_phrases(), [(".", "music")]),
 }
 for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
-           "rrootage-data", "mu-cade-data", "titanion-data"):  # Kenta Cho's shooters: ogg music, wav effects
-    SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(r"\.ogg$", "music"), (r"\.wav$", "sfx")])
+           "rrootage-data", "mu-cade-data", "titanion-data",  # Kenta Cho's shooters: ogg music, wav effects
+           "a7xpg-data", "amoebax-data", "pathological", "seahorse-adventures", "hannah-data", "pinball-data",
+           "mazeofgalious-data", "angrydd"):  # the same split (angrydd's gameover.wav: solarwolf has it)
+    SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(r"/gameover\.wav$", None), (r"\.ogg$", "music"),
+                                                    (r"\.wav$", "sfx")])
 for _p in ("bzflag-data", "gnubg-data", "tuxpaint-data", "simutrans-pak64",
            "atanks-data", "chromium-bsu-data", "holotz-castle-data", "lbreakout2-data", "minetest-data",
-           "opencity-data", "pokerth-data", "supertransball2-data"):  # small effect sets
+           "opencity-data", "pokerth-data", "supertransball2-data", "kapman", "kbounce", "granatier",
+           "kollision", "ksirk", "knavalbattle", "kolf", "gnome-nibbles", "gnome-robots",
+           "trophy-data", "dustracing2d-data", "psi-plus-sounds", "tworld-data",
+           "cuyo-data", "gl-117-data", "madbomber-data", "sdl-ball-data", "stormbaancoureur-data",
+           "njam-data"):  # small effect sets
     SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(AUDIO, "sfx")])
 # Licences read by hand from copyright files that are free-form and that
 # debaudio.licence() misreads ("same", a library's licence, a licence name missing).
@@ -194,7 +233,7 @@ LICENCE = {
     "openclonk-data": "ISC; CC-BY-3.0; CC0-1.0 (read from the copyright file)",
     **{p: "BSD-2-Clause (read from the copyright file)" for p in (
         "gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
-        "rrootage-data", "mu-cade-data", "titanion-data")},
+        "rrootage-data", "mu-cade-data", "titanion-data", "a7xpg-data")},
 }
 # More packages a package needs unpacked below its own root: the MIDI sound font
 # (timgm6mb-soundfont, GPL-2; never fluid-soundfont-gm, which the dev sets use).

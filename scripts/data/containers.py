@@ -5,6 +5,7 @@ every audio item of an unpacked package; `load()` returns a file path, the
 encoded bytes, or `(samples float32, sample rate)` for raw PCM
 (`debaudio.load_16k_mono` takes all three).
 """
+import gzip
 import hashlib
 import os
 import re
@@ -222,4 +223,44 @@ def riff_wavs(rx):
                     pos = data.find(b"RIFF", pos + 8 + size)
                 else:
                     pos = data.find(b"RIFF", pos + 4)
+    return read
+
+
+def c4group_entries(data, path="group", prefix=""):
+    """(name, bytes) of every file in an OpenClonk group (`.ocg`, `.ocd`, ...),
+    recursing into child groups (names `child/.../file`). A packed group file is
+    gzip with its magic bytes changed to 1E 8C; inside, a 204-byte header
+    scrambled by XOR 237 and swapping bytes 0 and 2 of every 3 ("RedWolf Design
+    GrpFolder", 2 versions, entry count: 32-bit LE), then 316-byte entries
+    (260-byte name, then 32-bit LE packed, child group, size, reserved, offset
+    from the end of the entries)."""
+    if data[:2] == b"\x1e\x8c":
+        data = gzip.decompress(b"\x1f\x8b" + data[2:])
+    h = bytearray(b ^ 237 for b in data[:204])
+    h[0:-2:3], h[2::3] = h[2::3], h[0:-2:3]
+    if not h.startswith(b"RedWolf Design GrpFolder"):
+        raise ValueError(f"{path}: not an OpenClonk group")
+    n = struct.unpack("<i", h[36:40])[0]
+    base = 204 + 316 * n
+    for k in range(n):
+        e = data[204 + 316 * k:204 + 316 * (k + 1)]
+        name = e[:260].split(b"\0")[0].decode("latin-1")
+        child, size, off = struct.unpack("<ii4xi", e[264:280])
+        if base + off + size > len(data):
+            raise ValueError(f"{path}: entry {prefix}{name} runs past the end")
+        blob = data[base + off:base + off + size]
+        if child:
+            yield from c4group_entries(blob, path, f"{prefix}{name}/")
+        else:
+            yield prefix + name, blob
+
+
+def c4group(rx, member_rx=AUDIO):
+    """Audio files inside OpenClonk group files whose path matches RX (openclonk-data's
+    packed `Sound.ocg`). The path is `group path/child group/.../file`."""
+    def read(root):
+        for rel, p in _walk(root, rx):
+            for name, b in c4group_entries(open(p, "rb").read(), p):
+                if re.search(member_rx, name, re.I):
+                    yield f"{rel}/{name}", (lambda b=b: b)
     return read

@@ -14,6 +14,8 @@ are read by linear interpolation (a second gather and a blend).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .. import mel
@@ -21,46 +23,48 @@ from ..config import ModelConfig
 from .settings import STRATEGIES
 
 
-
-def _non_identity_perm(n: int, gen: torch.Generator) -> torch.Tensor:
+def _non_identity_perm(n: int, gen: torch.Generator) -> tuple[int, ...]:
     """A random permutation of n >= 2 items that is not the identity (a derangement is not needed)."""
-    perm = torch.randperm(n, generator=gen)
-    if bool((perm == torch.arange(n)).all()):
-        perm = perm.roll(1)
-    return perm
+    perm = torch.randperm(n, generator=gen).tolist()
+    if perm == list(range(n)):
+        perm = perm[-1:] + perm[:-1]  # roll by one, as torch.roll(1)
+    return tuple(perm)
 
 
-def _segment_index(length: int, segments: int, gen: torch.Generator) -> torch.Tensor:
-    """Index along an axis that shuffles `segments` equal-ish pieces into a non-identity order."""
-    bounds = torch.linspace(0, length, segments + 1).round().long()
-    pieces = [torch.arange(int(bounds[i]), int(bounds[i + 1])) for i in range(segments)]
-    return torch.cat([pieces[int(i)] for i in _non_identity_perm(segments, gen)])
+def _signed(lo: int, hi: int, gen: torch.Generator) -> int:
+    """lo..hi, negated with probability 1/2 (two draws, in this order: the amount, then the sign)."""
+    amount = int(torch.randint(lo, hi + 1, (), generator=gen))
+    return -amount if float(torch.rand((), generator=gen)) < 0.5 else amount
 
 
-def _roll_index(length: int, gen: torch.Generator) -> torch.Tensor:
-    """Cyclic shift by a quarter to three quarters of the axis (never a small, near-identity shift)."""
-    lo, hi = max(1, length // 4), max(1, 3 * length // 4)
-    shift = int(torch.randint(lo, hi + 1, (), generator=gen))
-    return (torch.arange(length) + shift) % length
+# The draws per item are scalars; the index rows they select are built once per shape and cached, so a
+# batch costs a few scalar draws per item and one stack, not tensor arithmetic per item.
+@functools.lru_cache(maxsize=None)
+def _segment_row(length: int, segments: int, order: tuple) -> torch.Tensor:
+    bounds = torch.linspace(0, length, segments + 1).round().long().tolist()
+    return torch.cat([torch.arange(bounds[i], bounds[i + 1]) for i in order]).float()
 
 
-def _shift_index(length: int, bands: tuple, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move the axis up or down by bands[0]..bands[1] positions (no wrap): index and fill mask."""
-    lo, hi = max(1, int(bands[0])), max(1, min(int(bands[1]), length - 1))
-    shift = int(torch.randint(lo, max(lo, hi) + 1, (), generator=gen))
-    if bool(torch.rand((), generator=gen) < 0.5):
-        shift = -shift
+@functools.lru_cache(maxsize=None)
+def _roll_row(length: int, shift: int) -> torch.Tensor:
+    return ((torch.arange(length) + shift) % length).float()
+
+
+@functools.lru_cache(maxsize=None)
+def _flip_row(length: int) -> torch.Tensor:
+    return torch.arange(length - 1, -1, -1).float()
+
+
+@functools.lru_cache(maxsize=None)
+def _shift_row(length: int, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     src = torch.arange(length) - shift  # output band k shows input band k - shift (up when shift > 0)
-    return src.clamp(0, length - 1), (src < 0) | (src >= length)
+    return src.clamp(0, length - 1).float(), (src < 0) | (src >= length)
 
 
-def _pitch_index(n_mels: int, semitones: tuple, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fractional mel-band index that shows the spectrum moved up or down by semitones[0]..[1]
-    semitones (never 0), and the mask of bands that moved in from outside the mel range."""
-    lo, hi = max(1, int(semitones[0])), max(1, int(semitones[1]))
-    k = int(torch.randint(lo, max(lo, hi) + 1, (), generator=gen))
-    if bool(torch.rand((), generator=gen) < 0.5):
-        k = -k
+@functools.lru_cache(maxsize=None)
+def _pitch_row(n_mels: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fractional mel-band index that shows the spectrum moved by k semitones, and the mask of bands
+    that moved in from outside the mel range."""
     points = mel.mel_points(ModelConfig(n_mels=n_mels))  # training uses the frontend's default numbers
     centres = mel.mel_to_hz(points[1:-1])
     # output band b shows what the input had at centre(b) / 2^(k/12): content moves up when k > 0
@@ -69,22 +73,33 @@ def _pitch_index(n_mels: int, semitones: tuple, gen: torch.Generator) -> tuple[t
 
 
 def _index(strategy: str, f: int, t: int, segments: int, shift: tuple, gen: torch.Generator, semitones: tuple = (1, 6)):
-    """(axis, index, fill mask or None) of one perturbation of an (f, t) item; a pitch shift's index is fractional."""
+    """(axis, index, fill mask or None) of one perturbation of an (f, t) item; a pitch shift's index is
+    fractional. Permutations are never the identity; rolls move a quarter to three quarters of the axis
+    (never a small, near-identity shift); shifts move shift[0]..shift[1] bands up or down (no wrap);
+    pitch shifts semitones[0]..[1] semitones (never 0)."""
     if strategy == "freq_flip":
-        return 0, torch.arange(f - 1, -1, -1), None
+        return 0, _flip_row(f), None
     if strategy == "time_flip":
-        return 1, torch.arange(t - 1, -1, -1), None
+        return 1, _flip_row(t), None
     if strategy == "freq_roll":
-        return 0, _roll_index(f, gen), None
-    if strategy == "freq_shuffle":
-        return 0, _segment_index(f, min(segments, f), gen), None
-    if strategy == "time_shuffle":
-        return 1, _segment_index(t, min(segments, t), gen), None
+        lo, hi = max(1, f // 4), max(1, 3 * f // 4)
+        return 0, _roll_row(f, int(torch.randint(lo, hi + 1, (), generator=gen))), None
+    if strategy in ("freq_shuffle", "time_shuffle"):
+        length = f if strategy == "freq_shuffle" else t
+        n = min(segments, length)
+        return int(strategy == "time_shuffle"), _segment_row(length, n, _non_identity_perm(n, gen)), None
     if strategy == "freq_shift":
-        return (0, *_shift_index(f, shift, gen))
+        lo, hi = max(1, int(shift[0])), max(1, min(int(shift[1]), f - 1))
+        return (0, *_shift_row(f, _signed(lo, max(lo, hi), gen)))
     if strategy == "pitch_shift":
-        return (0, *_pitch_index(f, semitones, gen))
+        lo, hi = max(1, int(semitones[0])), max(1, int(semitones[1]))
+        return (0, *_pitch_row(f, _signed(lo, max(lo, hi), gen)))
     raise ValueError(f"unknown negative strategy {strategy!r}: choose from {', '.join(STRATEGIES)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _identity_rows(f: int, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.arange(f).float(), torch.arange(t).float(), torch.zeros(f, dtype=torch.bool)
 
 
 def perturb_one(x: torch.Tensor, strategy: str, segments: int, gen: torch.Generator, shift: tuple = (2, 12),
@@ -98,17 +113,17 @@ def perturb_with(x: torch.Tensor, strategies: list, segments: int, gen: torch.Ge
     """(B, n_mels, T) -> item b perturbed by strategies[b]: one gather per axis for the batch
     (two on the frequency axis and a blend when an item's index is fractional)."""
     b, f, t = x.shape
-    fpos = torch.arange(f, dtype=torch.float32).repeat(b, 1)
-    tidx = torch.arange(t).repeat(b, 1)
-    fill = torch.zeros(b, f, dtype=torch.bool)
+    keep_f, keep_t, no_fill = _identity_rows(f, t)
+    frows, trows, fills = [keep_f] * b, [keep_t] * b, [no_fill] * b
     for k, strategy in enumerate(strategies):
         axis, index, mask = _index(strategy, f, t, segments, shift, gen, semitones)
         if axis == 0:
-            fpos[k] = index.float()
+            frows[k] = index
         else:
-            tidx[k] = index
+            trows[k] = index
         if mask is not None:
-            fill[k] = mask
+            fills[k] = mask
+    fpos, tidx, fill = torch.stack(frows), torch.stack(trows).long(), torch.stack(fills)
     dev = x.device
     fpos = fpos.clamp(0, f - 1)
     lo = fpos.floor().long()

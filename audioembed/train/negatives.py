@@ -39,7 +39,7 @@ def _signed(lo: int, hi: int, gen: torch.Generator) -> int:
 
 # The draws per item are scalars; the index rows they select are built once per shape and cached, so a
 # batch costs a few scalar draws per item and one stack, not tensor arithmetic per item.
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4096)  # bounded: with many segments the orders drawn are nearly all distinct
 def _segment_row(length: int, segments: int, order: tuple) -> torch.Tensor:
     bounds = torch.linspace(0, length, segments + 1).round().long().tolist()
     return torch.cat([torch.arange(bounds[i], bounds[i + 1]) for i in order]).float()

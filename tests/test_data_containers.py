@@ -70,6 +70,17 @@ def test_drascula_als_is_u8_after_32_byte_header_and_skips_links(tmp_path):
     np.testing.assert_allclose(x, [0, 127 / 128, -1, 0])
 
 
+def test_raw_pcm_reads_interleaved_stereo_where_named(tmp_path):
+    (tmp_path / "mono.raw").write_bytes(np.array([128, 255, 0], dtype=np.uint8).tobytes())
+    (tmp_path / "st.raw").write_bytes(np.array([128, 0, 255, 255, 0], dtype=np.uint8).tobytes())
+    got = items(ct.raw_pcm(r"\.raw$", 22050, "u1", stereo=r"/st\.raw$"), tmp_path)
+    (m, sr), (s, _) = got["mono.raw"], got["st.raw"]
+    assert sr == 22050 and m.shape == (3,) and s.shape == (2, 2)  # odd trailing byte dropped
+    np.testing.assert_allclose(s, [[0, -1], [127 / 128, 127 / 128]])
+    x = da.load_16k_mono((s, 16000))
+    np.testing.assert_allclose(x, [-0.5, 127 / 128], atol=1e-6)
+
+
 def test_files_reads_identical_copies_once(tmp_path):
     (tmp_path / "a.ogg").write_bytes(b"same")
     (tmp_path / "b.ogg").write_bytes(b"same")

@@ -87,8 +87,14 @@ SOURCES = {
     "scorched3d-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/wav/", "sfx")]),
     "widelands-data": (["*.ogg"], ct.files(), [("/data/music/", "music"),
                                                ("/data/sound/|/critters/", "sfx")]),
-    "supertuxkart-data": (["*/data/music/*.ogg", "*/data/sfx/*.ogg"], ct.files(), [
-        ("/data/music/", "music"), ("/data/sfx/", "sfx")]),
+    "supertuxkart-data": (["*/data/music/*.ogg", "*/data/sfx/*.ogg", "*/data/tracks/*.ogg", "*/data/library/*.ogg",
+                           "*/data/karts/*.ogg"], ct.files(), [
+        ("/data/music/", "music"), ("/data/sfx/", "sfx"),
+        # effects placed on tracks: animals, two steam locomotive recordings (their waveforms do not match),
+        # the intro's spaceship (introcutscene2 has copies); the tracks' other .ogg files are music and a speech
+        (r"/(library/stklib_steamLocomotive_a/steamLocomotive|tracks/black_forest/(cow|steamLocomotive)|tracks/scotland/sheep"
+         r"|tracks/introcutscene/(spaceship_engine|spaceship_engine_short|button)|tracks/stk_enterprise/bzzt2"
+         r"|tracks/xr591/hot|karts/sara_the_racer/skid)\.ogg$", "sfx")]),
     "lincity-ng-data": (["*/sounds/*", "*/music/*"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
     "berusky2-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sound/", "sfx")]),
     "lomiri-sounds": (["*.ogg"], ct.files(), [("/camera/", "sfx"), ("/(notifications|ringtones)/", "music")]),
@@ -133,7 +139,7 @@ SOURCES = {
     "triplea": (["*/assets/sounds/*"], ct.files(), [
         (r"/sounds/[^/]+/(battle_|bombing_|placed_|click_)", "sfx")]),  # the rest: fanfares and anthems
     "caveexpress-data": (["*/sounds/*.ogg"], ct.files(), [
-        ("/music-", "music"), (r"/cave\d\.ogg$", None), ("/sounds/", "sfx")]),  # cave1/2: ambience or music?
+        ("/music-", "music"), ("/sounds/", "sfx")]),  # cave1/2.ogg: cave ambience (noise, drips, wind)
     "gnome-shell-pomodoro-data": (["*/sounds/*.ogg"], ct.files(), [(AUDIO, "sfx")]),  # birdsong, clock, bells
     "etw-data": (["*.wav"], ct.files(), [("/music/", "music"), ("/(crowd|intro)/", "sfx")]),  # snd/: calls mixed in
     "netpanzer-data": (["*/sound/*.wav"], ct.files(), [
@@ -155,6 +161,59 @@ SOURCES = {
     "foobillardplus-data": (["*.wav"], ct.files(), [(r"/intro\.wav$", "music"), (AUDIO, "sfx")]),
     "spacezero": (["*.wav"], ct.files(), [(r"/music\.wav$", "music"), (AUDIO, "sfx")]),
     "mirrormagic-data": (["*.wav"], ct.files(), [("halloffame", "music"), (AUDIO, "sfx")]),
+    "brainparty-data": (["*.ogg", "*.wav"], ct.files(), [(r"/electricity\.ogg$", "music"), (AUDIO, "sfx")]),
+    "teeworlds-data": (["*/data/audio/*.wv"], ct.files(r"\.wv$"), [  # WavPack: decoded by ffmpeg
+        ("/music_", "music"), ("/vo_", None),  # vo_teefault_*: the tees' cries and grunts (left out)
+        ("/audio/", "sfx")]),
+    "planetblupi-common": (["*/sound/en/*.wav"], ct.files(), [  # the 34 files every language has: Blupi's voice
+        (r"/sound/en/sound0(30|49)\.wav$", None),  # colobot has them
+        (r"/sound/en/sound0(0[01]|1[1-356]|2[0-689]|3[0-24-689]|4\d|5[0-5]|7[4-9]|8[0-4])\.wav$", "sfx")]),
+    "neverball-common": (["*/bgm/*.ogg", "*/snd/*.ogg"], ct.files(), [("/bgm/", "music"), (  # the rest: voices
+        r"/snd/(ball|bink|bump|bumpbig|bumplil|coin|grow|jump|menu|shrink|switch|tick|tock)\.ogg$", "sfx")]),
+    "pinball-table-gnu-data": (["*.ogg", "*.wav"], ct.files(), [(r"/music\.ogg$", "music"), (r"/(bumpsoft|nudge)\.wav$", None), (
+        r"/(knockdown|multiball|nudge|shoot|flip2br?|bumpsoft|plunger|bump|raise-stopper|lock|reset_knockdowns)"
+        r"\.(ogg|wav)$", "sfx")]),  # gplv*, freedom*, *_letter, *_all: maybe spoken, left out
+    "crrcsim-data": (["*/sounds/*.wav"], ct.files(), [("/f3f/|/fan\\.wav$", None), ("/sounds/", "sfx")]),  # f3f: callouts
+    "wing-data": (["*.wav"], ct.files(), [(r"/(go|one|two|three|gameover)\.wav$", None), (AUDIO, "sfx")]),
+    # Copies of files already in the corpus (found by cross-correlating the decoded audio) are skipped
+    # by name below: abe's object.wav (lincity-ng), barrage's expl2 (= expl1), amphetamine's test.wav
+    # (= staffh), starvoyager's 28.wav (= 16), circuslinux's applause/splat (tuxtype), gamine's
+    # grow/tuxok/youcannot (tuxpaint) and level (davegnukem's lightmag), pinball's bumpsoft/nudge
+    # (pinball-data), planetblupi's sound030/049 (colobot), crrcsim's fan.wav (flightgear's gear.wav).
+    "barrage": (["*.wav"], ct.files(), [(r"/expl2\.wav$", None), (AUDIO, "sfx")]),
+    "amphetamine-data": (["*.wav"], ct.files(), [(r"/test\.wav$", None), (AUDIO, "sfx")]),
+    "starvoyager-data": (["*.wav"], ct.files(), [(r"/28\.wav$", None), (AUDIO, "sfx")]),
+    "circuslinux-data": (["*.wav"], ct.files(), [(r"/(applause|splat|wahoo)\.wav$", None), (AUDIO, "sfx")]),
+    "minetest-mod-homedecor": (["*.ogg"], ct.files(), [(r"/(fire_small|homedecor_trash_all)\.ogg$", None),
+                                                        (AUDIO, "sfx")]),  # minetest-data, unified-inventory
+    "minetest-mod-throwing-arrows": (["*.ogg"], ct.files(), [(r"_(build|teleport)_arrow\.ogg$", None),
+                                                              (AUDIO, "sfx")]),  # nexuiz-data has them
+    "minetest-mod-xdecor": (["*.ogg"], ct.files(), [("xdecor_enchanting", None), (AUDIO, "sfx")]),  # wesnoth's heal
+    "minetest-mod-mesecons": (["*.ogg"], ct.files(), [("noteblock", None), (AUDIO, "sfx")]),  # noteblock: notes
+    "kgoldrunner": (["*/themes/*.ogg"], ct.files(), [(r"/(victory|gameover|completed)\.ogg$", None),
+                                                     (AUDIO, "sfx")]),  # skipped: jingles
+    "flightgear-data-ai": (["*/AI/Sounds/*.wav"], ct.files(), [("/Sounds/", "sfx")]),  # hot-air balloon burner
+    # XBlast: headerless unsigned 8-bit PCM at 22050 Hz; the files the game's sound table marks as not mono
+    # are interleaved stereo. Music: the fanfares and the 'step' background loops; skipped: dead/ouch (cries).
+    "xblast-tnt-sounds": (["*/sounds/*.raw"], ct.raw_pcm(r"/sounds/[^/]+\.raw$", 22050, "u1", stereo=(
+        r"/(xb_(bad|dead|ouch|intro|appl|app2|shoot|nvis|nvnc|won|haunt|warn|stun|whrl|cmpnd)|xbinj|xbfin|xbholy)\.raw$")), [
+        (r"/(xb_intro|xb_won|xbfin|xbstep\d)\.raw$", "music"), (r"/xb_(dead|ouch)\.raw$", None), (".", "sfx")]),
+    "freetennis-common": (["*/sfx/*.wav"], ct.files(), [(  # the rest: umpire calls, spoken hints, grunts
+        r"/sfx/(colpo|palla|palla pesante|palla leggera|pubblico|rete|taglio|muro2|battuta3|risposta1"
+        r"|menu_back|menu_selezione)\.wav$", "sfx")]),
+    "flightgear-data-models": (["*/Models/Geometry/*.wav"], ct.files(), [  # Crater's: alienblaster's explosionBoss
+        (r"/RP-3/explosion\.wav$", "sfx")]),
+    "pinball-table-hurd-data": (["*.ogg", "*.wav"], ct.files(), [(r"/(intro|freesoftwaresong)\.ogg$", "music"),
+                                                                  (r"/flip\.wav$", "sfx")]),  # the rest: pinball-data's
+    "overgod-data": (["*.wav"], ct.files(), [("/beat/", None), (AUDIO, "sfx")]),  # beat/: the music's notes
+    "hex-a-hop-data": (["*.ogg"], ct.files(), [("/music-", "music"), ("/sound-", "sfx")]),
+    "davegnukem-data": (["*.ogg", "*.wav"], ct.files(), [("/music/", "music"), ("/sounds/", "sfx")]),
+    "gamine-data": (["*.ogg", "*.wav"], ct.files(), [("/BachJSBrandenburg", "music"),
+                                                     (r"/(grow|tuxok|youcannot|level)\.wav$", None), (AUDIO, "sfx")]),
+    "abe-data": (["*.ogg", "*.wav"], ct.files(), [(r"/object\.wav$", None), (r"\.ogg$", "music"), (AUDIO, "sfx")]),
+    **{p: (["*.ogg", "*.wav"], ct.files(), [(rx, "music"), (AUDIO, "sfx")]) for p, rx in (  # one music track each
+        ("bumprace-data", "/Flying_me_softly"),
+        ("orbital-eunuchs-sniper-data", r"/oes\.ogg$"), ("funnyboat", "/JDruid-Trip"))},
     **{p: (["*.oga", "*.wav"], ct.files(), [(r"/(desktop-log|system-(ready|shutdown|bootup))", "music"), (AUDIO, "sfx")])
        for p in ("sound-theme-freedesktop", "yaru-theme-sound", "deepin-sound-theme")},  # desktop jingles: music
     # music
@@ -223,7 +282,11 @@ for _p in ("bzflag-data", "gnubg-data", "tuxpaint-data", "simutrans-pak64",
            "kollision", "ksirk", "knavalbattle", "kolf", "gnome-nibbles", "gnome-robots",
            "trophy-data", "dustracing2d-data", "psi-plus-sounds", "tworld-data",
            "cuyo-data", "gl-117-data", "madbomber-data", "sdl-ball-data", "stormbaancoureur-data",
-           "njam-data"):  # small effect sets
+           "njam-data", "bomberclone-data", "ceferino-data",
+           "meritous-data", "monsterz-data", "slimevolley-data", "freegish-data",
+           "pink-pony-data", "openssn-data", "jigzo-data", "dreamchess-data", "ri-li-data", "workrave-data",
+           *(f"minetest-mod-{m}" for m in ("craftguide", "lucky-block", "mobs-redo", "nether",
+                                            "unified-inventory"))):  # small effect sets
     SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(AUDIO, "sfx")])
 # Licences read by hand from copyright files that are free-form and that
 # debaudio.licence() misreads ("same", a library's licence, a licence name missing).

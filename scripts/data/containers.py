@@ -54,16 +54,19 @@ def zips(rx, member_rx=AUDIO):
     return read
 
 
-def raw_pcm(rx, sr, dtype, header=0):
+def raw_pcm(rx, sr, dtype, header=0, stereo=None):
     """Headerless PCM files (after HEADER bytes): unsigned 8-bit (`u1`, centred
-    on 128) or signed little-endian 16-bit (`<i2`), mono at SR Hz."""
-    def load(p):
+    on 128) or signed little-endian 16-bit (`<i2`), mono at SR Hz; files whose
+    path matches the regex STEREO hold interleaved left/right samples."""
+    def load(p, channels):
         x = np.frombuffer(open(p, "rb").read()[header:], dtype=dtype).astype(np.float32)
-        return (x - 128) / 128 if dtype == "u1" else x / 32768, sr
+        x = (x - 128) / 128 if dtype == "u1" else x / 32768
+        return (x if channels == 1 else x[:x.size // channels * channels].reshape(-1, channels)), sr
 
     def read(root):
         for rel, p in _walk(root, rx):
-            yield rel, (lambda p=p: load(p))
+            channels = 2 if stereo and re.search(stereo, "/" + rel) else 1
+            yield rel, (lambda p=p, c=channels: load(p, c))
     return read
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
+import importlib
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,20 +26,12 @@ import torch
 
 from audioembed.train import negatives
 from audioembed.train.settings import FREQ_STRATEGIES, STRATEGIES
-
-ROOT = Path(__file__).resolve().parents[1]
+from train_speed import package_at  # benchmarks/ is on the path when run as a script
 
 
 def module_at(rev: str):
-    """audioembed/train/negatives.py as it was at REV, imported under another name."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:audioembed/train/negatives.py"],
-                            check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "negatives_at_rev.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("audioembed.train.negatives_at_rev", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """negatives.py of the package as it was at REV (train_speed's extraction of a git revision)."""
+    return importlib.import_module(package_at(rev, Path(tempfile.mkdtemp())) + ".train.negatives")
 
 
 def draw(mod, x, strategies, k, seed):

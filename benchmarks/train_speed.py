@@ -96,9 +96,8 @@ def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10) -> floa
     return 2.0 * n**3 / best
 
 
-def import_ref(ref: str, tmp: Path):
-    """(Trainer, TrainSettings) of the package as it was at git commit `ref`."""
-    import importlib
+def package_at(ref: str, tmp: Path) -> str:
+    """Name under which the package as it was at git commit `ref` imports (extracted into tmp)."""
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
@@ -106,8 +105,16 @@ def import_ref(ref: str, tmp: Path):
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     (tmp / "audioembed").rename(tmp / "audioembed_ref")
     sys.path.insert(0, str(tmp))
-    loop = importlib.import_module("audioembed_ref.train.loop")
-    return loop.Trainer, importlib.import_module("audioembed_ref.train.settings").TrainSettings
+    return "audioembed_ref"
+
+
+def import_ref(ref: str, tmp: Path):
+    """(Trainer, TrainSettings) of the package as it was at git commit `ref`."""
+    import importlib
+
+    name = package_at(ref, tmp)
+    loop = importlib.import_module(f"{name}.train.loop")
+    return loop.Trainer, importlib.import_module(f"{name}.train.settings").TrainSettings
 
 
 def measure(trainers: dict, batch: int, warmup: int, steps: int, rounds: int, device: str = "cpu") -> dict[str, list[float]]:

@@ -273,7 +273,8 @@ OPTIONAL = {
 for _p in ("gunroar-data", "torus-trooper-data", "parsec47-data", "tumiki-fighters-data", "noiz2sa-data",
            "rrootage-data", "mu-cade-data", "titanion-data",  # Kenta Cho's shooters: ogg music, wav effects
            "a7xpg-data", "amoebax-data", "pathological", "seahorse-adventures", "hannah-data", "pinball-data",
-           "mazeofgalious-data", "angrydd"):  # the same split (angrydd's gameover.wav: solarwolf has it)
+           "mazeofgalious-data", "angrydd"):  # the same split; gameover.wav skipped in all of them: angrydd's
+    # is solarwolf's, and pinball-data's two tables have one each (the only other packages of the list that do)
     SOURCES[_p] = (["*.ogg", "*.wav"], ct.files(), [(r"/gameover\.wav$", None), (r"\.ogg$", "music"),
                                                     (r"\.wav$", "sfx")])
 for _p in ("bzflag-data", "gnubg-data", "tuxpaint-data", "simutrans-pak64",

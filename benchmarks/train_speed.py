@@ -97,12 +97,19 @@ def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10) -> floa
 
 
 def package_at(ref: str, tmp: Path) -> str:
-    """Name under which the package as it was at git commit `ref` imports (extracted into tmp)."""
+    """Name under which the package as it was at git commit `ref` imports (extracted into tmp).
+
+    `ref` may also be a folder holding an `audioembed/` package (e.g. `git archive REV audioembed`
+    unpacked there), for a machine that gets the code without its git history."""
+    import shutil
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
-    archive = subprocess.run(["git", "-C", str(root), "archive", ref, "audioembed"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    if (Path(ref) / "audioembed").is_dir():
+        shutil.copytree(Path(ref) / "audioembed", tmp / "audioembed")
+    else:
+        archive = subprocess.run(["git", "-C", str(root), "archive", ref, "audioembed"], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     (tmp / "audioembed").rename(tmp / "audioembed_ref")
     sys.path.insert(0, str(tmp))
     return "audioembed_ref"
@@ -152,7 +159,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainSettings overrides for both arms")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table for the negatives arm")
-    ap.add_argument("--ref", help="also time the trainer of this git commit, alternating rounds")
+    ap.add_argument("--ref", help="also time the trainer of this git commit (or of the audioembed/ in this folder), alternating rounds")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # The release recipe on one GPU for a wall-clock budget, four arms side by side on the same card:
 #   neg32 / byola32:   scripts/train_default.sh's arms (batch 32, lr 1e-4), the negatives and their ablation;
-#   neg256 / byola256: the same at BYOL-A's batch 256 and lr 3e-4.
+#   neg256 / byola256: the same at BYOL-A's batch 256 and lr 3e-4;
+#   cropneg32 / cropbyola32: batch 32, lr 1e-4 with BYOL-A's frequency crop [0.6, 1.5] and, for the
+#                            negatives, `freq` at lambda 0.3 (docs/training.md, "Negatives that agree
+#                            with the frequency crop"), against its ablation.
+# An arm named ARM-sSEED trains with that seed (default 42): ARMS="cropneg32-s43 cropbyola32-s43".
+# REF=FOLDER also times the trainer in FOLDER/audioembed side by side (benchmarks/train_speed.py --ref).
+# STEPS caps each arm's steps (default: none, the minutes decide); KEEP lists the crop counts whose nearest
+# snapshots go into the tars (default "64e3 256e3 1e6 4e6"; the last step always goes).
 # Every arm snapshots as it goes; at the end each arm's chosen snapshots (about 64k, 256k, 1M, 4M crops
 # and its last step) go into $OUT/ARM.tar, with the log. First, benchmarks/train_speed.py measures
 # samples/s of one process alone on the GPU (batch 32 and 256) into $OUT/speed.tar.
@@ -30,40 +37,52 @@ if [ -d "$PACK" ]; then cache=$PACK; else cache=$WORK/cache; [ -f "$cache/meta.j
 if [ -z "${SKIP_SPEED:-}" ]; then
   for b in 32 256; do
     timeout 120 python3 benchmarks/train_speed.py --device "$DEVICE" --threads "$THREADS" --steps 40 --rounds 3 --warmup 10 \
-      --set batch_size=$b --json "$WORK/speed$b.json" 2>&1 | tee -a "$WORK/speed.log"
+      --set batch_size=$b ${REF:+--ref "$REF"} --json "$WORK/speed$b.json" 2>&1 | tee -a "$WORK/speed.log"
   done
   tar -cf "$OUT/speed.tar" -C "$WORK" gpu.txt speed.log $(cd "$WORK" && ls speed*.json 2>/dev/null)
 fi
 
 echo '{"log_every": 200, "ckpt_every": 4000, "balance_folders": true, "seed": 42}' > "$WORK/common.json"
+echo '{"log_every": 200, "ckpt_every": 4000, "balance_folders": true, "seed": 42, "rrc_freq_scale": [0.6, 1.5]}' > "$WORK/crop.json"
 declare -A ARGS=(
   [neg32]="--batch-size 32 --lr 1e-4 --negatives freq --neg-candidates 4 --snapshot-every 1000"
   [byola32]="--batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
   [neg256]="--batch-size 256 --lr 3e-4 --negatives freq --neg-candidates 4 --snapshot-every 250"
   [byola256]="--batch-size 256 --lr 3e-4 --negatives none --snapshot-every 250"
+  [cropneg32]="--config $WORK/crop.json --batch-size 32 --lr 1e-4 --negatives freq --neg-lambda 0.3 --neg-candidates 4 --snapshot-every 1000"
+  [cropbyola32]="--config $WORK/crop.json --batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
 )
+# An arm's flags: its recipe's, the seed its name carries, and the shared config unless the recipe names one.
+flags() {
+  local base=${1%-s[0-9]*} seed=42
+  [[ $1 =~ -s([0-9]+)$ ]] && seed=${BASH_REMATCH[1]}
+  [ -n "${ARGS[$base]:-}" ] || { echo "unknown arm $1 (known: ${!ARGS[*]})" >&2; return 1; }
+  case "${ARGS[$base]}" in *--config*) ;; *) echo -n "--config $WORK/common.json ";; esac
+  echo "${ARGS[$base]} --seed $seed"
+}
+for arm in ${ARMS:-${!ARGS[@]}}; do flags "$arm" > /dev/null || exit 2; done
 for arm in ${ARMS:-${!ARGS[@]}}; do
-  # shellcheck disable=SC2086
-  ae pretrain "$cache" -o "$WORK/$arm" --device "$DEVICE" --config "$WORK/common.json" ${ARGS[$arm]} --steps 1000000 \
+  # shellcheck disable=SC2046
+  ae pretrain "$cache" -o "$WORK/$arm" --device "$DEVICE" $(flags "$arm") --steps "${STEPS:-1000000}" \
      --stop-after "$MINUTES" --threads "$THREADS" > "$WORK/$arm.log" 2>&1 &
 done
 wait
 for arm in ${ARMS:-${!ARGS[@]}}; do
   # The last step: a resume whose target is the step reached exports at once.
   last=$(grep -o 'stopped at step [0-9]*' "$WORK/$arm.log" | tail -1 | grep -o '[0-9]*$')
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046
   [ -n "$last" ] && ae pretrain "$cache" -o "$WORK/$arm.snapshots/step-$(printf %06d "$last")" --device "$DEVICE" \
-     --config "$WORK/common.json" ${ARGS[$arm]} --steps "$last" --resume --checkpoint "$WORK/$arm.checkpoints/last.pt" \
+     $(flags "$arm") --steps "$last" --resume --checkpoint "$WORK/$arm.checkpoints/last.pt" \
      --threads "$THREADS" >> "$WORK/$arm.log" 2>&1 &
 done
 wait
 for arm in ${ARMS:-${!ARGS[@]}}; do
-  batch=$(echo "${ARGS[$arm]}" | grep -o 'batch-size [0-9]*' | grep -o '[0-9]*$')
-  keep=$(cd "$WORK/$arm.snapshots" 2>/dev/null && python3 - "$batch" <<'EOF'
+  batch=$(flags "$arm" | grep -o 'batch-size [0-9]*' | grep -o '[0-9]*$')
+  keep=$(cd "$WORK/$arm.snapshots" 2>/dev/null && KEEP=${KEEP:-64e3 256e3 1e6 4e6} python3 - "$batch" <<'EOF'
 import os, sys
 batch = int(sys.argv[1])
 steps = sorted(int(d.split("-")[1]) for d in os.listdir(".") if d.startswith("step-") and os.path.exists(f"{d}/config.json"))
-want = {min(steps, key=lambda s: abs(s * batch - c)) for c in (64e3, 256e3, 1e6, 4e6)} | set(steps[-1:])
+want = {min(steps, key=lambda s: abs(s * batch - c)) for c in map(float, os.environ["KEEP"].split())} | set(steps[-1:])
 print(" ".join(f"step-{s:06d}/{f}" for s in sorted(want) for f in ("config.json", "model.safetensors")))
 EOF
 )

@@ -528,7 +528,7 @@ def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(c
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DEVICE": "cpu",
-           "ARMS": "byola32", "SKIP_SPEED": "1", "MINUTES": "0.02", "THREADS": "1", "PACK": str(cache.folder),
+           "ARMS": "byola32 cropneg32-s43", "SKIP_SPEED": "1", "MINUTES": "0.02", "THREADS": "1", "PACK": str(cache.folder),
            "WORK": str(tmp_path / "work"), "OUT": str(tmp_path / "out")}
     r = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -541,6 +541,16 @@ def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(c
     reached = int(last.split("-")[1])
     assert reached >= 1 and config.extra["training"]["steps"] == reached
     assert f"stopped at step {reached}/" in (tmp_path / "x" / "byola32.log").read_text()
+    # An arm named ARM-sSEED trains with that seed; the crop arms with BYOL-A's frequency crop and lambda 0.3.
+    with tarfile.open(tmp_path / "out" / "cropneg32-s43.tar") as tar:
+        tar.extractall(tmp_path / "y")
+    (snap,) = (tmp_path / "y" / "cropneg32-s43.snapshots").iterdir()
+    settings = ModelConfig.load(snap / "config.json").extra["training"]["settings"]
+    assert settings["seed"] == 43 and settings["rrc_freq_scale"] == [0.6, 1.5] and settings["batch_size"] == 32
+    assert settings["negatives"] == ["freq_roll", "freq_shuffle", "freq_flip", "freq_shift"] and settings["neg_lambda"] == 0.3
+    bad = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env={**env, "ARMS": "nosuch-s1"},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown arm nosuch-s1" in bad.stderr
 
 
 def test_a_snapshot_between_steps_changes_nothing_in_the_run(cache, tmp_path):

@@ -124,6 +124,17 @@ def import_ref(ref: str, tmp: Path):
     return loop.Trainer, importlib.import_module(f"{name}.train.settings").TrainSettings
 
 
+def make_trainers(settings: dict, cache: MelCache, device: str, ref=None, ref_name: str = "ref") -> dict:
+    """The current trainer and, given ref's (Trainer, TrainSettings), the old one, from the same settings.
+
+    Both must get every override: an old trainer left at its default batch would have its samples
+    counted at the current one's batch (a bug that once printed the old code 4-8x too fast)."""
+    trainers = {"current": Trainer(TrainSettings(**settings), cache, "bench", device, log=lambda m: None)}
+    if ref:
+        trainers[ref_name] = ref[0](ref[1](**settings), cache, "bench", device, log=lambda m: None)
+    return trainers
+
+
 def measure(trainers: dict, batch: int, warmup: int, steps: int, rounds: int, device: str = "cpu") -> dict[str, list[float]]:
     """Rounds of `steps` steps, alternating between the trainers: samples/s per round."""
     for trainer in trainers.values():
@@ -174,10 +185,8 @@ def main() -> None:
         print(f"torch matmul: float32 {rate32 / 1e9:.0f} GFLOP/s, bfloat16 {rate16 / 1e9:.0f} GFLOP/s ({where})")
         ref = import_ref(args.ref, Path(tmp)) if args.ref else None
         for arm, neg in (("negatives", {}), ("byol-a (--negatives none)", {"negatives": "none"})):
-            s = TrainSettings(**{**overrides, **neg})
-            trainers = {"current": Trainer(s, cache, "bench", dev, log=lambda m: None)}
-            if ref:
-                trainers[f"at {args.ref}"] = ref[0](ref[1](**neg), cache, "bench", dev, log=lambda m: None)
+            trainers = make_trainers({**overrides, **neg}, cache, dev, ref, f"at {args.ref}")
+            s = trainers["current"].s
             rates = measure(trainers, s.batch_size, args.warmup, args.steps, args.rounds, dev)
             fl = flops_per_sample(s, cfg)["total"]
             med = statistics.median(rates["current"])

@@ -606,3 +606,23 @@ def test_snapshots_export_the_model_as_it_stood_at_each_interval(audio_dir, tmp_
     clip = tone(440, seconds=1.5)
     a, b = Embedder(early, backend="onnx").embed(clip, sr=16000), Embedder(out, backend="onnx").embed(clip, sr=16000)
     assert a.shape == b.shape == (32,) and not np.allclose(a, b)
+
+
+def test_train_speed_builds_the_reference_trainer_with_the_same_overrides(tmp_path):
+    """benchmarks/train_speed.py --ref: the old trainer gets --set too, or its samples/s are counted at the wrong batch."""
+    import importlib.util
+    from pathlib import Path
+
+    from audioembed.train.loop import Trainer
+    from audioembed.train.settings import TrainSettings
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+    spec = importlib.util.spec_from_file_location("train_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cache = bench.fake_cache(tmp_path, clips=8, frames=200)
+    trainers = bench.make_trainers({"batch_size": 4, "negatives": "none", "channels": 8, "dim": 16,
+                                    "proj_hidden": 32, "proj_dim": 8}, cache, "cpu", (Trainer, TrainSettings))
+    assert set(trainers) == {"current", "ref"}
+    for trainer in trainers.values():
+        assert trainer.s.batch_size == 4 and trainer.s.negatives == () and trainer.s.channels == 8

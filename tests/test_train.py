@@ -331,8 +331,8 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(cache, tmp_path, monkeyp
     interrupted = _trainer(cache, steps=5)
     real_step = interrupted.train_step
 
-    def step_then_ctrl_c():
-        stats = real_step()
+    def step_then_ctrl_c(**kw):
+        stats = real_step(**kw)
         if interrupted.step == 2:
             raise KeyboardInterrupt
         return stats
@@ -626,3 +626,17 @@ def test_train_speed_builds_the_reference_trainer_with_the_same_overrides(tmp_pa
     assert set(trainers) == {"current", "ref"}
     for trainer in trainers.values():
         assert trainer.s.batch_size == 4 and trainer.s.negatives == () and trainer.s.channels == 8
+
+
+def test_statistics_read_back_later_are_the_floats_a_step_returns_at_once(cache):
+    """fit reads a GPU step's statistics back only at log rows (no wait per step): same numbers."""
+    from audioembed.train.loop import read_stats
+
+    now = _trainer(cache, steps=3, neg_candidates=2)
+    at_once = [now.train_step() for _ in range(3)]
+    later = _trainer(cache, steps=3, neg_candidates=2)  # after: dropout draws from torch's global generator
+    pending = [later.train_step(readback=False) for _ in range(3)]
+    assert all(isinstance(row["loss"], torch.Tensor) for row in pending)
+    assert read_stats(pending) == at_once
+    assert list(at_once[0]) == ["loss_pos", "cos_pos", "loss_neg", "cos_neg", "cos_hard", "loss", "lr"]
+    assert at_once[0]["cos_pos"] == 1 - at_once[0]["loss_pos"] / 4

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .transfer import to_device
+
 
 class MixupBank:
     """Mixes each clip with a past clip in linear amplitude: log((1-r)·e^x + r·e^z), r ~ U(0, ratio)."""
@@ -22,8 +24,8 @@ class MixupBank:
             return x
         pick = torch.randint(self.count, (b,), generator=gen)
         r = self.ratio * torch.rand(b, 1, 1, generator=gen)
-        z = self.bank[pick].to(x.device)
-        r = r.to(x.device)
+        z = to_device(self.bank[pick], x.device)
+        r = to_device(r, x.device)
         return torch.log((1 - r) * x.exp() + r * z.exp() + torch.finfo(x.dtype).eps)
 
     def push(self, x: torch.Tensor) -> None:
@@ -63,7 +65,7 @@ def random_resize_crop(x: torch.Tensor, gen: torch.Generator, virtual=(1.0, 1.5)
     cols = j[:, None] + torch.linspace(0, 1, t, dtype=torch.float64)[None, :] * (w - 1)[:, None]
     gy = (2 * rows / max(cf - 1, 1) - 1)[:, :, None].expand(b, f, t)
     gx = (2 * cols / max(ct - 1, 1) - 1)[:, None, :].expand(b, f, t)
-    grid = torch.stack([gx, gy], dim=-1).to(x.dtype).to(x.device)
+    grid = to_device(torch.stack([gx, gy], dim=-1).to(x.dtype), x.device)
     out = F.grid_sample(canvas, grid, mode="bicubic", padding_mode="border", align_corners=True)
     return out[:, 0]
 
@@ -73,7 +75,7 @@ def random_linear_fader(x: torch.Tensor, gen: torch.Generator, gain: float = 1.0
     b, _, t = x.shape
     ends = gain * (2 * torch.rand(b, 2, generator=gen) - 1)
     ramp = ends[:, :1] + (ends[:, 1:] - ends[:, :1]) * torch.linspace(0, 1, t)[None, :]
-    return x + ramp[:, None, :].to(x.device)
+    return x + to_device(ramp[:, None, :], x.device)
 
 
 def post_norm(x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from .byol import Online, Target, byol_loss, negative_loss
 from .data import MelCache
 from .negatives import candidates, perturb
 from .settings import TrainSettings
+from .transfer import to_device
 
 PROBE_SEED = 1234567  # the fixed batch on which representation similarities are tracked
 # probe_neg: the five strategies of the first release (comparable across versions);
@@ -96,11 +97,13 @@ class Trainer:
             return self.s.lr
         return self.s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / (self.total_steps - start))))
 
-    def train_step(self) -> dict:
+    def train_step(self, readback: bool = True) -> dict:
+        """One step. Its statistics as floats; with readback=False as tensors still on the device, so a
+        GPU step need not wait for its results (`read_stats` turns them into the same floats later)."""
         s, dev = self.s, self.device
         for group in self.opt.param_groups:  # set every step: a resumed optimizer carries its saved lr
             group["lr"] = self.lr_at(self.step)
-        x = self.cache.sample(s.batch_size, s.crop_frames, self.gen, balanced=s.balance_folders).to(dev)
+        x = to_device(self.cache.sample(s.batch_size, s.crop_frames, self.gen, balanced=s.balance_folders), dev)
         v1, v2 = self.views(x, self.gen)
         neg, hard_cos = self.hardest_negatives(v1) if s.negatives else (None, None)
         views = torch.cat([v1, v2])
@@ -112,22 +115,23 @@ class Trainer:
         z1, z2 = z.chunk(2)
         pos = (byol_loss(p1, z2) + byol_loss(p2, z1)).mean()
         loss = pos
-        stats = {"loss_pos": pos.item(), "cos_pos": 1 - pos.item() / 4}
+        stats = {"loss_pos": pos.detach()}
         if neg_out is not None:
             anchor = z1 if s.neg_space == "projection" else y.float().chunk(2)[0]
             hinge, cos_neg = negative_loss(neg_out.float(), anchor, s.neg_margin)
             loss = loss + s.neg_lambda * hinge.mean()
-            stats.update(loss_neg=hinge.mean().item(), cos_neg=cos_neg.mean().item())
+            stats.update(loss_neg=hinge.mean().detach(), cos_neg=cos_neg.mean().detach())
             if hard_cos is not None:
-                stats["cos_hard"] = hard_cos.mean().item()
+                stats["cos_hard"] = hard_cos.mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.target.update(self.online, s.ema)
         self.step += 1
-        stats["loss"] = loss.item()
+        stats["loss"] = loss.detach()
         stats["lr"] = self.opt.param_groups[0]["lr"]
-        return stats
+        return read_stats([stats])[0] if readback else stats
+
 
     @torch.no_grad()
     def probe_similarity(self) -> dict:
@@ -205,15 +209,18 @@ class Trainer:
         window_t, window_n = time.perf_counter(), 0
         started = time.perf_counter()
         acc: dict[str, list[float]] = {}
+        pending: list[dict] = []  # steps' statistics not yet read back from the device
         try:
             while self.step < self.total_steps:
                 t0 = time.perf_counter()
-                stats = self.train_step()
+                pending.append(self.train_step(readback=False))
                 self.elapsed += time.perf_counter() - t0
                 window_n += s.batch_size * self.dist.world
-                for k, v in stats.items():
-                    acc.setdefault(k, []).append(v)
                 if self.step % s.log_every == 0 or self.step == self.total_steps:
+                    for stats in read_stats(pending):  # the only wait for the GPU between log rows
+                        for k, v in stats.items():
+                            acc.setdefault(k, []).append(v)
+                    pending = []
                     rate = window_n / max(time.perf_counter() - window_t, 1e-9)
                     row = {"step": self.step, **{k: sum(v) / len(v) for k, v in acc.items()},
                            **self.probe_similarity(), "samples_per_s": rate,
@@ -253,6 +260,23 @@ class Trainer:
         encoder = self.online.encoder  # save_model_folder exports a copy: training goes on with this one as it is
         encoder.cfg = dataclasses.replace(self.cfg, extra={"training": train, "data": data_summary})
         return save_model_folder(encoder, out, history=self.history)
+
+
+def read_stats(rows: list[dict]) -> list[dict]:
+    """Steps' statistics as floats, read back from the device at once (one wait, not several a step).
+
+    cos_pos is derived from loss_pos in Python, as the step once did right after it."""
+    tensors = [v for row in rows for v in row.values() if isinstance(v, torch.Tensor)]
+    values = iter(torch.stack([t.float() for t in tensors]).tolist() if tensors else [])
+    out = []
+    for row in rows:
+        floats = {}
+        for k, v in row.items():
+            floats[k] = next(values) if isinstance(v, torch.Tensor) else v
+            if k == "loss_pos":
+                floats["cos_pos"] = 1 - floats[k] / 4
+        out.append(floats)
+    return out
 
 
 def format_row(row: dict, total: int) -> str:

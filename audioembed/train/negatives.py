@@ -21,6 +21,7 @@ import torch
 from .. import mel
 from ..config import ModelConfig
 from .settings import STRATEGIES
+from .transfer import to_device
 
 
 def _non_identity_perm(n: int, gen: torch.Generator) -> tuple[int, ...]:
@@ -128,15 +129,15 @@ def perturb_with(x: torch.Tensor, strategies: list, segments: int, gen: torch.Ge
     fpos = fpos.clamp(0, f - 1)
     lo = fpos.floor().long()
     frac = fpos - lo
-    out = x.gather(1, lo.to(dev)[:, :, None].expand(b, f, t))
+    out = x.gather(1, to_device(lo, dev)[:, :, None].expand(b, f, t))
     if bool((frac > 0).any()):
         hi = (lo + 1).clamp(max=f - 1)
-        w = frac.to(dev, x.dtype)[:, :, None]
-        out = out * (1 - w) + x.gather(1, hi.to(dev)[:, :, None].expand(b, f, t)) * w
-    out = out.gather(2, tidx.to(dev)[:, None, :].expand(b, f, t))
+        w = to_device(frac.to(x.dtype), dev)[:, :, None]
+        out = out * (1 - w) + x.gather(1, to_device(hi, dev)[:, :, None].expand(b, f, t)) * w
+    out = out.gather(2, to_device(tidx, dev)[:, None, :].expand(b, f, t))
     if bool(fill.any()):
         floor = x.amin(dim=(1, 2), keepdim=True).expand(b, f, t)
-        out = torch.where(fill.to(dev)[:, :, None].expand(b, f, t), floor, out)
+        out = torch.where(to_device(fill, dev)[:, :, None].expand(b, f, t), floor, out)
     return out
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import statistics
 import sys
@@ -36,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from audioembed.config import ModelConfig  # noqa: E402
 from audioembed.train.data import MelCache  # noqa: E402
-from audioembed.train.loop import Trainer  # noqa: E402
+from audioembed.train.loop import Trainer, read_stats  # noqa: E402
 from audioembed.train.settings import TrainSettings  # noqa: E402
 
 
@@ -145,8 +146,12 @@ def measure(trainers: dict, batch: int, warmup: int, steps: int, rounds: int, de
         for name, trainer in trainers.items():
             sync(device)
             t0 = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_step()
+            # As fit runs it: the statistics read back once per round (a log row), where the trainer can.
+            if "readback" in inspect.signature(trainer.train_step).parameters:
+                read_stats([trainer.train_step(readback=False) for _ in range(steps)])
+            else:
+                for _ in range(steps):
+                    trainer.train_step()
             sync(device)
             rates[name].append(steps * batch / (time.perf_counter() - t0))
     return rates
@@ -210,8 +215,7 @@ def main() -> None:
                 trainer.train_step()
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.startswith("cuda") else [])
             with profile(activities=acts) as prof:
-                for _ in range(5):
-                    trainer.train_step()
+                read_stats([trainer.train_step(readback=False) for _ in range(5)])
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
         if args.json:
             args.json.write_text(json.dumps(out, indent=1))

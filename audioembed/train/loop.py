@@ -132,7 +132,6 @@ class Trainer:
         stats["lr"] = self.opt.param_groups[0]["lr"]
         return read_stats([stats])[0] if readback else stats
 
-
     @torch.no_grad()
     def probe_similarity(self) -> dict:
         """Representation cosine on a fixed batch, eval mode, own RNG (never touches training state).

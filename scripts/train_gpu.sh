@@ -31,7 +31,9 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$WORK"
 ae() { python3 -c 'from audioembed.cli import app; app()' "$@"; }
 
-if [ -d "$PACK" ]; then cache=$PACK; else cache=$WORK/cache; [ -f "$cache/meta.json" ] || python3 scripts/data/pack_melcache.py unpack "$PACK" "$cache"; fi
+# PACK: a cache folder, or one or more packs (space-separated; e.g. the --parts of one cache sent in several calls)
+# shellcheck disable=SC2086
+if [ -d "$PACK" ]; then cache=$PACK; else cache=$WORK/cache; [ -f "$cache/meta.json" ] || python3 scripts/data/pack_melcache.py unpack $PACK "$cache"; fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no GPU"; python3 -c 'import torch; print("torch", torch.__version__)'; } | tee "$WORK/gpu.txt"
 
 if [ -z "${SKIP_SPEED:-}" ]; then

@@ -56,3 +56,43 @@ def test_pack_round_trip_keeps_values_within_the_quantization_step_and_draws_fol
         assert np.abs(got - original).max() <= step / 2 + 0.02  # + float16 rounding
     crops = sub.sample(4, 96, torch.Generator().manual_seed(0), balanced=True)
     assert crops.shape == (4, 64, 96) and torch.isfinite(crops).all()
+
+
+def test_parts_pack_disjoint_clips_and_unpack_joins_them_into_one_cache(tmp_path):
+    """--parts: packs for several transfers to one machine never repeat a clip; unpack joins them."""
+    pytest.importorskip("torch")
+    from audioembed.train.data import MelCache
+
+    lengths = [300, 200, 250, 400, 120, 90, 310, 220, 180, 260]
+    frames, offsets = _fake_cache(tmp_path / "full", lengths, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    for k in range(3):
+        pm.pack(tmp_path / "full", tmp_path / f"p{k}.pack", hours=1.0, window=128, seed=5, part=k, parts=3)
+    pm.unpack([tmp_path / f"p{k}.pack" for k in range(3)], tmp_path / "joined")
+    per_part = []
+    for k in range(3):
+        pm.unpack(tmp_path / f"p{k}.pack", tmp_path / f"one{k}")
+        per_part.append(set(np.load(tmp_path / f"one{k}" / "sources.npy")[:, 0].tolist()))
+        assert all(c % 3 == k for c in per_part[-1])
+    assert set.union(*per_part) == set(range(10)) and sum(map(len, per_part)) == 10  # every clip, once
+    joined = MelCache(tmp_path / "joined")
+    assert len(joined) == 10 and joined.meta["clips"] == 10 and len(joined.meta["sample_of"]["packs"]) == 3
+    assert sorted(np.load(tmp_path / "joined" / "sources.npy")[:, 0].tolist()) == list(range(10))
+    sources = np.load(tmp_path / "joined" / "sources.npy")
+    for i, (clip, start) in enumerate(sources):  # each window still where its clip's frames were
+        n = joined.lengths[i]
+        original = frames[offsets[clip] + start : offsets[clip] + start + n].astype(np.float32)
+        got = joined.frames[joined.offsets[i] : joined.offsets[i + 1]].astype(np.float32)
+        assert np.abs(got - original).max() < 0.15
+    # one part is the old single pack's behaviour: parts=1 packs every clip
+    pm.pack(tmp_path / "full", tmp_path / "all.pack", hours=1.0, window=128, seed=5)
+    pm.unpack(tmp_path / "all.pack", tmp_path / "all")
+    assert MelCache(tmp_path / "all").meta["clips"] == 10
+    with pytest.raises(ValueError, match="part 3 of 3"):
+        pm.pack(tmp_path / "full", tmp_path / "x.pack", hours=1.0, window=128, seed=5, part=3, parts=3)
+    other = tmp_path / "other"
+    _fake_cache(other, lengths, [0] * 10)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps(dict(meta, mean=-1.0)))
+    pm.pack(other, tmp_path / "o.pack", hours=1.0, window=128, seed=5)
+    with pytest.raises(ValueError, match="another cache"):
+        pm.unpack([tmp_path / "p0.pack", tmp_path / "o.pack"], tmp_path / "mixed")

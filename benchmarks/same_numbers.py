@@ -12,7 +12,6 @@ with deterministic kernels, and compares every step's loss, for the negatives ar
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from train_speed import fake_cache, package_at  # noqa: E402
+from train_speed import fake_cache, import_ref  # noqa: E402
 
 from audioembed.train.loop import Trainer  # noqa: E402
 from audioembed.train.settings import TrainSettings  # noqa: E402
@@ -46,8 +45,7 @@ def main() -> int:
     same = True
     with tempfile.TemporaryDirectory() as tmp:
         cache = fake_cache(Path(tmp), clips=256, frames=500)
-        name = package_at(args.ref, Path(tmp))
-        ref = (importlib.import_module(f"{name}.train.loop").Trainer, importlib.import_module(f"{name}.train.settings").TrainSettings)
+        ref = import_ref(args.ref, Path(tmp))
         for neg in ("freq", "none"):
             kw = dict(batch_size=args.batch, negatives=neg, neg_candidates=4)
             now = losses(Trainer, TrainSettings, cache, args.device, args.steps, **kw)

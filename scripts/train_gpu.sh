@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The release recipe on one GPU for a wall-clock budget, four arms side by side on the same card:
+# The release recipe on one GPU for a wall-clock budget, its arms side by side on the same card:
 #   neg32 / byola32:   scripts/train_default.sh's arms (batch 32, lr 1e-4), the negatives and their ablation;
 #   neg256 / byola256: the same at BYOL-A's batch 256 and lr 3e-4;
 #   cropneg32 / cropbyola32: batch 32, lr 1e-4 with BYOL-A's frequency crop [0.6, 1.5] and, for the
@@ -13,7 +13,7 @@
 # and its last step) go into $OUT/ARM.tar, with the log. First, benchmarks/train_speed.py measures
 # samples/s of one process alone on the GPU (batch 32 and 256) into $OUT/speed.tar.
 #
-# ARMS picks some (default: all four). Sharing one card slows each process a lot (docs/training.md,
+# ARMS picks some (default: all six, seed 42). Sharing one card slows each process a lot (docs/training.md,
 # "On a GPU"): the measured run was ARMS="neg256 byola256" MINUTES=7.
 # Data: a log-mel cache folder, or a file scripts/data/pack_melcache.py packed (a GPU machine that
 # reaches nothing gets its data beside the code):
@@ -44,8 +44,9 @@ if [ -z "${SKIP_SPEED:-}" ]; then
   tar -cf "$OUT/speed.tar" -C "$WORK" gpu.txt speed.log $(cd "$WORK" && ls speed*.json 2>/dev/null)
 fi
 
-echo '{"log_every": 200, "ckpt_every": 4000, "balance_folders": true, "seed": 42}' > "$WORK/common.json"
-echo '{"log_every": 200, "ckpt_every": 4000, "balance_folders": true, "seed": 42, "rrc_freq_scale": [0.6, 1.5]}' > "$WORK/crop.json"
+common='"log_every": 200, "ckpt_every": 4000, "balance_folders": true'  # the seed comes from the arm's name
+echo "{$common}" > "$WORK/common.json"
+echo "{$common, \"rrc_freq_scale\": [0.6, 1.5]}" > "$WORK/crop.json"
 declare -A ARGS=(
   [neg32]="--batch-size 32 --lr 1e-4 --negatives freq --neg-candidates 4 --snapshot-every 1000"
   [byola32]="--batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"

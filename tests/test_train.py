@@ -290,6 +290,35 @@ def test_representation_space_negatives(cache):
         TrainSettings(neg_space="pixels")
 
 
+def test_head_space_negatives_train_their_own_projector_and_leave_the_ablation_exact(cache, tmp_path):
+    """neg_space=head: the negatives' term goes through a projector of its own, which the views'
+    loss never touches; the shared layers start as without it, and it is never exported."""
+    plain = _trainer(cache, steps=2, negatives="none", neg_space="head")
+    assert plain.online.neg_head is None  # the ablation builds no head
+    t = _trainer(cache, steps=2, neg_space="head", neg_margin=-1.0, neg_lambda=1.0)
+    assert t.online.neg_head is not None and t.online.projector is not t.online.neg_head
+    for a, b in zip(plain.online.state_dict().values(), t.online.state_dict().values()):
+        assert torch.equal(a, b)  # same initial encoder, projector and predictor
+    before = [p.detach().clone() for p in t.online.neg_head.parameters()]
+    row = t.train_step()
+    assert -1.0 <= row["cos_neg"] <= 1.0 and row["loss_neg"] == pytest.approx(row["cos_neg"] + 1.0, rel=1e-4)
+    assert any(not torch.equal(a, p) for a, p in zip(before, t.online.neg_head.parameters()))
+    zero = _trainer(cache, steps=2, neg_space="head", neg_lambda=0.0)
+    zero_rows = [zero.train_step() for _ in range(2)]
+    plain = _trainer(cache, steps=2, negatives="none", neg_space="head")  # each trainer seeds the global RNG
+    plain_rows = [plain.train_step() for _ in range(2)]
+    assert [r["loss_pos"] for r in plain_rows] == [r["loss_pos"] for r in zero_rows]
+    t.export(tmp_path / "model", {})
+    from safetensors.torch import load_file
+
+    assert not any("neg_head" in k for k in load_file(str(tmp_path / "model" / "model.safetensors")))
+    # a checkpoint carries the head and resumes it
+    t.save(tmp_path / "ckpt.pt")
+    again = _trainer(cache, steps=2, neg_space="head")
+    again.load(tmp_path / "ckpt.pt")
+    assert all(torch.equal(a, b) for a, b in zip(again.online.neg_head.parameters(), t.online.neg_head.parameters()))
+
+
 def test_negative_hinge_pushes_negatives_away(cache):
     """Same draws, same steps: the hinge's gradient (λ > 0) keeps negatives further from their anchors than λ = 0."""
     runs = {}

@@ -23,11 +23,19 @@ class Online(nn.Module):
     encoder passes, so the negatives never enter the views' batch-norm statistics.
     """
 
-    def __init__(self, cfg: ModelConfig, proj_hidden: int, proj_dim: int):
+    def __init__(self, cfg: ModelConfig, proj_hidden: int, proj_dim: int, neg_head: bool = False):
         super().__init__()
         self.encoder = AudioEncoder(cfg)
         self.projector = mlp(cfg.dim, proj_hidden, proj_dim)
         self.predictor = mlp(proj_dim, proj_hidden, proj_dim)
+        # neg_space "head": a projector of its own for the negatives, so that the views' projector may
+        # learn invariance to a frequency zoom while the representation under both keeps position.
+        # Its weights come from a forked RNG: the shared layers start as in a run without it.
+        self.neg_head = None
+        if neg_head:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(torch.initial_seed() + 1)
+                self.neg_head = mlp(cfg.dim, proj_hidden, proj_dim)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) normalised log-mel -> (B, dim) clip embedding, as at inference."""
@@ -37,7 +45,9 @@ class Online(nn.Module):
         """-> (predictions of the views, their clip embeddings, the negatives in neg_space or None).
 
         neg_space "projection": the negatives' predictions (compared with the anchors' target
-        projections); "representation": their clip embeddings (compared with the anchors' own).
+        projections); "representation": their clip embeddings (compared with the anchors' own);
+        "head": (the anchors', the negatives') outputs of the negatives' own head, the first half
+        of the views being the anchors; one head call, so both share its batch statistics.
         """
         y = self.embed(views)
         p = self.predictor(self.projector(y))
@@ -47,6 +57,9 @@ class Online(nn.Module):
         # the random stream of a run without them (the ablation differs only by the negative term).
         with torch.random.fork_rng(devices=[negatives.device] if negatives.is_cuda else []):
             y_neg = self.embed(negatives)
+        if neg_space == "head":
+            h = self.neg_head(torch.cat([y[: len(negatives)], y_neg]))
+            return p, y, h.chunk(2)
         return p, y, (y_neg if neg_space == "representation" else self.predictor(self.projector(y_neg)))
 
 

@@ -32,7 +32,7 @@ def pretrain(
     neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
     neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing."),
     neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),
-    neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space) or representation (the clip embedding)."),
+    neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space), representation (the clip embedding) or head (a projector of their own)."),
     neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="bfloat16 (autocast; weights and statistics stay float32) or float32."),
     balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often."),

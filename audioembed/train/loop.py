@@ -46,7 +46,7 @@ class Trainer:
         self.cache, self.device, self.dist, self.log = cache, device, dist, log
         self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, norm_mean=cache.mean, norm_std=cache.std)
         torch.manual_seed(s.seed)  # identical initial weights on every rank
-        self.online = Online(self.cfg, s.proj_hidden, s.proj_dim).to(device)
+        self.online = Online(self.cfg, s.proj_hidden, s.proj_dim, neg_head=bool(s.negatives) and s.neg_space == "head").to(device)
         self.target = Target(self.online).to(device)
         self.net = self.online
         if dist.world > 1:
@@ -117,8 +117,11 @@ class Trainer:
         loss = pos
         stats = {"loss_pos": pos.detach()}
         if neg_out is not None:
-            anchor = z1 if s.neg_space == "projection" else y.float().chunk(2)[0]
-            hinge, cos_neg = negative_loss(neg_out.float(), anchor, s.neg_margin)
+            if s.neg_space == "head":
+                anchor, neg_out = neg_out
+            else:
+                anchor = z1 if s.neg_space == "projection" else y.float().chunk(2)[0]
+            hinge, cos_neg = negative_loss(neg_out.float(), anchor.float(), s.neg_margin)
             loss = loss + s.neg_lambda * hinge.mean()
             stats.update(loss_neg=hinge.mean().detach(), cos_neg=cos_neg.mean().detach())
             if hard_cos is not None:

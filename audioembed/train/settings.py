@@ -53,7 +53,10 @@ class TrainSettings:
     neg_lambda: float = 1.0
     neg_margin: float = 0.3
     # Where negatives are pushed: "projection" (their prediction vs the anchor's target projection,
-    # BYOL's space) or "representation" (their clip embedding vs the anchor's: what users get).
+    # BYOL's space), "representation" (their clip embedding vs the anchor's: what users get), or
+    # "head" (both through a projector of the negatives' own, not the views': the views may then teach
+    # invariance to a frequency zoom in their projection while the negatives keep position in the
+    # representation under it, where the two terms in one projection pull against each other).
     neg_space: str = "projection"
     # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
@@ -85,8 +88,8 @@ class TrainSettings:
         bad = [s for s in self.negatives if s not in STRATEGIES]
         if bad:
             raise TrainingError(f"unknown negative strategies {bad}: choose from {', '.join(STRATEGIES)} or 'none'")
-        if self.neg_space not in ("projection", "representation"):
-            raise TrainingError(f"neg_space must be 'projection' or 'representation', not {self.neg_space!r}")
+        if self.neg_space not in ("projection", "representation", "head"):
+            raise TrainingError(f"neg_space must be 'projection', 'representation' or 'head', not {self.neg_space!r}")
         if not 0.0 <= self.lr_decay_from <= 1.0:
             raise TrainingError(f"lr_decay_from must be a fraction of the run in [0, 1], not {self.lr_decay_from}")
         if self.batch_size < 2:

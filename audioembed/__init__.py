@@ -18,7 +18,7 @@ from .errors import (
 )
 from .search import cosine_similarity, top_k
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AudioDecodeError",

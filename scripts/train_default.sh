@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Reproduce the shipped model (v0.2.0) and its BYOL-A ablation, then evaluate both.
+# Reproduce the shipped model (v0.3.0) and its BYOL-A ablation, then evaluate both.
 # Same corpus, seed, batch, steps, views and dropout draws for both runs; only the negative term
-# differs. The release is 2,000 steps x 32 crops = 64,000 crops at lr 1e-4: the step-2,000 snapshot
-# of a 500,000-crop run (scripts/train_snapshot_pair.sh, RUNS=$DATA/runs3), whose later snapshots
-# lost pitch class (docs/training.md). STEPS=15625 LR=3e-4 reproduces the first 500k pair.
+# differs. The release is 4,000 steps x 32 crops = 128,000 crops at lr 1e-4 with BYOL-A's frequency crop,
+# and pitch-shift negatives (1-6 semitones, hardest of 4) pushed to cosine 0 in a head of their own
+# (docs/training.md). v0.2.0's recipe (no crop, `--negatives freq` in the projection, 2,000 steps) is this
+# script at commit b8e4525.
 # Resumable: rerun the same command after a stop (each run continues from its checkpoint; RUNS holds
 # checkpoints, outside the repository).
 # STOP_AFTER=MIN stops both runs after that many minutes of this invocation (checkpointed). A finished arm
@@ -12,12 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-/work/data}
 RUNS=${RUNS:-$DATA/runs-release}
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-4000}
 python3 scripts/data/build_corpus.py --out "$DATA/corpus"      # pretraining audio (Debian packages)
 python3 scripts/data/build_devsets.py --out "$DATA/devsets"    # labelled dev sets (not in the corpus)
-common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr "${LR:-1e-4}" --seed 42 --balance-folders)
+mkdir -p "$RUNS" && echo '{"rrc_freq_scale": [0.6, 1.5]}' > "$RUNS/crop.json"   # BYOL-A's frequency crop, both arms
+common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr "${LR:-1e-4}" --seed 42 --balance-folders --config "$RUNS/crop.json")
 [ -n "${STOP_AFTER:-}" ] && common+=(--stop-after "$STOP_AFTER")
-declare -A ARMS=([audioembed-base]="--negatives freq --neg-candidates 4" [audioembed-byola]="--negatives none")
+declare -A ARMS=([audioembed-base]="--negatives pitch_shift --neg-candidates 4 --neg-space head --neg-margin 0" [audioembed-byola]="--negatives none")
 # Build the log-mel cache once (first run), then the unfinished runs side by side, the cores shared out.
 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/unused" --cache-only --cache-dir "$DATA/melcache"
 todo=(); for name in "${!ARMS[@]}"; do [ -f "$RUNS/$name/config.json" ] || todo+=("$name"); done

@@ -10,6 +10,8 @@ from .config import ModelConfig
 
 TAGS = ["audio", "audio-embedding", "self-supervised", "byol-a", "onnx", "safetensors"]
 REQUIRED = ("license", "library_name", "tags", "pipeline_tag")
+SPACES = {"projection": "in the views' projection", "representation": "in the representation",
+          "head": "in a projector head of their own"}
 
 
 def _fmt(v) -> str:
@@ -42,11 +44,20 @@ def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
 def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
     data, s = cfg.extra.get("data", {}), train.get("settings", {})
     method = ("BYOL-A with adversarial position-perturbed negatives "
-              f"({_fmt(s.get('negatives'))}; λ={s.get('neg_lambda')}, margin={s.get('neg_margin')}, "
-              f"{s.get('neg_segments')} segments)") if s.get("negatives") else "BYOL-A (no negatives)"
+              f"({_fmt(s.get('negatives'))}; hardest of {s.get('neg_candidates', 1)}, pushed away "
+              f"{SPACES.get(s.get('neg_space', 'projection'), s.get('neg_space'))}; λ={s.get('neg_lambda')}, margin={s.get('neg_margin')})"
+              ) if s.get("negatives") else "BYOL-A (no negatives)"
+    def scale(key: str) -> str:
+        return "×–".join(map(_fmt, s.get(key) or ("?", "?"))) + "×"
+
+    crops = (f"random resize crops of {scale('rrc_freq_scale')} on the frequency axis and "
+             f"{scale('rrc_time_scale')} on time; lr {_fmt(s.get('lr', '?'))}"
+             + (f", half-cosine decay from {_fmt(s['lr_decay_from'])} of the run" if s.get("lr_decay_from", 1.0) < 1.0 else "")
+             + ("; folders drawn equally" if s.get("balance_folders") else ""))
     lines = [
         "## Training", "",
         f"- Method: {method}, self-supervised, no labels; trained with `audioembed pretrain`.",
+        f"- Views: {crops}.",
         f"- Data: {data.get('data_dir', '?')}: {data.get('files', '?')} files, {data.get('clips', '?')} clips, "
         f"{_fmt(data.get('hours', '?'))} h (log-mel mean {cfg.norm_mean:.4f}, std {cfg.norm_std:.4f}).",
         f"- Steps: {train.get('steps')} × batch {s.get('batch_size')} × {train.get('processes')} process(es) = "

@@ -36,6 +36,24 @@ def test_exported_card_has_hub_metadata(tiny_model_dir):
     assert card.missing_metadata(tiny_model_dir) == []
 
 
+def test_card_names_the_training_recipe(tiny_model_dir):
+    from audioembed.config import ModelConfig
+
+    cfg = ModelConfig.load(tiny_model_dir / "config.json")
+    settings = {"negatives": ["pitch_shift"], "neg_candidates": 4, "neg_space": "head", "neg_lambda": 1.0, "neg_margin": 0.0,
+                "rrc_freq_scale": [0.6, 1.5], "rrc_time_scale": [0.6, 1.5], "lr": 1e-4, "lr_decay_from": 0.5,
+                "balance_folders": True, "batch_size": 32, "crop_frames": 96}
+    cfg.extra["training"] = {"settings": settings, "steps": 10, "samples": 320, "processes": 1, "device": "cpu"}
+    text = card.body(cfg)
+    assert "pitch_shift; hardest of 4, pushed away in a projector head of their own; λ=1.0, margin=0.0" in text
+    assert "0.6×–1.5× on the frequency axis" in text and "half-cosine decay from 0.5" in text and "folders drawn equally" in text
+    cfg.extra["training"]["settings"] = {**settings, "negatives": [], "rrc_freq_scale": [1.0, 1.0], "lr_decay_from": 1.0,
+                                         "balance_folders": False}
+    text = card.body(cfg)
+    assert "BYOL-A (no negatives)" in text and "1×–1× on the frequency axis" in text
+    assert "half-cosine" not in text and "folders drawn" not in text
+
+
 def test_push_uploads_a_folder_the_embedder_then_loads(fake_hub, model_copy, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_pushtest")
     result = runner.invoke(app, ["push", str(model_copy), "me/pushed", "--private"])

@@ -40,24 +40,25 @@ class TrainSettings:
     mixup_ratio: float = 0.4
     mixup_bank: int = 2048
     rrc_virtual_scale: tuple[float, float] = (1.0, 1.5)
-    # No crop on the frequency axis (BYOL-A: 0.6-1.5): zooming and shifting the mel axis between
-    # the views teaches invariance to pitch; without it both arms keep more pitch class on short
-    # runs (3 seeds, docs/training.md). Time crops stay.
-    rrc_freq_scale: tuple[float, float] = (1.0, 1.0)
+    # BYOL-A's frequency crop (0.6-1.5): zooming and shifting the mel axis between the views teaches
+    # invariance to pitch, which costs pitch class in plain BYOL-A; with the negatives in a head of
+    # their own (below) it gained family and kept pitch (3 seeds per arm, docs/training.md).
+    rrc_freq_scale: tuple[float, float] = (0.6, 1.5)
     rrc_time_scale: tuple[float, float] = (0.6, 1.5)
     fader_gain: float = 1.0
-    # Adversarial negatives: "none" gives exactly BYOL-A. Default: the frequency-axis strategies,
-    # hardest of 4 (chosen on short runs, 3 seeds per arm: docs/training.md).
-    negatives: tuple[str, ...] = FREQ_STRATEGIES
+    # Adversarial negatives: "none" gives exactly BYOL-A. Default (the release's): a pitch shift of
+    # 1-6 semitones, hardest of 4, pushed to cosine 0 (margin 0) in a head of their own; chosen on
+    # short runs, 3 seeds per arm (docs/training.md).
+    negatives: tuple[str, ...] = ("pitch_shift",)
     neg_segments: int = 4
     neg_lambda: float = 1.0
-    neg_margin: float = 0.3
+    neg_margin: float = 0.0
     # Where negatives are pushed: "projection" (their prediction vs the anchor's target projection,
     # BYOL's space), "representation" (their clip embedding vs the anchor's: what users get), or
     # "head" (both through a projector of the negatives' own, not the views': the views may then teach
     # invariance to a frequency zoom in their projection while the negatives keep position in the
     # representation under it, where the two terms in one projection pull against each other).
-    neg_space: str = "projection"
+    neg_space: str = "head"
     # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
     neg_candidates: int = 4

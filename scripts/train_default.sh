@@ -3,8 +3,9 @@
 # Same corpus, seed, batch, steps, views and dropout draws for both runs; only the negative term
 # differs. The release is 4,000 steps x 32 crops = 128,000 crops at lr 1e-4 with BYOL-A's frequency crop,
 # and pitch-shift negatives (1-6 semitones, hardest of 4) pushed to cosine 0 in a head of their own
-# (docs/training.md). v0.2.0's recipe (no crop, `--negatives freq` in the projection, 2,000 steps) is this
-# script at commit b8e4525.
+# (docs/training.md); since v0.3.0 that is `audioembed pretrain`'s default recipe. The 500,000-crop pair
+# (not shipped: docs/training.md) is STEPS=15625 LR_DECAY_FROM=0.5. v0.2.0's recipe (no crop, `--negatives
+# freq` in the projection, 2,000 steps) is this script at commit b8e4525.
 # Resumable: rerun the same command after a stop (each run continues from its checkpoint; RUNS holds
 # checkpoints, outside the repository).
 # STOP_AFTER=MIN stops both runs after that many minutes of this invocation (checkpointed). A finished arm
@@ -16,10 +17,10 @@ RUNS=${RUNS:-$DATA/runs-release}
 STEPS=${STEPS:-4000}
 python3 scripts/data/build_corpus.py --out "$DATA/corpus"      # pretraining audio (Debian packages)
 python3 scripts/data/build_devsets.py --out "$DATA/devsets"    # labelled dev sets (not in the corpus)
-mkdir -p "$RUNS" && echo '{"rrc_freq_scale": [0.6, 1.5]}' > "$RUNS/crop.json"   # BYOL-A's frequency crop, both arms
-common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr "${LR:-1e-4}" --seed 42 --balance-folders --config "$RUNS/crop.json")
+mkdir -p "$RUNS"
+common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr "${LR:-1e-4}" --lr-decay-from "${LR_DECAY_FROM:-1}" --seed 42 --balance-folders)
 [ -n "${STOP_AFTER:-}" ] && common+=(--stop-after "$STOP_AFTER")
-declare -A ARMS=([audioembed-base]="--negatives pitch_shift --neg-candidates 4 --neg-space head --neg-margin 0" [audioembed-byola]="--negatives none")
+declare -A ARMS=([audioembed-base]="" [audioembed-byola]="--negatives none")   # the default negatives; none
 # Build the log-mel cache once (first run), then the unfinished runs side by side, the cores shared out.
 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/unused" --cache-only --cache-dir "$DATA/melcache"
 todo=(); for name in "${!ARMS[@]}"; do [ -f "$RUNS/$name/config.json" ] || todo+=("$name"); done

@@ -41,17 +41,19 @@ def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
     return "\n".join(lines)
 
 
+def _scale(v) -> str:
+    """A random-resize-crop range, (0.6, 1.5) -> '0.6×–1.5×'."""
+    return "×–".join(map(_fmt, v or ("?", "?"))) + "×"
+
+
 def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
     data, s = cfg.extra.get("data", {}), train.get("settings", {})
     method = ("BYOL-A with adversarial position-perturbed negatives "
               f"({_fmt(s.get('negatives'))}; hardest of {s.get('neg_candidates', 1)}, pushed away "
               f"{SPACES.get(s.get('neg_space', 'projection'), s.get('neg_space'))}; λ={s.get('neg_lambda')}, margin={s.get('neg_margin')})"
               ) if s.get("negatives") else "BYOL-A (no negatives)"
-    def scale(key: str) -> str:
-        return "×–".join(map(_fmt, s.get(key) or ("?", "?"))) + "×"
-
-    crops = (f"random resize crops of {scale('rrc_freq_scale')} on the frequency axis and "
-             f"{scale('rrc_time_scale')} on time; lr {_fmt(s.get('lr', '?'))}"
+    crops = (f"random resize crops of {_scale(s.get('rrc_freq_scale'))} on the frequency axis and "
+             f"{_scale(s.get('rrc_time_scale'))} on time; lr {_fmt(s.get('lr', '?'))}"
              + (f", half-cosine decay from {_fmt(s['lr_decay_from'])} of the run" if s.get("lr_decay_from", 1.0) < 1.0 else "")
              + ("; folders drawn equally" if s.get("balance_folders") else ""))
     lines = [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -304,6 +306,9 @@ def test_head_space_negatives_train_their_own_projector_and_leave_the_ablation_e
     row = t.train_step()
     assert -1.0 <= row["cos_neg"] <= 1.0 and row["loss_neg"] == pytest.approx(row["cos_neg"] + 1.0, rel=1e-4)
     assert any(not torch.equal(a, p) for a, p in zip(before, t.online.neg_head.parameters()))
+    views = torch.randn(4, t.cfg.n_mels, t.s.crop_frames)
+    with pytest.raises(ValueError, match="first half of the views: got 3 negatives for 4 views"):
+        t.online(views, views[:3], "head")  # anchors are read off the views by position: a mismatch is a bug
     zero = _trainer(cache, steps=2, neg_space="head", neg_lambda=0.0)
     zero_rows = [zero.train_step() for _ in range(2)]
     plain = _trainer(cache, steps=2, negatives="none", neg_space="head")  # each trainer seeds the global RNG
@@ -372,6 +377,27 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(cache, tmp_path, monkeyp
     resumed.fit(tmp_path / "ctrl-c.pt")
     a, b = _state(full), _state(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_checkpoints_like_ctrl_c_and_the_handler_is_put_back(cache, tmp_path, monkeypatch):
+    """A background job ignores SIGINT, so `kill` (SIGTERM) is how it gets stopped: it must checkpoint too."""
+    before = signal.getsignal(signal.SIGTERM)
+    killed = _trainer(cache, steps=5)
+    real_step = killed.train_step
+
+    def step_then_kill(**kw):
+        stats = real_step(**kw)
+        if killed.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return stats
+
+    monkeypatch.setattr(killed, "train_step", step_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(tmp_path / "killed.pt")
+    assert signal.getsignal(signal.SIGTERM) is before
+    resumed = _trainer(cache, steps=5)
+    resumed.load(tmp_path / "killed.pt")
+    assert resumed.step == 3
 
 
 def test_settings_from_a_config_file(tmp_path):

@@ -58,6 +58,9 @@ class Online(nn.Module):
         with torch.random.fork_rng(devices=[negatives.device] if negatives.is_cuda else []):
             y_neg = self.embed(negatives)
         if neg_space == "head":
+            if 2 * len(negatives) != len(views):  # the anchors are read off the views by position
+                raise ValueError(f"neg_space 'head' takes one negative per anchor, the anchors being the first half "
+                                 f"of the views: got {len(negatives)} negatives for {len(views)} views")
             h = self.neg_head(torch.cat([y[: len(negatives)], y_neg]))
             return p, y, h.chunk(2)
         return p, y, (y_neg if neg_space == "representation" else self.predictor(self.projector(y_neg)))

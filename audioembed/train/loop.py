@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,6 +28,25 @@ PROBE_SEED = 1234567  # the fixed batch on which representation similarities are
 # probe_neg: the five strategies of the first release (comparable across versions);
 # probe_shift: the mel axis moved by 2-4 bands (about 2-6 semitones), i.e. pitch.
 PROBE_STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Treat SIGTERM (`kill`, a scheduler's stop, torchrun's) as Ctrl-C while training, so it checkpoints
+    too: a background job started by a non-interactive shell ignores SIGINT, and a plain kill would
+    lose the steps since the last checkpoint. Only the main thread may set handlers; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclasses.dataclass
@@ -212,38 +234,39 @@ class Trainer:
         started = time.perf_counter()
         acc: dict[str, list[float]] = {}
         pending: list[dict] = []  # steps' statistics not yet read back from the device
-        try:
-            while self.step < self.total_steps:
-                t0 = time.perf_counter()
-                pending.append(self.train_step(readback=False))
-                self.elapsed += time.perf_counter() - t0
-                window_n += s.batch_size * self.dist.world
-                if self.step % s.log_every == 0 or self.step == self.total_steps:
-                    for stats in read_stats(pending):  # the only wait for the GPU between log rows
-                        for k, v in stats.items():
-                            acc.setdefault(k, []).append(v)
-                    pending = []
-                    rate = window_n / max(time.perf_counter() - window_t, 1e-9)
-                    row = {"step": self.step, **{k: sum(v) / len(v) for k, v in acc.items()},
-                           **self.probe_similarity(), "samples_per_s": rate,
-                           "eta_s": (self.total_steps - self.step) * s.batch_size * self.dist.world / max(rate, 1e-9)}
-                    self.history.append(row)
-                    if self.dist.main:
-                        self.log(format_row(row, self.total_steps))
-                    window_t, window_n, acc = time.perf_counter(), 0, {}
-                if snapshot is not None and s.snapshot_every and self.step % s.snapshot_every == 0:
-                    snapshot(self.step)
-                if self.step % s.ckpt_every == 0:
-                    self.save(ckpt)
-                out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
-                if out_of_time or (stop_at_step is not None and self.step >= stop_at_step):
-                    self.save(ckpt)
-                    return self.step >= self.total_steps
-        except KeyboardInterrupt:
-            self.save(ckpt)
-            if self.dist.main:
-                self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
-            raise
+        with sigterm_as_interrupt():  # a kill checkpoints as Ctrl-C does
+            try:
+                while self.step < self.total_steps:
+                    t0 = time.perf_counter()
+                    pending.append(self.train_step(readback=False))
+                    self.elapsed += time.perf_counter() - t0
+                    window_n += s.batch_size * self.dist.world
+                    if self.step % s.log_every == 0 or self.step == self.total_steps:
+                        for stats in read_stats(pending):  # the only wait for the GPU between log rows
+                            for k, v in stats.items():
+                                acc.setdefault(k, []).append(v)
+                        pending = []
+                        rate = window_n / max(time.perf_counter() - window_t, 1e-9)
+                        row = {"step": self.step, **{k: sum(v) / len(v) for k, v in acc.items()},
+                               **self.probe_similarity(), "samples_per_s": rate,
+                               "eta_s": (self.total_steps - self.step) * s.batch_size * self.dist.world / max(rate, 1e-9)}
+                        self.history.append(row)
+                        if self.dist.main:
+                            self.log(format_row(row, self.total_steps))
+                        window_t, window_n, acc = time.perf_counter(), 0, {}
+                    if snapshot is not None and s.snapshot_every and self.step % s.snapshot_every == 0:
+                        snapshot(self.step)
+                    if self.step % s.ckpt_every == 0:
+                        self.save(ckpt)
+                    out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
+                    if out_of_time or (stop_at_step is not None and self.step >= stop_at_step):
+                        self.save(ckpt)
+                        return self.step >= self.total_steps
+            except KeyboardInterrupt:
+                self.save(ckpt)
+                if self.dist.main:
+                    self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
+                raise
         self.save(ckpt)
         return True
 

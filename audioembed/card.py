@@ -46,6 +46,11 @@ def _scale(v) -> str:
     return "×–".join(map(_fmt, v or ("?", "?"))) + "×"
 
 
+def _lr_after(s: dict) -> str:
+    """' (from 3e-05)' where the decay starts from a lower rate than lr (lr_after), else ''."""
+    return f" (from {_fmt(s['lr_after'])})" if s.get("lr_after") not in (None, s.get("lr")) else ""
+
+
 def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
     data, s = cfg.extra.get("data", {}), train.get("settings", {})
     method = ("BYOL-A with adversarial position-perturbed negatives "
@@ -54,7 +59,7 @@ def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
               ) if s.get("negatives") else "BYOL-A (no negatives)"
     crops = (f"random resize crops of {_scale(s.get('rrc_freq_scale'))} on the frequency axis and "
              f"{_scale(s.get('rrc_time_scale'))} on time; lr {_fmt(s.get('lr', '?'))}"
-             + (f", half-cosine decay from {_fmt(s['lr_decay_from'])} of the run" if s.get("lr_decay_from", 1.0) < 1.0 else "")
+             + (f", half-cosine decay{_lr_after(s)} from {_fmt(s['lr_decay_from'])} of the run" if s.get("lr_decay_from", 1.0) < 1.0 else "")
              + ("; folders drawn equally" if s.get("balance_folders") else ""))
     lines = [
         "## Training", "",

@@ -47,6 +47,8 @@ def test_card_names_the_training_recipe(tiny_model_dir):
     text = card.body(cfg)
     assert "pitch_shift; hardest of 4, pushed away in a projector head of their own; λ=1.0, margin=0.0" in text
     assert "0.6×–1.5× on the frequency axis" in text and "half-cosine decay from 0.5" in text and "folders drawn equally" in text
+    cfg.extra["training"]["settings"] = {**settings, "lr_after": 3e-5}
+    assert "lr 0.0001, half-cosine decay (from 3e-05) from 0.5 of the run" in card.body(cfg)
     cfg.extra["training"]["settings"] = {**settings, "negatives": [], "rrc_freq_scale": [1.0, 1.0], "lr_decay_from": 1.0,
                                          "balance_folders": False}
     text = card.body(cfg)

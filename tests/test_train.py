@@ -258,6 +258,12 @@ def test_lr_decay_from_holds_then_falls_on_a_cosine_to_zero_and_a_resume_follows
     assert resumed.train_step()["lr"] == pytest.approx(seen[8])
     with pytest.raises(TrainingError):
         TrainSettings(lr_decay_from=1.5)
+    # lr_after: the same steps, the cosine starting from a lower rate (a drop at lr_decay_from, then the decay).
+    dropped = _trainer(cache, steps=10, lr=1e-3, lr_decay_from=0.6, lr_after=2e-4, negatives="none")
+    assert [dropped.lr_at(i) for i in range(6)] == [1e-3] * 6 and dropped.lr_at(6) == 2e-4
+    assert [dropped.lr_at(i) for i in range(7, 11)] == pytest.approx([v / 5 for v in seen[7:]] + [0.0], abs=1e-15)
+    with pytest.raises(TrainingError, match="lr_after"):
+        TrainSettings(lr_after=0.0)
     # Past the last step of a constant schedule (benchmarks/train_speed.py runs as many steps as it times): lr holds.
     assert flat.lr_at(10) == flat.lr_at(12) == 1e-3
 

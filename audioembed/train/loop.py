@@ -113,11 +113,12 @@ class Trainer:
         return cands[best.indices, torch.arange(b, device=anchors.device)], best.values
 
     def lr_at(self, step: int) -> float:
-        """Constant lr, then a half cosine to 0 over the last (1 - lr_decay_from) of the steps."""
+        """Constant lr, then a half cosine from lr_after (default lr) to 0 over the last (1 - lr_decay_from) of the steps."""
         start = self.s.lr_decay_from * self.total_steps
-        if step <= start or self.total_steps <= start:  # (a benchmark may step past the end of a constant schedule)
+        if step < start or self.total_steps <= start:  # (a benchmark may step past the end of a constant schedule)
             return self.s.lr
-        return self.s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / (self.total_steps - start))))
+        peak = self.s.lr if self.s.lr_after is None else self.s.lr_after
+        return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / (self.total_steps - start))))
 
     def train_step(self, readback: bool = True) -> dict:
         """One step. Its statistics as floats; with readback=False as tensors still on the device, so a

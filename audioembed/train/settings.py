@@ -27,6 +27,9 @@ class TrainSettings:
     # After this fraction of the steps, the learning rate follows a half cosine from lr down to 0 at
     # the last step (1.0: constant). Resuming with another value changes the rest of the run only.
     lr_decay_from: float = 1.0
+    # The learning rate the half cosine starts from (None: lr). A lower value drops the rate at
+    # lr_decay_from, then decays it: one run that learns fast, then settles slowly.
+    lr_after: float | None = None
     weight_decay: float = 0.0
     ema: float = 0.99  # target network decay (BYOL-A)
     seed: int = 42
@@ -93,6 +96,8 @@ class TrainSettings:
             raise TrainingError(f"neg_space must be 'projection', 'representation' or 'head', not {self.neg_space!r}")
         if not 0.0 <= self.lr_decay_from <= 1.0:
             raise TrainingError(f"lr_decay_from must be a fraction of the run in [0, 1], not {self.lr_decay_from}")
+        if self.lr_after is not None and not self.lr_after > 0:
+            raise TrainingError(f"lr_after must be a learning rate > 0, not {self.lr_after}")
         if self.batch_size < 2:
             raise TrainingError("batch_size must be >= 2 (batch statistics)")
         if self.neg_segments < 2:

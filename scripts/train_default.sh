@@ -4,7 +4,8 @@
 # differs. The release is 4,000 steps x 32 crops = 128,000 crops at lr 1e-4 with BYOL-A's frequency crop,
 # and pitch-shift negatives (1-6 semitones, hardest of 4) pushed to cosine 0 in a head of their own
 # (docs/training.md); since v0.3.0 that is `audioembed pretrain`'s default recipe. The 500,000-crop pair
-# (not shipped: docs/training.md) is STEPS=15625 LR_DECAY_FROM=0.5. v0.2.0's recipe (no crop, `--negatives
+# (not shipped: docs/training.md) is STEPS=15625 LR_DECAY_FROM=0.5; the one with the rate dropped at 128,000 crops
+# (not shipped either) is STEPS=15625 LR_AFTER=3e-5 LR_DECAY_FROM=0.256. v0.2.0's recipe (no crop, `--negatives
 # freq` in the projection, 2,000 steps) is this script at commit b8e4525.
 # Resumable: rerun the same command after a stop (each run continues from its checkpoint; RUNS holds
 # checkpoints, outside the repository).
@@ -20,6 +21,7 @@ python3 scripts/data/build_devsets.py --out "$DATA/devsets"    # labelled dev se
 mkdir -p "$RUNS"
 common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr "${LR:-1e-4}" --lr-decay-from "${LR_DECAY_FROM:-1}" --seed 42 --balance-folders)
 [ -n "${STOP_AFTER:-}" ] && common+=(--stop-after "$STOP_AFTER")
+[ -n "${LR_AFTER:-}" ] && common+=(--lr-after "$LR_AFTER")
 declare -A ARMS=([audioembed-base]="" [audioembed-byola]="--negatives none")   # the default negatives; none
 # Build the log-mel cache once (first run), then the unfinished runs side by side, the cores shared out.
 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/unused" --cache-only --cache-dir "$DATA/melcache"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import contextlib
 import os
 import signal
 import sys
@@ -223,6 +223,18 @@ class Trainer:
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
 
     # -- the loop -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def checkpoint_on_interrupt(self, ckpt: Path):
+        """Ctrl-C, or SIGTERM (`kill`), inside the block saves a checkpoint, then goes on as the interrupt."""
+        with sigterm_as_interrupt():
+            try:
+                yield
+            except KeyboardInterrupt:
+                self.save(ckpt)
+                if self.dist.main:
+                    self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
+                raise
+
     def fit(self, ckpt: Path, stop_after_s: float | None = None, stop_at_step: int | None = None,
             snapshot: Callable[[int], None] | None = None) -> bool:
         """Train to total_steps, checkpointing every ckpt_every steps. False if stopped early.
@@ -235,39 +247,33 @@ class Trainer:
         started = time.perf_counter()
         acc: dict[str, list[float]] = {}
         pending: list[dict] = []  # steps' statistics not yet read back from the device
-        with sigterm_as_interrupt():  # a kill checkpoints as Ctrl-C does
-            try:
-                while self.step < self.total_steps:
-                    t0 = time.perf_counter()
-                    pending.append(self.train_step(readback=False))
-                    self.elapsed += time.perf_counter() - t0
-                    window_n += s.batch_size * self.dist.world
-                    if self.step % s.log_every == 0 or self.step == self.total_steps:
-                        for stats in read_stats(pending):  # the only wait for the GPU between log rows
-                            for k, v in stats.items():
-                                acc.setdefault(k, []).append(v)
-                        pending = []
-                        rate = window_n / max(time.perf_counter() - window_t, 1e-9)
-                        row = {"step": self.step, **{k: sum(v) / len(v) for k, v in acc.items()},
-                               **self.probe_similarity(), "samples_per_s": rate,
-                               "eta_s": (self.total_steps - self.step) * s.batch_size * self.dist.world / max(rate, 1e-9)}
-                        self.history.append(row)
-                        if self.dist.main:
-                            self.log(format_row(row, self.total_steps))
-                        window_t, window_n, acc = time.perf_counter(), 0, {}
-                    if snapshot is not None and s.snapshot_every and self.step % s.snapshot_every == 0:
-                        snapshot(self.step)
-                    if self.step % s.ckpt_every == 0:
-                        self.save(ckpt)
-                    out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
-                    if out_of_time or (stop_at_step is not None and self.step >= stop_at_step):
-                        self.save(ckpt)
-                        return self.step >= self.total_steps
-            except KeyboardInterrupt:
-                self.save(ckpt)
-                if self.dist.main:
-                    self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
-                raise
+        with self.checkpoint_on_interrupt(ckpt):
+            while self.step < self.total_steps:
+                t0 = time.perf_counter()
+                pending.append(self.train_step(readback=False))
+                self.elapsed += time.perf_counter() - t0
+                window_n += s.batch_size * self.dist.world
+                if self.step % s.log_every == 0 or self.step == self.total_steps:
+                    for stats in read_stats(pending):  # the only wait for the GPU between log rows
+                        for k, v in stats.items():
+                            acc.setdefault(k, []).append(v)
+                    pending = []
+                    rate = window_n / max(time.perf_counter() - window_t, 1e-9)
+                    row = {"step": self.step, **{k: sum(v) / len(v) for k, v in acc.items()},
+                           **self.probe_similarity(), "samples_per_s": rate,
+                           "eta_s": (self.total_steps - self.step) * s.batch_size * self.dist.world / max(rate, 1e-9)}
+                    self.history.append(row)
+                    if self.dist.main:
+                        self.log(format_row(row, self.total_steps))
+                    window_t, window_n, acc = time.perf_counter(), 0, {}
+                if snapshot is not None and s.snapshot_every and self.step % s.snapshot_every == 0:
+                    snapshot(self.step)
+                if self.step % s.ckpt_every == 0:
+                    self.save(ckpt)
+                out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
+                if out_of_time or (stop_at_step is not None and self.step >= stop_at_step):
+                    self.save(ckpt)
+                    return self.step >= self.total_steps
         self.save(ckpt)
         return True
 

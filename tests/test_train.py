@@ -16,7 +16,7 @@ from audioembed.config import ModelConfig  # noqa: E402
 from audioembed.train import augment, negatives  # noqa: E402
 from audioembed.mel import LogMel  # noqa: E402
 from audioembed.train.data import MelCache, build_cache  # noqa: E402
-from audioembed.train.loop import Trainer  # noqa: E402
+from audioembed.train.loop import StopSignals, Trainer  # noqa: E402
 from audioembed.errors import TrainingError  # noqa: E402
 from audioembed.train.settings import STRATEGIES, TrainSettings  # noqa: E402
 
@@ -368,13 +368,12 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(cache, tmp_path, monkeyp
     interrupted = _trainer(cache, steps=5)
     real_step = interrupted.train_step
 
-    def step_then_ctrl_c(**kw):
-        stats = real_step(**kw)
-        if interrupted.step == 2:
-            raise KeyboardInterrupt
-        return stats
+    def ctrl_c_within_step_2(**kw):
+        if interrupted.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # lands mid-step: the step finishes, then the loop stops
+        return real_step(**kw)
 
-    monkeypatch.setattr(interrupted, "train_step", step_then_ctrl_c)
+    monkeypatch.setattr(interrupted, "train_step", ctrl_c_within_step_2)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(tmp_path / "ctrl-c.pt")
     resumed = _trainer(cache, steps=5)
@@ -404,6 +403,33 @@ def test_sigterm_checkpoints_like_ctrl_c_and_the_handler_is_put_back(cache, tmp_
     resumed = _trainer(cache, steps=5)
     resumed.load(tmp_path / "killed.pt")
     assert resumed.step == 3
+
+
+def test_a_second_ctrl_c_stops_at_once_but_sigterm_never_escalates():
+    with StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert signals.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_interrupted_save_leaves_the_previous_checkpoint_and_no_temporary_file(cache, tmp_path, monkeypatch):
+    t = _trainer(cache, steps=3)
+    t.fit(tmp_path / "c.pt", stop_at_step=1)
+    before = (tmp_path / "c.pt").read_bytes()
+    real_save = torch.save
+
+    def save_then_ctrl_c(obj, f):
+        real_save(obj, f)
+        raise KeyboardInterrupt  # a second Ctrl-C during the write
+
+    monkeypatch.setattr(torch, "save", save_then_ctrl_c)
+    t.train_step()
+    with pytest.raises(KeyboardInterrupt):
+        t.save(tmp_path / "c.pt")
+    assert (tmp_path / "c.pt").read_bytes() == before and sorted(tmp_path.iterdir()) == [tmp_path / "c.pt"]
 
 
 def test_settings_from_a_config_file(tmp_path):
@@ -480,6 +506,37 @@ def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
     assert state["world"] == 2 and len(state["ranks"]) == 2
     assert not torch.equal(state["ranks"][0]["gen"], state["ranks"][1]["gen"])
     assert ModelConfig.load(out / "config.json").extra["training"]["samples"] == 2 * 4 * 2
+
+
+def test_torchrun_ranks_stop_together_on_sigterm_and_on_their_clocks(audio_dir, tmp_path):
+    """torchrun passes a SIGTERM to every rank at slightly different moments, and each rank's clock runs
+    out at a different step: both stops must be agreed, so no rank waits in a collective the other left."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not installed beside this python")
+    out, log = tmp_path / "ddp", tmp_path / "log.txt"
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "audioembed.cli", "pretrain", str(audio_dir),
+           "-o", str(out), "--steps", "100000", "--batch-size", "2", "--dim", "16", "--threads", "1", "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as err:
+        job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        deadline = time.monotonic() + 240
+        while "step 20/" not in log.read_text() and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.2)
+        job.send_signal(signal.SIGTERM)  # the torchrun agent: it forwards SIGTERM to both ranks
+        job.wait(timeout=120)
+    text = log.read_text()
+    assert "interrupted at step" in text, text[-3000:]
+    state = torch.load(tmp_path / "ddp.checkpoints" / "last.pt", weights_only=True)
+    assert state["world"] == 2 and f"interrupted at step {state['step']}:" in text
+    r = subprocess.run(cmd + ["--resume", "--stop-after", "0.002"], capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0 and "stopped at step" in r.stderr, r.stderr[-3000:]
+    assert torch.load(tmp_path / "ddp.checkpoints" / "last.pt", weights_only=True)["step"] > state["step"]
 
 
 def test_balanced_sampling_draws_each_top_folder_equally(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -28,25 +27,35 @@ PROBE_SEED = 1234567  # the fixed batch on which representation similarities are
 # probe_neg: the five strategies of the first release (comparable across versions);
 # probe_shift: the mel axis moved by 2-4 bands (about 2-6 semitones), i.e. pitch.
 PROBE_STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip")
+STOP_TIME, STOP_SIGNAL = 1, 2  # why ranks stop early; the larger wins the vote
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM (`kill`, a scheduler's stop, torchrun's) as Ctrl-C while training, so it checkpoints
-    too: a background job started by a non-interactive shell ignores SIGINT, and a plain kill would
-    lose the steps since the last checkpoint. Only the main thread may set handlers; elsewhere a no-op."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class StopSignals:
+    """Ctrl-C (SIGINT) or `kill` (SIGTERM, a scheduler's stop, torchrun's) while training asks the loop to stop
+    at the next step boundary, where it checkpoints. Raising at once, wherever the signal lands, would save a
+    half-done step (weights updated, step not counted) and, under torchrun, leave ranks in different
+    collectives. A second Ctrl-C stops at once without saving; SIGTERM never escalates (kill -9 does).
+    A background job ignores SIGINT, so SIGTERM must count too. Handlers only exist in the main thread."""
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+    def __init__(self):
+        self.requested = False
+        self._previous: dict = {}
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 @dataclasses.dataclass
@@ -72,9 +81,11 @@ class Trainer:
         self.target = Target(self.online).to(device)
         self.net = self.online
         if dist.world > 1:
+            import torch.distributed as tdist
             from torch.nn.parallel import DistributedDataParallel
 
             self.net = DistributedDataParallel(self.online, device_ids=[device] if device.startswith("cuda") else None)
+            self._flag_group = tdist.new_group(backend="gloo")  # the per-step stop vote, CPU-side
         # fused: one kernel for all parameters instead of a dozen elementwise passes each
         self.opt = torch.optim.Adam(self.online.parameters(), lr=s.lr, weight_decay=s.weight_decay, fused=True)
         self.gen = torch.Generator().manual_seed(s.seed * 1000 + dist.rank)
@@ -203,8 +214,11 @@ class Trainer:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # after a failed or interrupted save: the previous checkpoint stands
 
     def load(self, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
@@ -223,17 +237,16 @@ class Trainer:
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
 
     # -- the loop -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def checkpoint_on_interrupt(self, ckpt: Path):
-        """Ctrl-C, or SIGTERM (`kill`), inside the block saves a checkpoint, then goes on as the interrupt."""
-        with sigterm_as_interrupt():
-            try:
-                yield
-            except KeyboardInterrupt:
-                self.save(ckpt)
-                if self.dist.main:
-                    self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
-                raise
+    def agree(self, mine: int) -> int:
+        """The largest of every rank's `mine`: each rank asks at every step, so all act at the same step
+        (a stop decided by one rank's clock or signal would leave the others waiting in a collective)."""
+        if self.dist.world == 1:
+            return mine
+        import torch.distributed as tdist
+
+        vote = torch.tensor([mine])  # on a CPU (gloo) group: no GPU sync per step
+        tdist.all_reduce(vote, op=tdist.ReduceOp.MAX, group=self._flag_group)
+        return int(vote.item())
 
     def fit(self, ckpt: Path, stop_after_s: float | None = None, stop_at_step: int | None = None,
             snapshot: Callable[[int], None] | None = None) -> bool:
@@ -247,7 +260,7 @@ class Trainer:
         started = time.perf_counter()
         acc: dict[str, list[float]] = {}
         pending: list[dict] = []  # steps' statistics not yet read back from the device
-        with self.checkpoint_on_interrupt(ckpt):
+        with StopSignals() as signals:
             while self.step < self.total_steps:
                 t0 = time.perf_counter()
                 pending.append(self.train_step(readback=False))
@@ -268,10 +281,16 @@ class Trainer:
                     window_t, window_n, acc = time.perf_counter(), 0, {}
                 if snapshot is not None and s.snapshot_every and self.step % s.snapshot_every == 0:
                     snapshot(self.step)
+                out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
+                stop = self.agree(STOP_SIGNAL if signals.requested else STOP_TIME if out_of_time else 0)
+                if stop == STOP_SIGNAL:
+                    self.save(ckpt)
+                    if self.dist.main:
+                        self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
+                    raise KeyboardInterrupt
                 if self.step % s.ckpt_every == 0:
                     self.save(ckpt)
-                out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
-                if out_of_time or (stop_at_step is not None and self.step >= stop_at_step):
+                if stop == STOP_TIME or (stop_at_step is not None and self.step >= stop_at_step):
                     self.save(ckpt)
                     return self.step >= self.total_steps
         self.save(ckpt)

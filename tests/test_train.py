@@ -484,20 +484,24 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
-    """DDP over gloo: two ranks draw different crops, rank 0 alone writes checkpoint and model."""
-    import os
+def _torchrun_pretrain(audio_dir, tmp_path, *flags) -> list[str]:
+    """`torchrun` with two CPU processes running `audioembed pretrain` into tmp_path/ddp (skip without torchrun)."""
     import shutil
-    import subprocess
     import sys
 
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     if torchrun is None:
         pytest.skip("torchrun not installed beside this python")
+    return [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "audioembed.cli", "pretrain", str(audio_dir),
+            "-o", str(tmp_path / "ddp"), "--threads", "1", "--cache-dir", str(tmp_path / "cache"), *flags]
+
+
+def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
+    """DDP over gloo: two ranks draw different crops, rank 0 alone writes checkpoint and model."""
+    import subprocess
+
     out = tmp_path / "ddp"
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "audioembed.cli", "pretrain", str(audio_dir),
-           "-o", str(out), "--steps", "2", "--batch-size", "4", "--dim", "32", "--threads", "1",
-           "--cache-dir", str(tmp_path / "cache")]
+    cmd = _torchrun_pretrain(audio_dir, tmp_path, "--steps", "2", "--batch-size", "4", "--dim", "32")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -511,17 +515,11 @@ def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
 def test_torchrun_ranks_stop_together_on_sigterm_and_on_their_clocks(audio_dir, tmp_path):
     """torchrun passes a SIGTERM to every rank at slightly different moments, and each rank's clock runs
     out at a different step: both stops must be agreed, so no rank waits in a collective the other left."""
-    import shutil
     import subprocess
-    import sys
     import time
 
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
-    if torchrun is None:
-        pytest.skip("torchrun not installed beside this python")
-    out, log = tmp_path / "ddp", tmp_path / "log.txt"
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "audioembed.cli", "pretrain", str(audio_dir),
-           "-o", str(out), "--steps", "100000", "--batch-size", "2", "--dim", "16", "--threads", "1", "--cache-dir", str(tmp_path / "cache")]
+    log = tmp_path / "log.txt"
+    cmd = _torchrun_pretrain(audio_dir, tmp_path, "--steps", "100000", "--batch-size", "2", "--dim", "16")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log, "w") as err:
         job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)

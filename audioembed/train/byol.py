@@ -42,7 +42,8 @@ class Online(nn.Module):
         return AudioEncoder.pool(self.encoder.frames_from_mel(x.unsqueeze(1)))
 
     def forward(self, views: torch.Tensor, negatives: torch.Tensor | None = None, neg_space: str = "projection"):
-        """-> (predictions of the views, their clip embeddings, the negatives in neg_space or None).
+        """-> (predictions of the views, their clip embeddings, the negatives in neg_space or None,
+        the negatives' clip embeddings or None).
 
         neg_space "projection": the negatives' predictions (compared with the anchors' target
         projections); "representation": their clip embeddings (compared with the anchors' own);
@@ -52,7 +53,7 @@ class Online(nn.Module):
         y = self.embed(views)
         p = self.predictor(self.projector(y))
         if negatives is None:
-            return p, y, None
+            return p, y, None, None
         # The negatives' dropout draws come from a forked RNG, so a run with negatives sees exactly
         # the random stream of a run without them (the ablation differs only by the negative term).
         with torch.random.fork_rng(devices=[negatives.device] if negatives.is_cuda else []):
@@ -62,8 +63,8 @@ class Online(nn.Module):
                 raise ValueError(f"neg_space 'head' takes one negative per anchor, the anchors being the first half "
                                  f"of the views: got {len(negatives)} negatives for {len(views)} views")
             h = self.neg_head(torch.cat([y[: len(negatives)], y_neg]))
-            return p, y, h.chunk(2)
-        return p, y, (y_neg if neg_space == "representation" else self.predictor(self.projector(y_neg)))
+            return p, y, h.chunk(2), y_neg
+        return p, y, (y_neg if neg_space == "representation" else self.predictor(self.projector(y_neg))), y_neg
 
 
 class Target(nn.Module):

@@ -33,6 +33,7 @@ def pretrain(
     negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip."),
     neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
     neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing."),
+    neg_repr_margin: Optional[float] = typer.Option(None, "--neg-repr-margin", help="Also cap the clip embeddings' cosine to their negatives at this value (a second hinge, same weight; off by default)."),
     neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),
     neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space), representation (the clip embedding) or head (a projector of their own)."),
     neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)."),
@@ -63,7 +64,7 @@ def pretrain(
     from .loop import Trainer, log_stderr
 
     flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_decay_from=lr_decay_from, lr_after=lr_after, dim=dim, negatives=negatives,
-                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_segments=neg_segments, neg_space=neg_space,
+                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_repr_margin=neg_repr_margin, neg_segments=neg_segments, neg_space=neg_space,
                  neg_candidates=neg_candidates, precision=precision, balance_folders=balance_folders, seed=seed,
                  snapshot_every=snapshot_every)
     flags = {k: v for k, v in flags.items() if v is not None}

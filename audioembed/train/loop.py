@@ -143,7 +143,7 @@ class Trainer:
         views = torch.cat([v1, v2])
         with self.autocast():
             z = self.target(views)  # first: its dropout draws must not depend on whether negatives follow
-            p, y, neg_out = self.net(views, neg, s.neg_space)
+            p, y, neg_out, y_neg = self.net(views, neg, s.neg_space)
         p, z = p.float(), z.float()
         p1, p2 = p.chunk(2)
         z1, z2 = z.chunk(2)
@@ -158,6 +158,10 @@ class Trainer:
             hinge, cos_neg = negative_loss(neg_out.float(), anchor.float(), s.neg_margin)
             loss = loss + s.neg_lambda * hinge.mean()
             stats.update(loss_neg=hinge.mean().detach(), cos_neg=cos_neg.mean().detach())
+            if s.neg_repr_margin is not None:  # a cap on the representation's own cosine to the negative
+                cap, cos_repr = negative_loss(y_neg.float(), y.float()[: len(y_neg)], s.neg_repr_margin)
+                loss = loss + s.neg_lambda * cap.mean()
+                stats.update(loss_repr=cap.mean().detach(), cos_repr=cos_repr.mean().detach())
             if hard_cos is not None:
                 stats["cos_hard"] = hard_cos.mean()
         self.opt.zero_grad(set_to_none=True)
@@ -336,6 +340,8 @@ def format_row(row: dict, total: int) -> str:
         parts.append(f"cos- {row['cos_neg']:.3f}")
     if "cos_hard" in row:
         parts.append(f"hard {row['cos_hard']:.3f}")
+    if "cos_repr" in row:
+        parts.append(f"repr {row['cos_repr']:.3f}")
     probe = f"probe pos {row['probe_pos']:.3f} neg {row['probe_neg']:.3f}"
     if "probe_shift" in row:
         probe += f" shift {row['probe_shift']:.3f}"

@@ -62,6 +62,12 @@ class TrainSettings:
     # invariance to a frequency zoom in their projection while the negatives keep position in the
     # representation under it, where the two terms in one projection pull against each other).
     neg_space: str = "head"
+    # A cap on the representation itself: also add λ·relu(cos(y_neg, y_anchor) − this) on the clip
+    # embeddings (None: off). A head of their own can keep its negatives apart on a feature the
+    # representation shrinks step by step; this keeps the representation's cosine to the negative
+    # (the hardest pitch shift: the log's `repr`) from rising past the value. Not with neg_space
+    # "representation", where the hinge itself is on the clip embeddings.
+    neg_repr_margin: float | None = None
     # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
     neg_candidates: int = 4
@@ -94,6 +100,9 @@ class TrainSettings:
             raise TrainingError(f"unknown negative strategies {bad}: choose from {', '.join(STRATEGIES)} or 'none'")
         if self.neg_space not in ("projection", "representation", "head"):
             raise TrainingError(f"neg_space must be 'projection', 'representation' or 'head', not {self.neg_space!r}")
+        if self.neg_repr_margin is not None and self.neg_space == "representation":
+            raise TrainingError("neg_repr_margin caps the clip embeddings' cosine, where neg_space 'representation' "
+                                "already puts the hinge: use --neg-margin there")
         if not 0.0 <= self.lr_decay_from <= 1.0:
             raise TrainingError(f"lr_decay_from must be a fraction of the run in [0, 1], not {self.lr_decay_from}")
         if self.lr_after is not None and not self.lr_after > 0:

@@ -66,7 +66,8 @@ class TrainSettings:
     # embeddings (None: off). A head of their own can keep its negatives apart on a feature the
     # representation shrinks step by step; this keeps the representation's cosine to the negative
     # (the hardest pitch shift: the log's `repr`) from rising past the value. Not with neg_space
-    # "representation", where the hinge itself is on the clip embeddings.
+    # "representation", where the hinge itself is on the clip embeddings. Tried at 0.8 and not adopted:
+    # every dev set lost 1-4 points (docs/training.md).
     neg_repr_margin: float | None = None
     # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.

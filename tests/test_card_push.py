@@ -140,3 +140,25 @@ def test_push_reports_metadata_the_hub_rejects(fake_hub, model_copy):
     card.write(model_copy, card.load(model_copy).text, license="not-a-licence")
     result = runner.invoke(app, ["push", str(model_copy), "me/bad-licence"])
     assert result.exit_code == 1 and "not-a-licence" in result.output
+
+
+def test_average_weights_writes_the_mean_of_the_folders(tiny_model_dir, tmp_path):
+    """scripts/average_weights.py: float tensors are the folders' mean; the result is a model folder that loads."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from audioembed.config import ModelConfig
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other)
+    state = load_file(str(tiny_model_dir / "model.safetensors"))
+    save_file({k: v * 3 if v.is_floating_point() else v for k, v in state.items()}, str(other / "model.safetensors"))
+    out = tmp_path / "mean"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "average_weights.py"), str(out), str(tiny_model_dir), str(other)],
+                   check=True, capture_output=True)
+    mean = load_file(str(out / "model.safetensors"))
+    floats = [k for k, v in state.items() if v.is_floating_point()]
+    assert floats and all(torch.allclose(mean[k], 2 * state[k], rtol=1e-6, atol=1e-6) for k in floats)
+    assert all(torch.equal(mean[k], v) for k, v in state.items() if not v.is_floating_point())
+    vec = Embedder(out, backend="onnx").embed(np.zeros(16000, np.float32) + 0.1, sr=16000)  # digests check out
+    assert vec.shape == (ModelConfig.load(out / "config.json").dim,) and np.isfinite(vec).all()

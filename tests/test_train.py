@@ -361,7 +361,7 @@ def test_the_representation_cap_is_a_second_hinge_on_the_clip_embeddings(cache):
 
 def test_the_representation_cap_pushes_the_clip_embeddings_apart(cache):
     """Same draws, same steps: with the cap at 0 and a large weight, the representation's cosine to the
-    negatives ends lower than with the cap off (m = 1), while the head's hinge is the same in both."""
+    negatives ends lower than with the cap off (m = 1)."""
     runs = {}
     for m in (1.0, 0.0):
         t = _trainer(cache, steps=40, lr=3e-3, neg_space="head", neg_lambda=5.0, neg_repr_margin=m, negatives="pitch_shift")

@@ -159,7 +159,7 @@ class Trainer:
             loss = loss + s.neg_lambda * hinge.mean()
             stats.update(loss_neg=hinge.mean().detach(), cos_neg=cos_neg.mean().detach())
             if s.neg_repr_margin is not None:  # a cap on the representation's own cosine to the negative
-                cap, cos_repr = negative_loss(y_neg.float(), y.float()[: len(y_neg)], s.neg_repr_margin)
+                cap, cos_repr = negative_loss(y_neg.float(), y[: len(y_neg)].float(), s.neg_repr_margin)
                 loss = loss + s.neg_lambda * cap.mean()
                 stats.update(loss_repr=cap.mean().detach(), cos_repr=cos_repr.mean().detach())
             if hard_cos is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as tdist
 import torch.nn.functional as F
 
 from ..config import ModelConfig
@@ -81,7 +82,6 @@ class Trainer:
         self.target = Target(self.online).to(device)
         self.net = self.online
         if dist.world > 1:
-            import torch.distributed as tdist
             from torch.nn.parallel import DistributedDataParallel
 
             self.net = DistributedDataParallel(self.online, device_ids=[device] if device.startswith("cuda") else None)
@@ -199,8 +199,6 @@ class Trainer:
     def _gather(self, item):
         if self.dist.world == 1:
             return [item]
-        import torch.distributed as tdist
-
         out = [None] * self.dist.world
         tdist.all_gather_object(out, item)
         return out
@@ -246,8 +244,6 @@ class Trainer:
         (a stop decided by one rank's clock or signal would leave the others waiting in a collective)."""
         if self.dist.world == 1:
             return mine
-        import torch.distributed as tdist
-
         vote = torch.tensor([mine])  # on a CPU (gloo) group: no GPU sync per step
         tdist.all_reduce(vote, op=tdist.ReduceOp.MAX, group=self._flag_group)
         return int(vote.item())

@@ -395,6 +395,30 @@ def test_resume_continues_exactly(cache, tmp_path):
     assert full.history[0]["loss"] == second.history[0]["loss"]  # the row logged before the stop
 
 
+def test_freq_crop_until_equals_a_run_resumed_without_the_crop_at_that_step(cache, tmp_path):
+    """One run that stops the frequency crop at half way is bit-identical to a cropped run stopped there and
+    resumed with the crop off (rrc_freq_scale 1-1): the same random draws either way. And the crop matters."""
+    one = _trainer(cache, steps=6, freq_crop_until=0.5, neg_candidates=2)
+    assert one.view_settings().rrc_freq_scale == (0.6, 1.5)
+    one.fit(tmp_path / "one.pt")
+    assert one.view_settings().rrc_freq_scale == (1.0, 1.0) and one.s.rrc_freq_scale == (0.6, 1.5)
+    first = _trainer(cache, steps=6, neg_candidates=2)
+    first.fit(tmp_path / "two.pt", stop_at_step=3)
+    second = _trainer(cache, steps=6, neg_candidates=2, rrc_freq_scale=(1.0, 1.0))
+    second.load(tmp_path / "two.pt")
+    second.fit(tmp_path / "two.pt")
+    a, b = _state(one), _state(second)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [r["probe_pos"] for r in one.history] == [r["probe_pos"] for r in second.history]
+    cropped = _trainer(cache, steps=6, neg_candidates=2)
+    cropped.fit(tmp_path / "cropped.pt")
+    c = _state(cropped)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(TrainingError, match="freq_crop_until"):
+        TrainSettings(freq_crop_until=1.5)
+
+
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(cache, tmp_path, monkeypatch):
     full = _trainer(cache, steps=5)
     full.fit(tmp_path / "full.pt")

@@ -96,10 +96,11 @@ class ViewMaker:
         self.s = settings
         self.bank = MixupBank(settings.mixup_bank, settings.mixup_ratio)
 
-    def view(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return crop_fade_norm(self.bank(x, gen), gen, self.s)
+    def view(self, x: torch.Tensor, gen: torch.Generator, s=None) -> torch.Tensor:
+        return crop_fade_norm(self.bank(x, gen), gen, s or self.s)
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        v1, v2 = self.view(x, gen), self.view(x, gen)
+    def __call__(self, x: torch.Tensor, gen: torch.Generator, s=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """s: the settings for these views (default: the maker's), e.g. with the frequency crop stopped."""
+        v1, v2 = self.view(x, gen, s), self.view(x, gen, s)
         self.bank.push(x)
         return v1, v2

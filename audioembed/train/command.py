@@ -29,6 +29,8 @@ def pretrain(
         None, "--lr-decay-from", help="Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant)."),
     lr_after: Optional[float] = typer.Option(
         None, "--lr-after", help="The lr the half cosine starts from (default: --lr): a drop at --lr-decay-from, then the decay."),
+    freq_crop_until: Optional[float] = typer.Option(
+        None, "--freq-crop-until", help="Fraction of the steps after which the views' frequency crop stops (1: never)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size."),
     negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip."),
     neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
@@ -63,7 +65,7 @@ def pretrain(
     from ..files import cache_folder
     from .loop import Trainer, log_stderr
 
-    flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_decay_from=lr_decay_from, lr_after=lr_after, dim=dim, negatives=negatives,
+    flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_decay_from=lr_decay_from, lr_after=lr_after, freq_crop_until=freq_crop_until, dim=dim, negatives=negatives,
                  neg_lambda=neg_lambda, neg_margin=neg_margin, neg_repr_margin=neg_repr_margin, neg_segments=neg_segments, neg_space=neg_space,
                  neg_candidates=neg_candidates, precision=precision, balance_folders=balance_folders, seed=seed,
                  snapshot_every=snapshot_every)

@@ -92,6 +92,7 @@ class Trainer:
         # Negatives draw from their own stream, so with and without them the crops and views are identical.
         self.neg_gen = torch.Generator().manual_seed(s.seed * 1000 + dist.rank + 500)
         self.views = ViewMaker(s)
+        self._uncropped = dataclasses.replace(s, rrc_freq_scale=(1.0, 1.0))  # the views once freq_crop_until is past
         if device.startswith("cpu"):
             self.online.to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN)
             self.target.to(memory_format=torch.channels_last)
@@ -123,6 +124,10 @@ class Trainer:
         best = cos.max(dim=0)
         return cands[best.indices, torch.arange(b, device=anchors.device)], best.values
 
+    def view_settings(self) -> TrainSettings:
+        """The settings the views are made with at this step: the frequency crop stops at freq_crop_until."""
+        return self.s if self.step < self.s.freq_crop_until * self.total_steps else self._uncropped
+
     def lr_at(self, step: int) -> float:
         """Constant lr, then a half cosine from lr_after (default lr) to 0 over the last (1 - lr_decay_from) of the steps."""
         start = self.s.lr_decay_from * self.total_steps
@@ -138,7 +143,7 @@ class Trainer:
         for group in self.opt.param_groups:  # set every step: a resumed optimizer carries its saved lr
             group["lr"] = self.lr_at(self.step)
         x = to_device(self.cache.sample(s.batch_size, s.crop_frames, self.gen, balanced=s.balance_folders), dev)
-        v1, v2 = self.views(x, self.gen)
+        v1, v2 = self.views(x, self.gen, self.view_settings())
         neg, hard_cos = self.hardest_negatives(v1) if s.negatives else (None, None)
         views = torch.cat([v1, v2])
         with self.autocast():
@@ -184,7 +189,8 @@ class Trainer:
         g = torch.Generator().manual_seed(PROBE_SEED)
         x = self.probe.to(self.device)
         emb = self.online.embed
-        a, b = emb(crop_fade_norm(x, g, self.s)), emb(crop_fade_norm(x, g, self.s))
+        vs = self.view_settings()  # two views as training makes them now
+        a, b = emb(crop_fade_norm(x, g, vs)), emb(crop_fade_norm(x, g, vs))
         anchor = post_norm(x)
         n = emb(perturb(anchor, PROBE_STRATEGIES, self.s.neg_segments, g))
         shifted = emb(perturb(anchor, ("freq_shift",), self.s.neg_segments, g, (2, 4)))

@@ -47,6 +47,9 @@ class TrainSettings:
     # invariance to pitch, which costs pitch class in plain BYOL-A; the negatives in a head of their
     # own (below) keep it (+6.3 ± 3.1 points over the ablation, 3 seeds per arm, docs/training.md).
     rrc_freq_scale: tuple[float, float] = (0.6, 1.5)
+    # After this fraction of the steps the views' frequency crop stops (the mel axis kept whole; 1.0: never):
+    # crop early for what it teaches (family), then stop it teaching pitch invariance. Same random draws either way.
+    freq_crop_until: float = 1.0
     rrc_time_scale: tuple[float, float] = (0.6, 1.5)
     fader_gain: float = 1.0
     # Adversarial negatives: "none" gives exactly BYOL-A. Default (the release's): a pitch shift of
@@ -106,6 +109,8 @@ class TrainSettings:
                                 "already puts the hinge: use --neg-margin there")
         if not 0.0 <= self.lr_decay_from <= 1.0:
             raise TrainingError(f"lr_decay_from must be a fraction of the run in [0, 1], not {self.lr_decay_from}")
+        if not 0.0 <= self.freq_crop_until <= 1.0:
+            raise TrainingError(f"freq_crop_until must be a fraction of the run in [0, 1], not {self.freq_crop_until}")
         if self.lr_after is not None and not self.lr_after > 0:
             raise TrainingError(f"lr_after must be a learning rate > 0, not {self.lr_after}")
         if self.batch_size < 2:

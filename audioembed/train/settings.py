@@ -47,8 +47,8 @@ class TrainSettings:
     # invariance to pitch, which costs pitch class in plain BYOL-A; the negatives in a head of their
     # own (below) keep it (+6.3 ± 3.1 points over the ablation, 3 seeds per arm, docs/training.md).
     rrc_freq_scale: tuple[float, float] = (0.6, 1.5)
-    # After this fraction of the steps the views' frequency crop stops (the mel axis kept whole; 1.0: never):
-    # crop early for what it teaches (family), then stop it teaching pitch invariance. Same random draws either way.
+    # After this fraction of the steps the views' frequency crop stops (the mel axis kept whole; 1.0: never).
+    # Same random draws either way. Stopped at 128,000 of 500,000 crops it cost family (docs/training.md): not adopted.
     freq_crop_until: float = 1.0
     rrc_time_scale: tuple[float, float] = (0.6, 1.5)
     fader_gain: float = 1.0

@@ -97,7 +97,7 @@ class ViewMaker:
         self.bank = MixupBank(settings.mixup_bank, settings.mixup_ratio)
 
     def view(self, x: torch.Tensor, gen: torch.Generator, s=None) -> torch.Tensor:
-        return crop_fade_norm(self.bank(x, gen), gen, s or self.s)
+        return crop_fade_norm(self.bank(x, gen), gen, self.s if s is None else s)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator, s=None) -> tuple[torch.Tensor, torch.Tensor]:
         """s: the settings for these views (default: the maker's), e.g. with the frequency crop stopped."""

@@ -4,7 +4,10 @@
 #   neg256 / byola256: the same at BYOL-A's batch 256 and lr 3e-4;
 #   cropneg32 / cropbyola32: batch 32, lr 1e-4 with BYOL-A's frequency crop [0.6, 1.5] and, for the
 #                            negatives, `freq` at lambda 0.3 (docs/training.md, "Negatives that agree
-#                            with the frequency crop"), against its ablation.
+#                            with the frequency crop"), against its ablation;
+#   drop32 / dropbyola32: the release recipe (v0.3.0: `audioembed pretrain`'s defaults, batch 32, lr 1e-4) with the
+#                         rate dropped to 3e-5 at 128,000 crops on a half cosine (docs/training.md, "500,000 crops
+#                         with the learning rate dropped at 128,000"), against its ablation; run with STEPS=15625.
 # An arm named ARM-sSEED trains with that seed (default 42): ARMS="cropneg32-s43 cropbyola32-s43".
 # REF=FOLDER also times the trainer in FOLDER/audioembed side by side (benchmarks/train_speed.py --ref).
 # STEPS caps each arm's steps (default: none, the minutes decide); KEEP lists the crop counts whose nearest
@@ -53,6 +56,8 @@ declare -A ARGS=(
   [neg256]="--batch-size 256 --lr 3e-4 --negatives freq --neg-candidates 4 --snapshot-every 250"
   [byola256]="--batch-size 256 --lr 3e-4 --negatives none --snapshot-every 250"
   [cropneg32]="--config $WORK/crop.json --batch-size 32 --lr 1e-4 --negatives freq --neg-lambda 0.3 --neg-candidates 4 --snapshot-every 1000"
+  [drop32]="--batch-size 32 --lr 1e-4 --lr-after 3e-5 --lr-decay-from 0.256 --snapshot-every 1000"
+  [dropbyola32]="--batch-size 32 --lr 1e-4 --lr-after 3e-5 --lr-decay-from 0.256 --negatives none --snapshot-every 1000"
   [cropbyola32]="--config $WORK/crop.json --batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
 )
 # An arm's flags: its recipe's, the seed its name carries, and the shared config unless the recipe names one.

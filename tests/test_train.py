@@ -698,7 +698,7 @@ def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(c
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DEVICE": "cpu",
-           "ARMS": "byola32 cropneg32-s43", "SKIP_SPEED": "1", "MINUTES": "0.02", "THREADS": "1", "PACK": str(cache.folder),
+           "ARMS": "byola32 cropneg32-s43 drop32-s44", "SKIP_SPEED": "1", "MINUTES": "0.02", "THREADS": "1", "PACK": str(cache.folder),
            "WORK": str(tmp_path / "work"), "OUT": str(tmp_path / "out")}
     r = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -718,6 +718,14 @@ def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(c
     settings = ModelConfig.load(snap / "config.json").extra["training"]["settings"]
     assert settings["seed"] == 43 and settings["rrc_freq_scale"] == [0.6, 1.5] and settings["batch_size"] == 32
     assert settings["negatives"] == ["freq_roll", "freq_shuffle", "freq_flip", "freq_shift"] and settings["neg_lambda"] == 0.3
+    # The drop arms: the release's defaults (pitch-shift negatives in their own head, the crop), the rate dropped at 0.256.
+    with tarfile.open(tmp_path / "out" / "drop32-s44.tar") as tar:
+        tar.extractall(tmp_path / "z")
+    (snap,) = (tmp_path / "z" / "drop32-s44.snapshots").iterdir()
+    settings = ModelConfig.load(snap / "config.json").extra["training"]["settings"]
+    assert settings["seed"] == 44 and settings["negatives"] == ["pitch_shift"] and settings["neg_space"] == "head"
+    assert settings["lr"] == 1e-4 and settings["lr_after"] == 3e-5 and settings["lr_decay_from"] == 0.256
+    assert settings["rrc_freq_scale"] == [0.6, 1.5] and settings["batch_size"] == 32
     bad = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env={**env, "ARMS": "nosuch-s1"},
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown arm nosuch-s1" in bad.stderr

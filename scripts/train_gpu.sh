@@ -13,7 +13,8 @@
 # STEPS caps each arm's steps (default: none, the minutes decide); KEEP lists the crop counts whose nearest
 # snapshots go into the tars (default "64e3 256e3 1e6 4e6"; the last step always goes).
 # Every arm snapshots as it goes; at the end each arm's chosen snapshots (about 64k, 256k, 1M, 4M crops
-# and its last step) go into $OUT/ARM.tar, with the log. First, benchmarks/train_speed.py measures
+# and its last step) go into $OUT/ARM.tar, with the log, and its model folder ARM/ when it reached STEPS.
+# First, benchmarks/train_speed.py measures
 # samples/s of one process alone on the GPU (batch 32 and 256) into $OUT/speed.tar.
 #
 # ARMS picks some (default: all six, seed 42). Sharing one card slows each process a lot (docs/training.md,
@@ -94,6 +95,8 @@ want = {min(steps, key=lambda s: abs(s * batch - c)) for c in map(float, os.envi
 print(" ".join(f"step-{s:06d}/{f}" for s in sorted(want) for f in ("config.json", "model.safetensors")))
 EOF
 )
-  tar -cf "$OUT/$arm.tar" -C "$WORK" "$arm.log" $(for f in $keep; do echo "$arm.snapshots/$f"; done)
+  # An arm that reached STEPS inside its minutes wrote its model folder: that is its end, and it goes too.
+  final=(); [ -f "$WORK/$arm/config.json" ] && final=("$arm/config.json" "$arm/model.safetensors")
+  tar -cf "$OUT/$arm.tar" -C "$WORK" "$arm.log" $(for f in $keep; do echo "$arm.snapshots/$f"; done) "${final[@]}"
 done
 ls -la "$OUT"

@@ -726,6 +726,14 @@ def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(c
     assert settings["seed"] == 44 and settings["negatives"] == ["pitch_shift"] and settings["neg_space"] == "head"
     assert settings["lr"] == 1e-4 and settings["lr_after"] == 3e-5 and settings["lr_decay_from"] == 0.256
     assert settings["rrc_freq_scale"] == [0.6, 1.5] and settings["batch_size"] == 32
+    # An arm that reaches STEPS inside its minutes ends in its model folder, and that goes into the tar too.
+    done = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env={**env, "ARMS": "byola32-s7", "STEPS": "2",
+                          "MINUTES": "5", "OUT": str(tmp_path / "out2")}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with tarfile.open(tmp_path / "out2" / "byola32-s7.tar") as tar:
+        assert {"byola32-s7/model.safetensors", "byola32-s7/config.json"} <= set(tar.getnames())
+        tar.extractall(tmp_path / "w")
+    assert ModelConfig.load(tmp_path / "w" / "byola32-s7" / "config.json").extra["training"]["steps"] == 2
     bad = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env={**env, "ARMS": "nosuch-s1"},
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown arm nosuch-s1" in bad.stderr

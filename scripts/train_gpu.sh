@@ -17,7 +17,7 @@
 # First, benchmarks/train_speed.py measures
 # samples/s of one process alone on the GPU (batch 32 and 256) into $OUT/speed.tar.
 #
-# ARMS picks some (default: all six, seed 42). Sharing one card slows each process a lot (docs/training.md,
+# ARMS picks some (default: all of them, seed 42). Sharing one card slows each process a lot (docs/training.md,
 # "On a GPU"): the measured run was ARMS="neg256 byola256" MINUTES=7.
 # Data: a log-mel cache folder, or a file scripts/data/pack_melcache.py packed (a GPU machine that
 # reaches nothing gets its data beside the code):

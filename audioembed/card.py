@@ -68,7 +68,8 @@ def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
         f"- Data: {data.get('data_dir', '?')}: {data.get('files', '?')} files, {data.get('clips', '?')} clips, "
         f"{_fmt(data.get('hours', '?'))} h (log-mel mean {cfg.norm_mean:.4f}, std {cfg.norm_std:.4f}).",
         f"- Steps: {train.get('steps')} × batch {s.get('batch_size')} × {train.get('processes')} process(es) = "
-        f"{train.get('samples')} crops of {s.get('crop_frames')} frames; device {train.get('device')}.",
+        f"{train.get('samples')} crops of {s.get('crop_frames')} frames; device {train.get('device')}"
+        + (f", {train['precision']} arithmetic." if train.get("precision") else "."),
         f"- Training time: {train.get('train_seconds', 0) / 60:.1f} min ({_fmt(train.get('samples_per_s'))} samples/s).",
         "", "| setting | value |", "|---|---|",
         *[f"| {k} | {_fmt(v)} |" for k, v in sorted(s.items())],

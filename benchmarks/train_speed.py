@@ -10,7 +10,8 @@ pass of the anchors and their k candidates.
 
     python benchmarks/train_speed.py                 # default settings, 2 threads
     python benchmarks/train_speed.py --profile       # also a torch.profiler table of one arm
-    python benchmarks/train_speed.py --set precision=float32   # compare one setting
+    python benchmarks/train_speed.py --set precision=float32   # one setting for both arms
+    python benchmarks/train_speed.py --vs precision=bfloat16   # and side by side with another setting
     python benchmarks/train_speed.py --ref 5d9ffbc   # side by side with the code of a git commit
     python benchmarks/train_speed.py --device cuda --set batch_size=256   # on a GPU
 
@@ -82,18 +83,21 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10) -> float:
-    """Best of `reps` square matmuls: 2048² on a CPU, 8192² on a GPU (big enough to reach its peak)."""
+def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10, budget_s: float = 5.0) -> float:
+    """Best of `reps` square matmuls (fewer once `budget_s` is spent: an emulated bfloat16 matmul takes
+    20 s on an AVX2-only CPU): 2048² on a CPU, 8192² on a GPU (big enough to reach its peak)."""
     n = 8192 if device.startswith("cuda") else 2048
     a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     a @ b
     sync(device)
-    best = float("inf")
+    best, start = float("inf"), time.perf_counter()
     for _ in range(reps):
         t0 = time.perf_counter()
         a @ b
         sync(device)
         best = min(best, time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s:
+            break
     return 2.0 * n**3 / best
 
 
@@ -125,14 +129,18 @@ def import_ref(ref: str, tmp: Path):
     return loop.Trainer, importlib.import_module(f"{name}.train.settings").TrainSettings
 
 
-def make_trainers(settings: dict, cache: MelCache, device: str, ref=None, ref_name: str = "ref") -> dict:
-    """The current trainer and, given ref's (Trainer, TrainSettings), the old one, from the same settings.
+def make_trainers(settings: dict, cache: MelCache, device: str, ref=None, ref_name: str = "ref",
+                  vs: dict | None = None, vs_name: str = "vs") -> dict:
+    """The current trainer and, given ref's (Trainer, TrainSettings), the old one, from the same settings;
+    given `vs` overrides, also the current code with them (e.g. another precision).
 
     Both must get every override: an old trainer left at its default batch would have its samples
     counted at the current one's batch (a bug that once printed the old code 4-8x too fast)."""
     trainers = {"current": Trainer(TrainSettings(**settings), cache, "bench", device, log=lambda m: None)}
     if ref:
         trainers[ref_name] = ref[0](ref[1](**settings), cache, "bench", device, log=lambda m: None)
+    if vs:
+        trainers[vs_name] = Trainer(TrainSettings(**{**settings, **vs}), cache, "bench", device, log=lambda m: None)
     return trainers
 
 
@@ -175,37 +183,43 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainSettings overrides for both arms")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table for the negatives arm")
+    ap.add_argument("--vs", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="also time the current code with these overrides on top, alternating rounds (e.g. precision=bfloat16)")
     ap.add_argument("--ref", help="also time the trainer of this git commit (or of the audioembed/ in this folder), alternating rounds")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = parse_set(args.set)
+    overrides, vs = parse_set(args.set), parse_set(args.vs)
     with tempfile.TemporaryDirectory() as tmp:
         cache = fake_cache(Path(tmp))
         cfg = ModelConfig()
         dev = args.device
         rate32, rate16 = matmul_rate(torch.float32, dev), matmul_rate(torch.bfloat16, dev)
         where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{args.threads} threads"
-        out = {"device": where, "threads": args.threads, "overrides": overrides, "matmul_gflops": {"float32": rate32 / 1e9, "bfloat16": rate16 / 1e9}, "arms": {}}
-        print(f"torch matmul: float32 {rate32 / 1e9:.0f} GFLOP/s, bfloat16 {rate16 / 1e9:.0f} GFLOP/s ({where})")
+        out = {"device": where, "threads": args.threads, "overrides": overrides, "vs": vs, "matmul_gflops": {"float32": rate32 / 1e9, "bfloat16": rate16 / 1e9}, "arms": {}}
+        print(f"torch matmul: float32 {rate32 / 1e9:.3g} GFLOP/s, bfloat16 {rate16 / 1e9:.3g} GFLOP/s ({where})")
         ref = import_ref(args.ref, Path(tmp)) if args.ref else None
         for arm, neg in (("negatives", {}), ("byol-a (--negatives none)", {"negatives": "none"})):
-            trainers = make_trainers({**overrides, **neg}, cache, dev, ref, f"at {args.ref}")
+            vs_name = "with " + " ".join(args.vs)
+            trainers = make_trainers({**overrides, **neg}, cache, dev, ref, f"at {args.ref}", vs, vs_name)
             s = trainers["current"].s
             rates = measure(trainers, s.batch_size, args.warmup, args.steps, args.rounds, dev)
             fl = flops_per_sample(s, cfg)["total"]
             med = statistics.median(rates["current"])
             out["arms"][arm] = {"samples_per_s": rates, "median": med, "gflop_per_sample": fl / 1e9,
+                                "precision": trainers["current"].precision,
                                 "fraction_of_matmul_f32": med * fl / rate32, "fraction_of_matmul_bf16": med * fl / rate16}
-            print(f"{arm:28s} {med:7.1f} samples/s (rounds: {', '.join(f'{r:.1f}' for r in rates['current'])}) | "
+            print(f"{arm:28s} {med:7.1f} samples/s, {trainers['current'].precision} (rounds: {', '.join(f'{r:.1f}' for r in rates['current'])}) | "
                   f"{fl / 1e9:.2f} GFLOP/sample = {med * fl / 1e9:.0f} GFLOP/s: {100 * med * fl / rate32:.0f} % of f32 matmul, "
                   f"{100 * med * fl / rate16:.0f} % of bf16 matmul")
-            if ref:
-                name = f"at {args.ref}"
+            for name, key, label in ((f"at {args.ref}", "ratio_to_ref", "ref"), (vs_name, "ratio_to_vs", "vs")):
+                if name not in rates:
+                    continue
                 ratios = [a / b for a, b in zip(rates["current"], rates[name])]
-                out["arms"][arm]["ratio_to_ref"] = ratios
+                out["arms"][arm][key] = ratios
+                out["arms"][arm][f"samples_per_s_{label}"] = rates[name]
                 print(f"{'':28s} {name}: {statistics.median(rates[name]):.1f} samples/s (rounds: "
-                      f"{', '.join(f'{r:.1f}' for r in rates[name])}); current / ref per round: "
+                      f"{', '.join(f'{r:.1f}' for r in rates[name])}); current / {label} per round: "
                       f"{', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f}x)")
         if args.profile:
             from torch.profiler import ProfilerActivity, profile

@@ -526,6 +526,11 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     assert str(audio_dir.parent) not in card and str(audio_dir.parent) not in (out / "config.json").read_text()
     history = cfg.extra["training"]["history"]  # what the docs' training curves are drawn from
     assert history[-1]["step"] == 4 and {"loss", "probe_pos", "probe_neg"} <= set(history[-1])
+    # "auto" resolved to what the run used (float32 on a CPU without bfloat16 hardware), in the config and the card
+    from audioembed.train.loop import resolve_precision
+
+    used = resolve_precision("auto", "cpu")[0]
+    assert cfg.extra["training"]["precision"] == used and f"{used} arithmetic" in card
 
     straight = tmp_path / "straight"  # the same settings, from a --config file (--steps overrides it)
     (tmp_path / "settings.json").write_text('{"steps": 99, "batch_size": 4, "dim": 32}')
@@ -826,3 +831,41 @@ def test_statistics_read_back_later_are_the_floats_a_step_returns_at_once(cache)
     assert read_stats(pending) == at_once
     assert list(at_once[0]) == ["loss_pos", "cos_pos", "loss_neg", "cos_neg", "cos_hard", "loss", "lr"]
     assert at_once[0]["cos_pos"] == 1 - at_once[0]["loss_pos"] / 4
+
+
+def test_precision_auto_is_bfloat16_only_where_the_hardware_has_it(cache, monkeypatch):
+    """On an AVX2-only CPU bfloat16 is emulated (~10x slower than float32): auto must pick float32 there,
+    bfloat16 where it is native, and an explicit bfloat16 on such a CPU must warn."""
+    from audioembed.train import loop
+
+    assert TrainSettings().precision == "auto"
+    x, w = torch.randn(4, 8), torch.randn(8, 8)
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(loop, "native_bfloat16", lambda device, native=native: native)
+        logged = []
+        t = Trainer(TrainSettings(batch_size=4, dim=32, steps=2), cache, "m", log=logged.append)
+        assert t.precision == ("bfloat16" if native else "float32") and not logged
+        with t.autocast():
+            assert torch.nn.functional.linear(x, w).dtype == expected
+        t = Trainer(TrainSettings(batch_size=4, dim=32, steps=2, precision="bfloat16"), cache, "m", log=logged.append)
+        assert t.precision == "bfloat16" and bool(logged) is not native
+        with t.autocast():
+            assert torch.nn.functional.linear(x, w).dtype == torch.bfloat16
+    assert "about 10x slower" in logged[0] and "--precision auto" in logged[0]
+    t = Trainer(TrainSettings(batch_size=4, dim=32, steps=2, precision="float32"), cache, "m", log=logged.append)
+    with t.autocast():
+        assert torch.nn.functional.linear(x, w).dtype == torch.float32
+    with pytest.raises(TrainingError, match="auto"):
+        TrainSettings(precision="fp16")
+
+
+def test_native_bfloat16_reads_the_cpu_capabilities(monkeypatch):
+    from audioembed.train import loop
+
+    caps = {"avx2": True, "avx512_bf16": False, "amx_bf16": False}
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    assert loop.native_bfloat16("cpu") is False
+    caps["avx512_bf16"] = True
+    assert loop.native_bfloat16("cpu") is True
+    caps.update(avx512_bf16=False, amx_bf16=True)
+    assert loop.native_bfloat16("cpu") is True

@@ -39,7 +39,7 @@ def pretrain(
     neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),
     neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space), representation (the clip embedding) or head (a projector of their own)."),
     neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="bfloat16 (autocast; weights and statistics stay float32) or float32."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: bfloat16 where the device has it in hardware, else float32), bfloat16 (autocast; weights and statistics stay float32) or float32."),
     balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets)."),
@@ -102,7 +102,7 @@ def pretrain(
     if resume:
         trainer.load(ckpt)
         log(f"resumed at step {trainer.step} from {ckpt}")
-    log(f"training {trainer.total_steps} steps × {settings.batch_size} on {device} ({dist.world} process(es)); "
+    log(f"training {trainer.total_steps} steps × {settings.batch_size} on {device} ({dist.world} process(es), {trainer.precision}); "
         f"negatives: {', '.join(settings.negatives) or 'none (BYOL-A)'}")
     summary = {k: cache.meta[k] for k in ("files", "clips", "frames")}
     summary["data_dir"] = Path(cache.meta["data_dir"]).name  # the folder's name: no path of this machine in a card

@@ -31,6 +31,30 @@ PROBE_STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "t
 STOP_TIME, STOP_SIGNAL = 1, 2  # why ranks stop early; the larger wins the vote
 
 
+def native_bfloat16(device: str) -> bool:
+    """Whether the device runs bfloat16 arithmetic in hardware: a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX. Elsewhere (AVX2-only CPUs) oneDNN emulates it, ~10x slower than float32."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):  # older torch: the narrower checks
+        return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+                    or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
+def resolve_precision(requested: str, device: str, native: Callable[[str], bool] | None = None) -> tuple[str, str | None]:
+    """The precision a run uses, and a warning when an explicit bfloat16 will be emulated (slow)."""
+    native = native or native_bfloat16
+    if requested == "auto":
+        return ("bfloat16" if native(device) else "float32"), None
+    if requested == "bfloat16" and not native(device):
+        return requested, (f"warning: --precision bfloat16 on {device}, which has no bfloat16 arithmetic (no AVX-512 BF16 "
+                           "or AMX): it is emulated, about 10x slower than float32; --precision auto picks float32 here")
+    return requested, None
+
+
 class StopSignals:
     """Ctrl-C (SIGINT) or `kill` (SIGTERM, a scheduler's stop, torchrun's) while training asks the loop to stop
     at the next step boundary, where it checkpoints. Raising at once, wherever the signal lands, would save a
@@ -76,6 +100,9 @@ class Trainer:
                  dist: Dist = Dist(), log: Callable[[str], None] = print):
         s = self.s = settings
         self.cache, self.device, self.dist, self.log = cache, device, dist, log
+        self.precision, warning = resolve_precision(s.precision, device)
+        if warning and dist.main:
+            log(warning)
         self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, norm_mean=cache.mean, norm_std=cache.std)
         torch.manual_seed(s.seed)  # identical initial weights on every rank
         self.online = Online(self.cfg, s.proj_hidden, s.proj_dim, neg_head=bool(s.negatives) and s.neg_space == "head").to(device)
@@ -105,7 +132,7 @@ class Trainer:
     def autocast(self):
         """bfloat16 autocast on CPU or CUDA (weights, optimizer and BN statistics stay float32)."""
         kind = "cuda" if self.device.startswith("cuda") else "cpu"
-        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.s.precision == "bfloat16")
+        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
     @torch.no_grad()
     def hardest_negatives(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -309,6 +336,7 @@ class Trainer:
         last = self.history[-1] if self.history else {}
         train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
                  "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
+                 "precision": self.precision,
                  "samples_per_s": round(self.step * self.s.batch_size * self.dist.world / max(self.elapsed, 1e-9), 2),
                  "final": {k: round(v, 4) for k, v in last.items() if k not in ("step", "eta_s")},
                  # every logged row, for the training curves in the docs (scripts/make_figures.py)

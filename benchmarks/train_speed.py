@@ -101,6 +101,17 @@ def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10, budget_
     return 2.0 * n**3 / best
 
 
+def cpu_description() -> str:
+    """The CPU's name and whether it has bfloat16 in hardware (what --precision auto decides on)."""
+    from audioembed.train.loop import native_bfloat16
+
+    try:
+        name = torch.cpu.get_capabilities().get("cpu_name", "?")
+    except (AttributeError, RuntimeError):
+        name = "?"
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, bfloat16 in hardware: {'yes' if native_bfloat16('cpu') else 'no'}"
+
+
 def package_at(ref: str, tmp: Path) -> str:
     """Name under which the package as it was at git commit `ref` imports (extracted into tmp).
 
@@ -196,7 +207,8 @@ def main() -> None:
         dev = args.device
         rate32, rate16 = matmul_rate(torch.float32, dev), matmul_rate(torch.bfloat16, dev)
         where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{args.threads} threads"
-        out = {"device": where, "threads": args.threads, "overrides": overrides, "vs": vs, "matmul_gflops": {"float32": rate32 / 1e9, "bfloat16": rate16 / 1e9}, "arms": {}}
+        out = {"device": where, "cpu": cpu_description(), "threads": args.threads, "overrides": overrides, "vs": vs, "matmul_gflops": {"float32": rate32 / 1e9, "bfloat16": rate16 / 1e9}, "arms": {}}
+        print(f"CPU: {out['cpu']}")
         print(f"torch matmul: float32 {rate32 / 1e9:.3g} GFLOP/s, bfloat16 {rate16 / 1e9:.3g} GFLOP/s ({where})")
         ref = import_ref(args.ref, Path(tmp)) if args.ref else None
         for arm, neg in (("negatives", {}), ("byol-a (--negatives none)", {"negatives": "none"})):

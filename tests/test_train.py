@@ -817,6 +817,14 @@ def test_train_speed_builds_the_reference_trainer_with_the_same_overrides(tmp_pa
     assert set(trainers) == {"current", "ref"}
     for trainer in trainers.values():
         assert trainer.s.batch_size == 4 and trainer.s.negatives == () and trainer.s.channels == 8
+    # --vs: the current code again with more overrides on top (e.g. the other precision), the shared ones kept
+    trainers = bench.make_trainers({"batch_size": 4, "negatives": "none", "channels": 8, "dim": 16, "proj_hidden": 32,
+                                    "proj_dim": 8, "precision": "float32"}, cache, "cpu", vs={"precision": "bfloat16"})
+    assert set(trainers) == {"current", "vs"}
+    assert trainers["current"].precision == "float32" and trainers["vs"].precision == "bfloat16"
+    assert trainers["vs"].s.batch_size == 4 and trainers["vs"].s.channels == 8
+    rates = bench.measure(trainers, 4, warmup=0, steps=1, rounds=2)
+    assert set(rates) == {"current", "vs"} and all(len(r) == 2 and min(r) > 0 for r in rates.values())
 
 
 def test_statistics_read_back_later_are_the_floats_a_step_returns_at_once(cache):

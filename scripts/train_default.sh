@@ -7,6 +7,8 @@
 # (not shipped: docs/training.md) is STEPS=15625 LR_DECAY_FROM=0.5; the one with the rate dropped at 128,000 crops
 # (not shipped either) is STEPS=15625 LR_AFTER=3e-5 LR_DECAY_FROM=0.256. v0.2.0's recipe (no crop, `--negatives
 # freq` in the projection, 2,000 steps) is this script at commit b8e4525.
+# Arithmetic: `--precision auto` (the default) is bfloat16 autocast where the CPU or GPU has it in hardware, as the
+# release was trained (AVX-512 BF16), and float32 elsewhere (7x faster than emulated bfloat16 on an AVX2-only CPU).
 # Resumable: rerun the same command after a stop (each run continues from its checkpoint; RUNS holds
 # checkpoints, outside the repository).
 # STOP_AFTER=MIN stops both runs after that many minutes of this invocation (checkpointed). A finished arm

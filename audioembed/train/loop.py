@@ -32,10 +32,16 @@ STOP_TIME, STOP_SIGNAL = 1, 2  # why ranks stop early; the larger wins the vote
 
 
 def native_bfloat16(device: str) -> bool:
-    """Whether the device runs bfloat16 arithmetic in hardware: a CUDA GPU that supports it, or a CPU with
-    AVX-512 BF16 or AMX. Elsewhere (AVX2-only CPUs) oneDNN emulates it, ~10x slower than float32."""
+    """Whether the device runs bfloat16 arithmetic in hardware: a CUDA GPU that supports it (Ampere on), or a
+    CPU with AVX-512 BF16 or AMX. Elsewhere it is emulated: on an AVX2-only CPU a training step took 7x as long
+    as in float32 (docs/training.md)."""
     if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        try:  # newer torch counts emulation as support unless told not to
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:
+            return torch.cuda.is_bf16_supported()
     try:
         caps = torch.cpu.get_capabilities()
     except (AttributeError, RuntimeError):  # older torch: the narrower checks
@@ -51,7 +57,7 @@ def resolve_precision(requested: str, device: str, native: Callable[[str], bool]
         return ("bfloat16" if native(device) else "float32"), None
     if requested == "bfloat16" and not native(device):
         return requested, (f"warning: --precision bfloat16 on {device}, which has no bfloat16 arithmetic (no AVX-512 BF16 "
-                           "or AMX): it is emulated, about 10x slower than float32; --precision auto picks float32 here")
+                           "or AMX): it is emulated, a step about 7x slower than in float32; --precision auto picks float32 here")
     return requested, None
 
 

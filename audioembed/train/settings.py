@@ -83,7 +83,7 @@ class TrainSettings:
     # Arithmetic of the network passes: bfloat16 autocast (weights, EMA target, losses and
     # batch-norm statistics stay float32) or float32. "auto": bfloat16 where the device runs it
     # natively (a GPU with bfloat16; a CPU with AVX-512 BF16 or AMX), float32 elsewhere: on a CPU
-    # without them bfloat16 is emulated, 10x slower than float32 (measured on an AVX2-only EPYC).
+    # without them bfloat16 is emulated, a step 7x slower than float32 (measured on an AVX2-only EPYC).
     precision: str = "auto"
     # Sample crops so that every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) is drawn
     # equally often, whatever its hours; False draws clips uniformly.

@@ -211,8 +211,8 @@ def main() -> None:
         print(f"CPU: {out['cpu']}")
         print(f"torch matmul: float32 {rate32 / 1e9:.3g} GFLOP/s, bfloat16 {rate16 / 1e9:.3g} GFLOP/s ({where})")
         ref = import_ref(args.ref, Path(tmp)) if args.ref else None
+        vs_name = "with " + " ".join(args.vs)
         for arm, neg in (("negatives", {}), ("byol-a (--negatives none)", {"negatives": "none"})):
-            vs_name = "with " + " ".join(args.vs)
             trainers = make_trainers({**overrides, **neg}, cache, dev, ref, f"at {args.ref}", vs, vs_name)
             s = trainers["current"].s
             rates = measure(trainers, s.batch_size, args.warmup, args.steps, args.rounds, dev)

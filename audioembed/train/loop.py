@@ -50,12 +50,11 @@ def native_bfloat16(device: str) -> bool:
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
-def resolve_precision(requested: str, device: str, native: Callable[[str], bool] | None = None) -> tuple[str, str | None]:
+def resolve_precision(requested: str, device: str) -> tuple[str, str | None]:
     """The precision a run uses, and a warning when an explicit bfloat16 will be emulated (slow)."""
-    native = native or native_bfloat16
     if requested == "auto":
-        return ("bfloat16" if native(device) else "float32"), None
-    if requested == "bfloat16" and not native(device):
+        return ("bfloat16" if native_bfloat16(device) else "float32"), None
+    if requested == "bfloat16" and not native_bfloat16(device):
         return requested, (f"warning: --precision bfloat16 on {device}, which has no bfloat16 arithmetic (no AVX-512 BF16 "
                            "or AMX): it is emulated, a step about 7x slower than in float32; --precision auto picks float32 here")
     return requested, None

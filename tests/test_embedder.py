@@ -242,3 +242,30 @@ def test_frames_are_held_in_memory_when_their_file_cannot_be_created(onnx_embedd
     missing = tmp_path / "no-such-folder" / "x.frames.npy"
     [result] = onnx_embedder.iter_results([tone(440, seconds=3.0)], sr=16000, frames=True, frames_to=lambda i: missing)
     assert result.frames.file is None and result.frames.embeddings.shape == (37, onnx_embedder.dim)
+
+
+def test_pooling_before_the_relu_trains_as_the_published_order():
+    """The encoder max-pools before its ReLU (a 4x smaller map to rectify); forward values and every
+    gradient must equal BYOL-A's order (conv, BN, ReLU, max-pool), in training mode, bit for bit."""
+    from torch import nn
+
+    from audioembed.config import ModelConfig
+    from audioembed.nn import AudioEncoder
+    from conftest import TINY
+
+    torch.manual_seed(0)
+    ours = AudioEncoder(ModelConfig(**TINY)).train()
+    published = []
+    for i in range(0, len(ours.features), 4):
+        conv, bn, pool, relu = ours.features[i : i + 4]
+        assert isinstance(pool, nn.MaxPool2d) and isinstance(relu, nn.ReLU)
+        published += [conv, bn, nn.ReLU(), pool]
+    published = nn.Sequential(*published)  # the same modules: the same weights, BN statistics updated twice
+    x = torch.randn(6, 1, ours.cfg.n_mels, 40)
+    a = ours.features(x)
+    grads_a = torch.autograd.grad(a.square().sum(), list(ours.features.parameters()))
+    b = published(x)
+    grads_b = torch.autograd.grad(b.square().sum(), list(published.parameters()))
+    assert torch.equal(a, b) and (a >= 0).all() and (a == 0).any()
+    for ga, gb in zip(grads_a, grads_b):
+        assert torch.equal(ga, gb)

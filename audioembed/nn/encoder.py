@@ -16,7 +16,7 @@ def _valid_mask(n_valid: torch.Tensor, length: int, like: torch.Tensor) -> torch
 
 
 class AudioEncoder(nn.Module):
-    """log-mel -> normalise -> n_blocks x (conv3x3, BN, ReLU, maxpool2) -> per-frame MLP.
+    """log-mel -> normalise -> n_blocks x (conv3x3, BN, maxpool2, ReLU) -> per-frame MLP.
 
     `forward(wave, n_frames)` returns frame embeddings (B, T // 2**n_blocks, dim). Items of a
     batch may be zero-padded: time steps past each item's n_frames are zeroed before every
@@ -34,8 +34,11 @@ class AudioEncoder(nn.Module):
             layers += [
                 nn.Conv2d(in_ch, cfg.channels, 3, padding=1),
                 nn.BatchNorm2d(cfg.channels),
-                nn.ReLU(),
+                # Max-pooling before the ReLU gives the same numbers and gradients (both are monotone:
+                # relu(max(a, b)) == max(relu(a), relu(b))) with the ReLU on a map 4x smaller; in place,
+                # since max-pool's backward keeps only its input and indices. 10 % of a CPU training step.
                 nn.MaxPool2d(2, stride=2),
+                nn.ReLU(inplace=True),
             ]
             in_ch = cfg.channels
         self.features = nn.Sequential(*layers)

@@ -92,6 +92,9 @@ def rows(res: dict, common: dict) -> list[Row]:
     if "throughput" in res:
         t = res["throughput"]
         for name, label in GEMM_LABELS.items():
+            if name not in t["gemm_gflops"]:  # bfloat16 where the CPU only emulates it
+                out.append(Row(f"GEMM {label}, 2048 x 2048", "not timed: no bfloat16 arithmetic in this CPU (emulated)"))
+                continue
             out.append(Row(f"GEMM {label}, 2048 x 2048",
                            f"{t['gemm_gflops'][name]:.1f} GFLOP/s (rounds {span([x / 1e9 for x in t['rounds'][name][0]])})"))
         out.append(Row("limit: the best GEMM above", f"{t['limit_gflops']:.1f} GFLOP/s ({GEMM_LABELS[t['limit']]})"))

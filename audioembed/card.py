@@ -51,6 +51,17 @@ def _lr_after(s: dict) -> str:
     return f" (from {_fmt(s['lr_after'])})" if s.get("lr_after") not in (None, s.get("lr")) else ""
 
 
+def _started_from(init: dict | None) -> list[str]:
+    """The card's line for a run that started from exported weights (`audioembed pretrain --init-from`)."""
+    if not init:
+        return []
+    own = (f"; those weights' own training: {init['its_steps']} steps, {init.get('its_samples', '?')} crops"
+           + (f", {init['its_train_seconds'] / 60:.1f} min" if "its_train_seconds" in init else "")) if "its_steps" in init else ""
+    return [f"- Started from the encoder weights of `{init['model']}` (model.safetensors sha256 `{init['sha256'][:16]}…`) "
+            f"at step {init['step']}, not from a checkpoint: the projector, predictor, optimizer state and mixup bank "
+            f"started anew. The training time above is this run's{own}."]
+
+
 def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
     data, s = cfg.extra.get("data", {}), train.get("settings", {})
     method = ("BYOL-A with adversarial position-perturbed negatives "
@@ -71,6 +82,7 @@ def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
         f"{train.get('samples')} crops of {s.get('crop_frames')} frames; device {train.get('device')}"
         + (f", {train['precision']} arithmetic." if train.get("precision") else "."),
         f"- Training time: {train.get('train_seconds', 0) / 60:.1f} min ({_fmt(train.get('samples_per_s'))} samples/s).",
+        *_started_from(train.get("init_from")),
         "", "| setting | value |", "|---|---|",
         *[f"| {k} | {_fmt(v)} |" for k, v in sorted(s.items())],
     ]

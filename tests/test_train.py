@@ -896,3 +896,76 @@ def test_native_bfloat16_on_a_gpu_does_not_count_emulation(monkeypatch):
     assert loop.native_bfloat16("cuda") is True
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert loop.native_bfloat16("cuda") is False
+
+
+def test_start_from_exported_weights_goes_on_at_its_step_and_is_recorded(cache, tmp_path):
+    """A lost checkpoint: the run goes on from a snapshot's encoder at the snapshot's step; what an export does
+    not hold (projector, predictor, optimizer, bank) starts anew; the record survives a checkpoint and reaches
+    config.json and the card."""
+    from audioembed import card
+
+    first = _trainer(cache, steps=6, neg_candidates=2)
+    first.fit(tmp_path / "first.pt", stop_at_step=2)
+    first.export(tmp_path / "snap", {})
+    snap_cfg = ModelConfig.load(tmp_path / "snap" / "config.json")
+    fresh = _trainer(cache, steps=6, neg_candidates=2)
+    t = _trainer(cache, steps=6, neg_candidates=2)
+    t.start_from(tmp_path / "snap", snap_cfg, step=2, name="snap")
+    assert t.step == 2 and t.init["step"] == 2 and t.init["its_steps"] == 2 and t.init["model"] == "snap"
+    for k, v in first.online.encoder.state_dict().items():
+        assert torch.equal(t.online.encoder.state_dict()[k], v), k
+        assert torch.equal(t.target.encoder.state_dict()[k], v), k
+    for k, v in fresh.online.projector.state_dict().items():  # not in the export: as a new run has it
+        assert torch.equal(t.online.projector.state_dict()[k], v), k
+    assert not torch.equal(t.gen.get_state(), fresh.gen.get_state())  # no replay of the first steps' crops
+    assert t.fit(tmp_path / "go.pt", stop_at_step=4) is False
+    again = _trainer(cache, steps=6, neg_candidates=2)
+    again.load(tmp_path / "go.pt")
+    assert again.init == t.init and again.step == 4
+    again.fit(tmp_path / "go.pt")
+    cfg = again.export(tmp_path / "out", {})
+    train = cfg.extra["training"]
+    assert train["init_from"]["step"] == 2 and train["samples"] == 6 * TINY["batch_size"]
+    assert train["init_from"]["sha256"] == snap_cfg.sha256["model.safetensors"]
+    text = card.body(cfg)
+    assert "Started from the encoder weights of `snap`" in text and "at step 2" in text
+
+
+def test_start_from_refuses_other_architectures_frontends_and_a_step_past_the_end(cache, tmp_path):
+    from audioembed.errors import ModelError
+
+    small = _trainer(cache, steps=4)
+    small.export(tmp_path / "snap", {})
+    snap_cfg = ModelConfig.load(tmp_path / "snap" / "config.json")
+    wide = _trainer(cache, steps=4, dim=48)
+    with pytest.raises(ModelError, match=r"model\.safetensors: the weights do not match this run's encoder"):
+        wide.start_from(tmp_path / "snap", snap_cfg, name="snap")
+    import dataclasses
+
+    with pytest.raises(ModelError, match="snap: made with f_max=8000"):
+        _trainer(cache, steps=4).start_from(tmp_path / "snap", dataclasses.replace(snap_cfg, f_max=8000.0), name="snap")
+    with pytest.raises(TrainingError, match="start step 4 is not before the run's last step"):
+        _trainer(cache, steps=4).start_from(tmp_path / "snap", snap_cfg, step=4, name="snap")
+
+
+def test_cli_init_from_records_the_folder_by_name_and_checks_its_flags(audio_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from audioembed.cli import app
+
+    runner = CliRunner()
+    base = ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--batch-size", "4", "--dim", "32", "--threads", "1"]
+    r = runner.invoke(app, [*base, "--steps", "2", "-o", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), "--init-step", "2"])
+    assert r.exit_code == 0, r.output
+    assert "started from a's encoder at step 2" in r.output
+    cfg = ModelConfig.load(tmp_path / "b" / "config.json")
+    assert cfg.extra["training"]["init_from"]["model"] == "a" and cfg.extra["training"]["steps"] == 4
+    assert str(tmp_path) not in (tmp_path / "b" / "config.json").read_text() + (tmp_path / "b" / "README.md").read_text()
+    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "c"), "--init-step", "2"])
+    assert r.exit_code == 2 and "--init-step goes with --init-from" in r.output
+    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "b"), "--resume", "--init-from", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "pass one" in r.output
+    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "d"), "--init-from", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "--init-from" in r.output and "not a model folder" in r.output

@@ -20,13 +20,36 @@ def pick_device(device: str) -> str:
     return device
 
 
+def load_weights(model, path: Path, against: str = "config.json") -> None:
+    """Load model.safetensors into an AudioEncoder, naming the file and the first mismatching tensors when the
+    weights were made for another architecture (`against`: what the model was built from, for the message)."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))  # safetensors: tensors only, no code execution
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot load the weights ({exc})") from exc
+    cfg = model.cfg
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if found != expected:
+        diff = sorted(f"{k}: {found.get(k, 'missing')} ({against}: {expected.get(k, 'none')})"
+                      for k in expected.keys() | found.keys() if found.get(k) != expected.get(k))
+        raise ModelError(
+            f"{path}: the weights do not match {against} (channels={cfg.channels}, n_blocks={cfg.n_blocks}, "
+            f"n_mels={cfg.n_mels}, dim={cfg.dim}): {'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}; use "
+            + ("the config.json that was exported with these weights" if against == "config.json" else
+               "the same architecture (--dim; channels and bands are the defaults')")
+        )
+    model.load_state_dict(state)
+
+
 class TorchBackend:
     name = "torch"
     rows_per_run = None  # a GPU is fastest on whole batches
 
     def __init__(self, path: Path, cfg: ModelConfig, device: str = "auto", num_threads: int | None = None):
         import torch
-        from safetensors.torch import load_file
 
         from ..nn import AudioEncoder
 
@@ -34,21 +57,7 @@ class TorchBackend:
             torch.set_num_threads(num_threads)
         self.device = pick_device(device)
         model = AudioEncoder(cfg)
-        try:
-            state = load_file(str(path))  # safetensors: tensors only, no code execution
-        except Exception as exc:
-            raise ModelError(f"{path}: cannot load the weights ({exc})") from exc
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        found = {k: tuple(v.shape) for k, v in state.items()}
-        if found != expected:
-            diff = sorted(f"{k}: {found.get(k, 'missing')} (config.json: {expected.get(k, 'none')})"
-                          for k in expected.keys() | found.keys() if found.get(k) != expected.get(k))
-            raise ModelError(
-                f"{path}: the weights do not match config.json (channels={cfg.channels}, n_blocks={cfg.n_blocks}, "
-                f"n_mels={cfg.n_mels}, dim={cfg.dim}): {'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}; use "
-                "the config.json that was exported with these weights"
-            )
-        model.load_state_dict(state)
+        load_weights(model, path)
         self.model = model.eval().to(self.device)
         self._torch = torch
 

@@ -45,6 +45,8 @@ def pretrain(
     snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets)."),
     device: str = DeviceOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a model's encoder weights (a folder such as a snapshot, or a hub repo id) instead of random ones: when a run's checkpoint is lost, or to train a model further on your audio."),
+    init_step: Optional[int] = typer.Option(None, "--init-step", help="With --init-from: the step to go on from (a lost run's snapshot step, so --steps and the lr schedule carry on); default 0."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint file (default: OUT.checkpoints/last.pt)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Log-mel cache (default: ~/.cache/audioembed/melcache)."),
     stop_after: Optional[float] = typer.Option(None, "--stop-after", help="Minutes; then checkpoint and exit (continue later with --resume)."),
@@ -75,6 +77,12 @@ def pretrain(
     except (ValueError, OSError) as exc:
         err(f"error: {exc}")
         raise typer.Exit(2)
+    if init_step is not None and init_from is None:
+        err("error: --init-step goes with --init-from")
+        raise typer.Exit(2)
+    if init_from is not None and resume:
+        err("error: --resume continues a checkpoint, --init-from starts a new run from a model's weights: pass one")
+        raise typer.Exit(2)
     if threads:
         torch.set_num_threads(threads)
     dist, device = _init_distributed(pick_device(device))
@@ -102,6 +110,20 @@ def pretrain(
     if resume:
         trainer.load(ckpt)
         log(f"resumed at step {trainer.step} from {ckpt}")
+    elif init_from is not None:
+        from .. import folder as model_folder
+        from ..hub import DEFAULT_MODEL, DEFAULT_REVISION, fetch
+
+        try:
+            # the default model's id at the revision this package pins, as Embedder() would load it
+            resolved, init_cfg = fetch(init_from, DEFAULT_REVISION if init_from == DEFAULT_MODEL else None, model_folder.SAFETENSORS)
+            # by its name, or its hub id: no path of this machine in the config or the card
+            name = resolved.folder.name if resolved.source == "local" else f"{resolved.model_id}@{resolved.revision or 'main'}"
+            trainer.start_from(resolved.folder, init_cfg, init_step or 0, name=name)
+        except AudioEmbedError as exc:
+            err(f"error: --init-from {init_from}: {exc}")
+            raise typer.Exit(2)
+        log(f"started from {name}'s encoder at step {trainer.step} (projector, predictor, optimizer and mixup bank anew)")
     log(f"training {trainer.total_steps} steps × {settings.batch_size} on {device} ({dist.world} process(es), {trainer.precision}); "
         f"negatives: {', '.join(settings.negatives) or 'none (BYOL-A)'}")
     summary = {k: cache.meta[k] for k in ("files", "clips", "frames")}

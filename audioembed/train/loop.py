@@ -17,6 +17,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 
 from ..config import ModelConfig
+from ..errors import TrainingError
 from .augment import ViewMaker, crop_fade_norm, post_norm
 from .byol import Online, Target, byol_loss, negative_loss
 from .data import MelCache
@@ -129,9 +130,49 @@ class Trainer:
             self.online.to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN)
             self.target.to(memory_format=torch.channels_last)
         self.step, self.elapsed, self.history = 0, 0.0, []
+        self.init: dict | None = None  # where the weights came from when not random (start_from)
         per_epoch = math.ceil(len(cache) / (s.batch_size * dist.world))
         self.total_steps = s.steps or max(1, math.ceil(s.epochs * per_epoch))
         self.probe = cache.sample(min(64, max(2, len(cache))), s.crop_frames, torch.Generator().manual_seed(PROBE_SEED))
+
+    # Fields of a model's config that decide what its encoder sees; a start from other weights needs them equal.
+    FRONTEND = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "log_eps")
+
+    def start_from(self, folder: Path, cfg: ModelConfig, step: int = 0, name: str | None = None) -> None:
+        """Start from an exported model's encoder (a snapshot, a released model) instead of random weights: to go
+        on with a run whose checkpoint is lost (step = the snapshot's step, so the schedule and --steps carry on),
+        or to train a model further on other audio (step 0). An export holds the encoder only, so the projector,
+        predictor, negatives' head, optimizer moments and mixup bank start anew, and the target starts as a copy
+        of the loaded encoder. The random streams are drawn afresh for the step, so a continued run does not
+        replay the crops of its first steps. Recorded in config.json and the card (self.init)."""
+        from .. import folder as model_folder
+        from ..backends.torch import load_weights
+        from ..errors import ModelError
+
+        label = name or str(folder)
+        for field in self.FRONTEND:
+            if getattr(cfg, field) != getattr(self.cfg, field):
+                raise ModelError(f"{label}: made with {field}={getattr(cfg, field)}, this run's log-mels use "
+                                 f"{getattr(self.cfg, field)}; its weights would see other inputs than they learned from")
+        if not 0 <= step < self.total_steps:
+            raise TrainingError(f"{label}: start step {step} is not before the run's last step ({self.total_steps}); "
+                                f"raise --steps")
+        weights = Path(folder) / model_folder.SAFETENSORS
+        load_weights(self.online.encoder, weights, against="this run's encoder")
+        self.target.encoder.load_state_dict(self.online.encoder.state_dict())  # copied in place: layouts kept
+        salt = 1_000_003 * (step + 1)
+        self.gen.manual_seed(self.s.seed * 1000 + self.dist.rank + salt)
+        self.neg_gen.manual_seed(self.s.seed * 1000 + self.dist.rank + 500 + salt)
+        torch.manual_seed(self.s.seed + salt)
+        train = cfg.extra.get("training", {})
+        self.step = step
+        self.init = {"model": label, "sha256": model_folder.sha256(weights), "step": step,
+                     "norm_mean": cfg.norm_mean, "norm_std": cfg.norm_std,
+                     **{f"its_{k}": train[k] for k in ("steps", "samples", "train_seconds") if k in train}}
+        drift = abs(cfg.norm_mean - self.cfg.norm_mean) + abs(cfg.norm_std - self.cfg.norm_std)
+        if drift > 1e-3 * self.cfg.norm_std and self.dist.main:
+            self.log(f"warning: {label} was normalised with log-mel mean {cfg.norm_mean:.4f}, std {cfg.norm_std:.4f}; "
+                     f"this data has {self.cfg.norm_mean:.4f}, {self.cfg.norm_std:.4f}, and the new model will use these")
 
     # -- one step -------------------------------------------------------------------------
     def autocast(self):
@@ -245,7 +286,7 @@ class Trainer:
         per_rank = self._gather({"gen": self.gen.get_state(), "neg_gen": self.neg_gen.get_state(), "bank": self.views.bank.state_dict(),
                                  "rng": torch.get_rng_state()})
         return {"step": self.step, "elapsed": self.elapsed, "history": self.history, "settings": self.s.to_dict(),
-                "cache": self.cache.folder.name, "world": self.dist.world, "online": self.online.state_dict(),
+                "cache": self.cache.folder.name, "world": self.dist.world, "init": self.init, "online": self.online.state_dict(),
                 "target": self.target.state_dict(), "opt": self.opt.state_dict(), "ranks": per_rank}
 
     def save(self, path: Path) -> None:
@@ -275,6 +316,7 @@ class Trainer:
         self.views.bank.load_state_dict(mine["bank"])
         torch.set_rng_state(mine["rng"])
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+        self.init = state.get("init")  # checkpoints before start_from existed have none
 
     # -- the loop -------------------------------------------------------------------------
     def agree(self, mine: int) -> int:
@@ -341,7 +383,7 @@ class Trainer:
         last = self.history[-1] if self.history else {}
         train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
                  "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
-                 "precision": self.precision,
+                 "precision": self.precision, **({"init_from": self.init} if self.init else {}),
                  "samples_per_s": round(self.step * self.s.batch_size * self.dist.world / max(self.elapsed, 1e-9), 2),
                  "final": {k: round(v, 4) for k, v in last.items() if k not in ("step", "eta_s")},
                  # every logged row, for the training curves in the docs (scripts/make_figures.py)

@@ -927,6 +927,7 @@ def test_start_from_exported_weights_goes_on_at_its_step_and_is_recorded(cache, 
     train = cfg.extra["training"]
     assert train["init_from"]["step"] == 2 and train["samples"] == 6 * TINY["batch_size"]
     assert train["init_from"]["sha256"] == snap_cfg.sha256["model.safetensors"]
+    assert train["samples_per_s"] == pytest.approx(4 * TINY["batch_size"] / again.elapsed, rel=0.01)  # its own 4 steps
     text = card.body(cfg)
     assert "Started from the encoder weights of `snap`" in text and "at step 2" in text
 

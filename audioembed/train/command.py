@@ -144,7 +144,7 @@ def pretrain(
     if dist.main:
         trainer.export(out, summary)
         log(f"wrote {out} ({trainer.step} steps, {trainer.elapsed / 60:.1f} min, "
-            f"{trainer.step * settings.batch_size * dist.world / max(trainer.elapsed, 1e-9):.1f} samples/s)")
+            f"{trainer.samples_per_s:.1f} samples/s)")
 
 
 def _init_distributed(device: str):

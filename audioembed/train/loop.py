@@ -149,7 +149,7 @@ class Trainer:
         from ..backends.torch import load_weights
         from ..errors import ModelError
 
-        label = name or str(folder)
+        label = name or Path(folder).name  # a name, not a path of this machine (it goes into config.json)
         for field in self.FRONTEND:
             if getattr(cfg, field) != getattr(self.cfg, field):
                 raise ModelError(f"{label}: made with {field}={getattr(cfg, field)}, this run's log-mels use "
@@ -376,6 +376,12 @@ class Trainer:
         self.save(ckpt)
         return True
 
+    @property
+    def samples_per_s(self) -> float:
+        """Crops per second of this run's own steps (a run started from exported weights at step N did not train 0..N)."""
+        own = self.step - (self.init or {}).get("step", 0)
+        return own * self.s.batch_size * self.dist.world / max(self.elapsed, 1e-9)
+
     def export(self, out: Path, data_summary: dict) -> ModelConfig:
         """Write the encoder as a model folder the Embedder loads (rank 0 only)."""
         from ..nn.export import save_model_folder
@@ -384,7 +390,7 @@ class Trainer:
         train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
                  "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
                  "precision": self.precision, **({"init_from": self.init} if self.init else {}),
-                 "samples_per_s": round(self.step * self.s.batch_size * self.dist.world / max(self.elapsed, 1e-9), 2),
+                 "samples_per_s": round(self.samples_per_s, 2),
                  "final": {k: round(v, 4) for k, v in last.items() if k not in ("step", "eta_s")},
                  # every logged row, for the training curves in the docs (scripts/make_figures.py)
                  "history": [{k: v if k == "step" else float(f"{v:.5g}") for k, v in row.items() if k != "eta_s"}

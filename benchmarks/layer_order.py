@@ -23,6 +23,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from audioembed.backends.torch import load_weights
 from audioembed.config import ModelConfig
 from audioembed.nn import AudioEncoder
 from audioembed.nn.export import export_onnx
@@ -52,9 +53,7 @@ def main() -> None:
     folder = Path(args.model)
     cfg = ModelConfig.load(folder / "config.json")
     ours = AudioEncoder(cfg).eval()
-    from safetensors.torch import load_file
-
-    ours.load_state_dict(load_file(str(folder / "model.safetensors")))
+    load_weights(ours, folder / "model.safetensors")
     theirs = published_order(ours)
     n = int(args.seconds * cfg.sample_rate)
     wave = np.random.default_rng(0).standard_normal((args.batch, n + cfg.n_fft)).astype(np.float32) * 0.1

@@ -17,7 +17,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 
 from ..config import ModelConfig
-from ..errors import TrainingError
+from ..errors import ModelError, TrainingError
 from .augment import ViewMaker, crop_fade_norm, post_norm
 from .byol import Online, Target, byol_loss, negative_loss
 from .data import MelCache
@@ -147,7 +147,6 @@ class Trainer:
         replay the crops of its first steps. Recorded in config.json and the card (self.init)."""
         from .. import folder as model_folder
         from ..backends.torch import load_weights
-        from ..errors import ModelError
 
         label = name or Path(folder).name  # a name, not a path of this machine (it goes into config.json)
         for field in self.FRONTEND:

@@ -526,6 +526,9 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     assert str(audio_dir.parent) not in card and str(audio_dir.parent) not in (out / "config.json").read_text()
     history = cfg.extra["training"]["history"]  # what the docs' training curves are drawn from
     assert history[-1]["step"] == 4 and {"loss", "probe_pos", "probe_neg"} <= set(history[-1])
+    # the last row in significant digits, as the history: a rate of 3e-5 rounded to 4 decimals was recorded as 0.0
+    final = cfg.extra["training"]["final"]
+    assert final == {k: v for k, v in history[-1].items() if k != "step"} and 0 < final["lr"] < 1e-3
     # "auto" resolved to what the run used (float32 on a CPU without bfloat16 hardware), in the config and the card
     from audioembed.train.loop import resolve_precision
 

@@ -386,13 +386,14 @@ class Trainer:
         from ..nn.export import save_model_folder
 
         last = self.history[-1] if self.history else {}
+        digits = lambda v: float(f"{v:.5g}")  # significant digits: a rate of 3e-5 rounded to 4 decimals read 0.0
         train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
                  "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
                  "precision": self.precision, **({"init_from": self.init} if self.init else {}),
                  "samples_per_s": round(self.samples_per_s, 2),
-                 "final": {k: round(v, 4) for k, v in last.items() if k not in ("step", "eta_s")},
+                 "final": {k: digits(v) for k, v in last.items() if k not in ("step", "eta_s")},
                  # every logged row, for the training curves in the docs (scripts/make_figures.py)
-                 "history": [{k: v if k == "step" else float(f"{v:.5g}") for k, v in row.items() if k != "eta_s"}
+                 "history": [{k: v if k == "step" else digits(v) for k, v in row.items() if k != "eta_s"}
                              for row in self.history]}
         encoder = self.online.encoder  # save_model_folder exports a copy: training goes on with this one as it is
         encoder.cfg = dataclasses.replace(self.cfg, extra={"training": train, "data": data_summary})

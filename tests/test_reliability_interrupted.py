@@ -82,7 +82,9 @@ def test_ctrl_c_says_what_is_done_and_the_same_command_resumes(tmp_path, tiny_mo
     assert proc.wait(timeout=300) == 0, proc.stdout.read()
 
     out = tmp_path / "out"
-    proc = run_cli(root, out, tiny_model_dir, *extra)
+    # Ctrl-C as a terminal sends it to a foreground job: were pytest a background job (SIGINT ignored, inherited),
+    # the child would ignore it too and the test would say nothing about the CLI.
+    proc = run_cli(root, out, tiny_model_dir, *extra, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while len(list(out.rglob("*.npy"))) < n // 5:  # per-file outputs (--stack: its parts) appear as files finish
         assert proc.poll() is None, "the job ended before it could be interrupted"

@@ -162,6 +162,12 @@ class Embedder:
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
+    def model_record(self) -> dict[str, Any]:
+        """Which model wrote a vector: outputs store this and refuse to mix vectors whose records differ."""
+        r = self.resolved
+        return {"model": r.model_id, "revision": r.revision, "weights_sha256": dict(sorted(self.config.sha256.items())),
+                "dim": self.dim}
+
     # Public API -------------------------------------------------------------------------------
 
     def embed(self, audio_in: Any, sr: int | Sequence[int] | None = None, normalize: bool = False) -> np.ndarray:

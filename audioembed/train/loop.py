@@ -109,7 +109,8 @@ class Trainer:
         self.precision, warning = resolve_precision(s.precision, device)
         if warning and dist.main:
             log(warning)
-        self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, norm_mean=cache.mean, norm_std=cache.std)
+        self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, n_blocks=s.n_blocks, mlp_hidden=s.mlp_hidden,
+                               readout=s.readout, norm_mean=cache.mean, norm_std=cache.std)
         torch.manual_seed(s.seed)  # identical initial weights on every rank
         self.online = Online(self.cfg, s.proj_hidden, s.proj_dim, neg_head=bool(s.negatives) and s.neg_space == "head").to(device)
         self.target = Target(self.online).to(device)

@@ -28,8 +28,7 @@ def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
         f"# {cfg.name}", "",
         f"An [audioembed](https://github.com/audioembed/audioembed) model: {cfg.dim}-d clip embeddings "
         f"(mean + max over {cfg.frame_seconds * 1000:g} ms frames) from {cfg.sample_rate / 1000:g} kHz log-mel "
-        f"({cfg.n_mels} bands, {cfg.f_min:g}–{cfg.f_max:g} Hz) and an AudioNTT2020-style CNN "
-        f"({cfg.n_blocks} blocks × {cfg.channels} channels).", "",
+        f"({cfg.n_mels} bands, {cfg.f_min:g}–{cfg.f_max:g} Hz) and {_architecture(cfg)}.", "",
         "```python", "from audioembed import Embedder", f'embedder = Embedder("path/to/{cfg.name}")  # the model folder, or its hub repo id',
         'vector = embedder.embed("clip.wav")', "```",
     ]
@@ -39,6 +38,15 @@ def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
     lines += ["", "## Files", "", "| file | sha256 |", "|---|---|",
               *[f"| {name} | `{digest}` |" for name, digest in sorted(cfg.sha256.items())], ""]
     return "\n".join(lines)
+
+
+def _architecture(cfg: ModelConfig) -> str:
+    """The encoder in words: BYOL-A's AudioNTT2020 or, with the stacked readout, AudioNTT2022-style (BYOL-A v2)."""
+    blocks = f"{cfg.n_blocks} conv blocks × {cfg.channels} channels, an MLP of {cfg.hidden} hidden units"
+    if cfg.readout == "stacked":
+        return (f"an AudioNTT2022-style CNN ({blocks}; each frame stacks the last conv map's {cfg.conv_dim} values "
+                f"beside the MLP's {cfg.mlp_out})")
+    return f"an AudioNTT2020-style CNN ({blocks}; each frame is the MLP's {cfg.mlp_out} outputs)"
 
 
 def _scale(v) -> str:

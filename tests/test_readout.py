@@ -71,3 +71,13 @@ def test_the_hear_sizes_follow_the_stacked_dim(stacked_dir):
 
     m = hear.load_model(str(stacked_dir))
     assert m.scene_embedding_size == m.timestamp_embedding_size == 152
+
+
+def test_the_card_names_the_architecture_and_readout():
+    from audioembed import card
+
+    plain = card.body(ModelConfig(name="p"))
+    assert "AudioNTT2020-style CNN (3 conv blocks × 64 channels, an MLP of 512 hidden units; each frame is the MLP's 512 outputs)" in plain
+    text = card.body(ModelConfig(name="s", n_blocks=2, mlp_hidden=2048, dim=2048, readout="stacked"))
+    assert "2048-d clip embeddings" in text
+    assert "AudioNTT2022-style CNN (2 conv blocks × 64 channels, an MLP of 2048 hidden units; each frame stacks the last conv map's 1024 values beside the MLP's 1024)" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from . import record
 from .config import ModelConfig
 
 TAGS = ["audio", "audio-embedding", "self-supervised", "byol-a", "onnx", "safetensors"]
@@ -32,9 +33,9 @@ def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
         "```python", "from audioembed import Embedder", f'embedder = Embedder("path/to/{cfg.name}")  # the model folder, or its hub repo id',
         'vector = embedder.embed("clip.wav")', "```",
     ]
-    train = cfg.extra.get("training")
-    if train:
-        lines += ["", *_training(cfg, train, history or [])]
+    rec = record.TrainingRecord.from_dict(cfg.extra)  # a folder being written carries its record in memory
+    if rec.training:
+        lines += ["", *_training(cfg, rec, history or [])]
     lines += ["", "## Files", "", "| file | sha256 |", "|---|---|",
               *[f"| {name} | `{digest}` |" for name, digest in sorted(cfg.sha256.items())], ""]
     return "\n".join(lines)
@@ -70,8 +71,8 @@ def _started_from(init: dict | None) -> list[str]:
             f"started anew. The training time above is this run's{own}."]
 
 
-def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
-    data, s = cfg.extra.get("data", {}), train.get("settings", {})
+def _training(cfg: ModelConfig, rec: record.TrainingRecord, history: list[dict]) -> list[str]:
+    train, data, s = rec.training, rec.data, rec.settings
     method = ("BYOL-A with adversarial position-perturbed negatives "
               f"({_fmt(s.get('negatives'))}; hardest of {s.get('neg_candidates', 1)}, pushed away "
               f"{SPACES.get(s.get('neg_space', 'projection'), s.get('neg_space'))}; λ={s.get('neg_lambda')}, margin={s.get('neg_margin')})"

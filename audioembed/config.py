@@ -45,7 +45,8 @@ class ModelConfig:
     readout: str = "mlp"
     # sha256 of the weight files, recorded at export and checked at load.
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)
-    # Free-form provenance (training settings, data summary); not used by inference.
+    # How the model was trained (settings, data summary, history): carried in memory while a folder is written, then
+    # saved to training.json (record.py), never to config.json. Folders before v0.3.1 hold it here; they still load.
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,7 +128,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         # Keys at their AudioNTT2020 defaults are left out, so folders written before them keep their bytes.
-        for key, default in (("mlp_hidden", None), ("readout", "mlp")):
+        for key, default in (("mlp_hidden", None), ("readout", "mlp"), ("extra", {})):
             if data[key] == default:
                 del data[key]
         return data
@@ -144,7 +145,10 @@ class ModelConfig:
         return cfg
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """config.json: the inference numbers and weight hashes only (the training record goes to training.json)."""
+        data = self.to_dict()
+        data.pop("extra", None)
+        Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelConfig":

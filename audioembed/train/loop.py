@@ -16,6 +16,7 @@ import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
 
+from .. import record
 from ..config import ModelConfig
 from ..errors import ModelError, TrainingError
 from .augment import ViewMaker, crop_fade_norm, post_norm
@@ -164,7 +165,7 @@ class Trainer:
         self.gen.manual_seed(self.s.seed * 1000 + self.dist.rank + salt)
         self.neg_gen.manual_seed(self.s.seed * 1000 + self.dist.rank + 500 + salt)
         torch.manual_seed(self.s.seed + salt)
-        train = cfg.extra.get("training", {})
+        train = record.load(folder).training
         self.step = step
         self.init = {"model": label, "sha256": model_folder.sha256(weights), "step": step,
                      "norm_mean": cfg.norm_mean, "norm_std": cfg.norm_std,

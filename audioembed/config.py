@@ -55,8 +55,8 @@ class ModelConfig:
         _check_int("n_fft", self.n_fft, 2, MAX_N_FFT)  # before the keys bounded by it
         ints = {"sample_rate": (1000, 192_000), "win_length": (1, self.n_fft), "hop_length": (1, self.n_fft),
                 "n_mels": (1, 512), "channels": (1, 1024), "dim": (1, 8192),
-                # windows.CONTEXT_MEL_FRAMES (24) must stay a multiple of 2**n_blocks: at most 3 pooling blocks.
-                "n_blocks": (1, 3)}
+                # n_mels must be divisible by 2**n_blocks (checked in from_dict); windows.py derives its context.
+                "n_blocks": (1, 5)}
         for key, (low, high) in ints.items():
             _check_int(key, getattr(self, key), low, high)
         if self.n_parameters > MAX_PARAMETERS:

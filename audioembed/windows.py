@@ -15,7 +15,13 @@ import numpy as np
 from .config import ModelConfig
 
 WINDOW_FRAMES = 128  # output frames per window: 128 x 80 ms = 10.24 s with the default config
-CONTEXT_MEL_FRAMES = 24  # >= the encoder's receptive-field reach, a multiple of 2**n_blocks
+
+
+def context_frames(cfg: ModelConfig) -> int:
+    """Log-mel frames of real signal a window carries on each side: at least the encoder's receptive-field reach
+    (each block's 3x3 conv reaches 2**b frames, its pooling up to 2**(b+1) - 1 more), a multiple of 2**n_blocks.
+    24 for the default 3 blocks, 8 for AudioNTT2022's 2."""
+    return cfg.time_reduction * max(cfg.n_blocks, 2)
 
 
 @dataclasses.dataclass
@@ -42,10 +48,11 @@ def cut(
     blocks: Iterable[np.ndarray],
     cfg: ModelConfig,
     window_frames: int = WINDOW_FRAMES,
-    context: int = CONTEXT_MEL_FRAMES,
+    context: int | None = None,
 ) -> Iterator[Window]:
     """Yield Windows covering every output frame of the clip whose samples arrive as `blocks`."""
     r, hop, n_fft = cfg.time_reduction, cfg.hop_length, cfg.n_fft
+    context = context_frames(cfg) if context is None else context
     pad = n_fft // 2
     if context % r:
         raise ValueError(f"context {context} must be a multiple of {r}")

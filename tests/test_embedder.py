@@ -74,7 +74,7 @@ def test_window_count_and_memory_are_bounded_by_the_window(tiny_torch_model):
     blocks = (x[i : i + 7777] for i in range(0, len(x), 7777))
     ws = list(win.cut(blocks, cfg))
     assert len(ws) == int(np.ceil(win.n_outputs(len(x), cfg) / win.WINDOW_FRAMES))
-    assert max(len(w.wave) for w in ws) <= (win.WINDOW_FRAMES * 8 + 2 * win.CONTEXT_MEL_FRAMES) * 160 + cfg.n_fft
+    assert max(len(w.wave) for w in ws) <= (win.WINDOW_FRAMES * 8 + 2 * win.context_frames(cfg)) * 160 + cfg.n_fft
     kept = [w.keep for w in ws]
     assert kept[0][0] == 0 and kept[-1][1] == win.n_outputs(len(x), cfg)
     assert all(a[1] == b[0] for a, b in zip(kept, kept[1:]))

@@ -81,3 +81,27 @@ def test_the_card_names_the_architecture_and_readout():
     text = card.body(ModelConfig(name="s", n_blocks=2, mlp_hidden=2048, dim=2048, readout="stacked"))
     assert "2048-d clip embeddings" in text
     assert "AudioNTT2022-style CNN (2 conv blocks × 64 channels, an MLP of 2048 hidden units; each frame stacks the last conv map's 1024 values beside the MLP's 1024)" in text
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2, 4])
+def test_windows_stitch_exactly_for_other_block_counts(tmp_path, n_blocks):
+    """The window context follows n_blocks (no constant capping it at 3): a clip longer than one window gives the
+    frames of tests/reference.py's single pass over the whole clip."""
+    from audioembed import windows
+
+    folder = tmp_path / f"b{n_blocks}"
+    build_tiny_model(folder, seed=n_blocks, n_blocks=n_blocks, readout="stacked", dim=8 * 64 // 2**n_blocks + 8)
+    e = Embedder(folder, backend="onnx")
+    x = noisy(seconds=2.5, seed=n_blocks)
+    cut = list(windows.cut([x], e.config, window_frames=4))
+    assert len(cut) >= 3  # several windows, stitched
+    ref = reference.frames(folder, x)
+    frames = np.concatenate([w for w in _window_frames(e, cut)])
+    np.testing.assert_allclose(frames, ref, rtol=0, atol=3e-5)
+
+
+def _window_frames(e, cut):
+    """Run each window through the backend and keep the frames it is responsible for."""
+    for w in cut:
+        out = e.backend.run(w.wave[None].astype(np.float32), np.array([w.n_frames], np.int64))[0]
+        yield out[w.keep[0] - w.first_out : w.keep[1] - w.first_out]

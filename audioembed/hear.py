@@ -3,8 +3,9 @@
     hear-validator audioembed.hear                        # the default model
     hear-validator audioembed.hear -m models/my-model     # a model folder or hub repo id
 
-Audio comes in as a (n_sounds, n_samples) torch tensor at `model.sample_rate` in [-1, 1]; embeddings
-go out as float32 torch tensors on the input's device, timestamps in milliseconds (frame centres).
+Audio comes in as a (n_sounds, n_samples) torch tensor at `model.sample_rate`: float in [-1, 1], or integer
+PCM, scaled as `Embedder.embed` scales it (int16 / 32768). Embeddings go out as float32 torch tensors on the
+input's device, timestamps in milliseconds (frame centres).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ except ImportError as exc:  # HEAR's interface is torch tensors
     raise ImportError(f"audioembed.hear needs PyTorch: {install_hint('torch')}") from exc
 
 from .embedder import Embedder
+from .errors import AudioError
 
 
 class HearModel(torch.nn.Module):
@@ -39,10 +41,14 @@ def load_model(model_file_path: str = "", **embedder_options: Any) -> HearModel:
     return HearModel(Embedder(model_file_path or None, **embedder_options))
 
 
-def _batch(audio: torch.Tensor, model: HearModel) -> list[np.ndarray]:
+def _batch(audio: torch.Tensor, model: HearModel) -> list[Any]:
+    """The sounds as Embedder takes them, dtype kept: integer PCM is scaled to [-1, 1] as embed() scales it."""
     if audio.ndim != 2:
         raise ValueError(f"HEAR audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
-    return list(audio.detach().to("cpu", torch.float32).numpy())
+    if audio.dtype == torch.bool or audio.is_complex():
+        raise AudioError(f"HEAR audio of dtype {audio.dtype} is not audio samples; pass float in [-1, 1] or integer PCM")
+    audio = audio.detach().cpu()
+    return list(audio.float() if audio.dtype == torch.bfloat16 else audio)  # numpy has no bfloat16
 
 
 def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:

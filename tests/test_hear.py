@@ -43,3 +43,23 @@ def test_hear_values_match_the_embedder(tiny_model_dir):
     assert stamps[0, 0] == pytest.approx(35.0) and torch.diff(stamps[0]).allclose(torch.tensor(80.0))  # centres, ms
     with pytest.raises(ValueError, match="n_sounds, n_samples"):
         hear.get_scene_embeddings(audio[0], model)
+
+
+def test_hear_scales_integer_pcm_and_refuses_what_is_not_audio(tiny_model_dir):
+    from audioembed import AudioError
+
+    model = hear.load_model(str(tiny_model_dir), backend="onnx")
+    pcm = torch.from_numpy(np.round(np.stack([tone(440, seconds=1.5), noisy(seconds=1.5)]) * 20000).astype(np.int16))
+    as_float = pcm.float() / 32768
+    expected = hear.get_scene_embeddings(as_float, model).numpy()
+    scene = hear.get_scene_embeddings(pcm, model).numpy()
+    cosine = (scene * expected).sum(1) / np.linalg.norm(scene, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosine.min() > 0.99999
+    np.testing.assert_allclose(scene, expected, atol=1e-5)
+    frames, _ = hear.get_timestamp_embeddings(pcm, model)
+    np.testing.assert_allclose(frames.numpy(), hear.get_timestamp_embeddings(as_float, model)[0].numpy(), atol=1e-5)
+    for bad in (pcm > 0, torch.complex(as_float, as_float)):
+        with pytest.raises(AudioError, match=f"HEAR audio of dtype {bad.dtype} is not audio samples; pass float"):
+            hear.get_scene_embeddings(bad, model)
+        with pytest.raises(AudioError, match="is not audio samples"):
+            hear.get_timestamp_embeddings(bad, model)

@@ -64,3 +64,42 @@ def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[tor
     embeddings = np.stack([f.embeddings for f in frames]) if frames else np.zeros((0, 0, model.timestamp_embedding_size), np.float32)
     timestamps = np.tile(model.embedder.timestamps(n), (len(frames), 1)).astype(np.float32)
     return torch.from_numpy(embeddings).to(audio.device), torch.from_numpy(timestamps).to(audio.device)
+
+
+def _stand_in_tensorflow() -> None:
+    """hearvalidator and heareval import tensorflow only to tell TensorFlow models apart (and heareval's runner to
+    compare GPUs): without TensorFlow installed, a stand-in module lets them check and run a torch model."""
+    import importlib.util
+    import sys
+    import types
+
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None:
+        return
+    tf = types.ModuleType("tensorflow", "audioembed.hear's stand-in: no TensorFlow model can be loaded")
+    tf.Module = type("Module", (), {})  # nothing is one: every model is judged as torch
+    tf.test = types.SimpleNamespace(is_gpu_available=lambda *args, **kwargs: torch.cuda.is_available())
+    sys.modules["tensorflow"] = tf
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m audioembed.hear MODULE [ARGS...]`: run `python -m MODULE ARGS` (hearvalidator.validate,
+    heareval.embeddings.runner) with a stand-in for TensorFlow, so that neither needs it installed."""
+    import runpy
+    import sys
+
+    if not argv or argv[0].startswith("-"):
+        print("usage: python -m audioembed.hear MODULE [ARGS...]\n"
+              "  e.g. python -m audioembed.hear hearvalidator.validate audioembed.hear -m models/audioembed-base -d cpu\n"
+              "       python -m audioembed.hear heareval.embeddings.runner audioembed.hear --model MODEL --tasks-dir TASKS",
+              file=sys.stderr)
+        return 2
+    _stand_in_tensorflow()
+    sys.argv = list(argv)
+    runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

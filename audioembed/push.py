@@ -102,7 +102,8 @@ def _check_folder(folder: Path):
     for name in names:
         _refuse_link(folder, name)
     model_folder.verify(folder, cfg, weights, required=True)  # downloads are checked against these: they must be there and right
-    return cfg, [name for name in names if name != model_folder.CARD and _present(folder / name)] + [model_folder.CARD]
+    present = [name for name in names if name != model_folder.CARD and _present(folder / name)]
+    return cfg, list(dict.fromkeys([*present, model_folder.CARD]))
 
 
 def _present(path: Path) -> bool:

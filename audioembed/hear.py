@@ -1,7 +1,7 @@
 """The HEAR 2021 API (https://hearbenchmark.com), so hear-eval-kit can evaluate any audioembed model.
 
-    hear-validator audioembed.hear                        # the default model
-    hear-validator audioembed.hear -m models/my-model     # a model folder or hub repo id
+    hear-validator audioembed.hear -m models/my-model     # a model folder or hub repo id; "" the default model
+    python -m audioembed.hear hearvalidator.validate audioembed.hear -m models/my-model   # without TensorFlow
 
 Audio comes in as a (n_sounds, n_samples) torch tensor at `model.sample_rate`: float in [-1, 1], or integer
 PCM, scaled as `Embedder.embed` scales it (int16 / 32768). Embeddings go out as float32 torch tensors on the

@@ -32,13 +32,22 @@ def describe(source: AudioInput) -> str:
     """A short name for an input, used in every error about it."""
     if isinstance(source, (str, os.PathLike)):
         return printable(os.fsdecode(source))
+    if is_file_object(source):  # open(path, "rb") has its path as .name; a BytesIO may be given one
+        name = getattr(source, "name", None)
+        return printable(os.fsdecode(name)) if isinstance(name, (str, bytes)) else f"<{type(source).__name__}>"
     shape = getattr(source, "shape", None)
     return f"<{type(source).__name__} shape={tuple(shape)}>" if shape is not None else f"<{type(source).__name__}>"
 
 
+def is_file_object(source: Any) -> bool:
+    """A readable file-like object (open(path, "rb"), io.BytesIO): decoded as a file is."""
+    return callable(getattr(source, "read", None)) and not isinstance(source, (str, os.PathLike, np.ndarray))
+
+
 def check_rate(sr: Any, name: str) -> int:
     if sr is None:
-        raise AudioError(f"{name}: a sample rate is required with array input (embed(x, sr=...))")
+        raise AudioError(f"{name}: a sample rate is required with array input (embed(x, sr=...)); "
+                         "files are read from a path or a binary file object, their rate from the file")
     if isinstance(sr, bool) or not isinstance(sr, (int, float, np.integer, np.floating)):
         raise AudioError(f"{name}: sample rate must be a number, got {type(sr).__name__}")
     if not np.isfinite(sr) or sr != int(sr) or not MIN_RATE <= sr <= MAX_RATE:
@@ -132,7 +141,8 @@ def decoding() -> list[str]:
     return sorted(set(_DECODING.values()))
 
 
-def _file_blocks(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+def _file_blocks(path: Any, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    """A path or a binary file object, streamed in blocks under the same limits."""
     thread = threading.get_ident()
     _DECODING[thread] = name
     try:
@@ -157,22 +167,28 @@ def _check_file(path: Path, name: str) -> None:
         raise AudioDecodeError(f"{name}: empty file (0 bytes)")
 
 
-def _decode_file(path: Path, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+def _decode_file(path: Any, name: str, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    """path: a Path, or a binary file object (read from where it stands)."""
     import soundfile as sf
 
-    _check_file(path, name)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise AudioError(f"{name}: cannot open it ({exc.strerror or exc})") from None
-    # POSIX: libsndfile reads the file we opened, so a name that is not UTF-8 needs no encoding.
-    source = fd if os.name == "posix" else os.fspath(path)
-    if os.name != "posix":
-        os.close(fd)
+    if isinstance(path, Path):
+        _check_file(path, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise AudioError(f"{name}: cannot open it ({exc.strerror or exc})") from None
+        # POSIX: libsndfile reads the file we opened, so a name that is not UTF-8 needs no encoding.
+        source = fd if os.name == "posix" else os.fspath(path)
+        if os.name != "posix":
+            os.close(fd)
+    else:
+        source, start = path, _file_object_start(path, name)
     try:
         f = sf.SoundFile(source, closefd=True)  # closes the fd on failure too
     except Exception as exc:
         reason = getattr(exc, "error_string", None) or exc  # without "Error opening <fd>: "
+        if not isinstance(path, Path):
+            path.seek(start)  # PyAV reads it from the start again
         yield from _av_blocks(path, name, block_seconds, reason)  # used only where libsndfile gives up
         return
     finally:
@@ -202,8 +218,22 @@ def _decode_file(path: Path, name: str, block_seconds: float) -> Iterator[tuple[
             yield np.ascontiguousarray(mono, dtype=np.float32), rate
 
 
-def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Any) -> Iterator[tuple[np.ndarray, int]]:
-    """m4a, aac, wma, mp4, webm (and whatever else FFmpeg reads) through PyAV, when it is installed."""
+def _file_object_start(fileobj: Any, name: str) -> int:
+    """Where a file object stands; it must be binary and seekable (libsndfile and PyAV seek in it)."""
+    import io
+
+    if isinstance(fileobj, io.TextIOBase):
+        raise AudioError(f"{name}: a text-mode file object; open the file in binary mode (open(path, 'rb'))")
+    try:
+        return fileobj.tell()
+    except (AttributeError, OSError, ValueError) as exc:
+        raise AudioError(f"{name}: a file object that cannot seek ({exc}); read it into io.BytesIO first") from None
+
+
+def _av_blocks(path: Any, name: str, block_seconds: float, sndfile_error: Any) -> Iterator[tuple[np.ndarray, int]]:
+    """m4a, aac, wma, mp4, webm (and whatever else FFmpeg reads) through PyAV, when it is installed.
+
+    path: a Path, or a seekable binary file object."""
     try:
         import av
     except ImportError:
@@ -212,7 +242,7 @@ def _av_blocks(path: Path, name: str, block_seconds: float, sndfile_error: Any) 
             hint = f"; {Path(name).suffix or 'this'} files need PyAV: {install_hint('av')}"
         raise AudioDecodeError(f"{name}: not a readable audio file ({sndfile_error}){hint}") from None
     try:
-        container = av.open(os.fspath(path))
+        container = av.open(os.fspath(path) if isinstance(path, Path) else path)
     except Exception as exc:
         raise AudioDecodeError(f"{name}: not a readable audio file (libsndfile: {sndfile_error}; PyAV: {exc})") from None
     with container:
@@ -258,12 +288,15 @@ def stream(
     if isinstance(source, (bytes, bytearray, memoryview)):
         raise AudioError(
             f"{name}: bytes are not accepted as input: pass a file path as str or pathlib.Path "
-            "(os.fsdecode turns a bytes name into one), or decoded samples as an array with sr="
+            "(os.fsdecode turns a bytes name into one), encoded audio as io.BytesIO(data), "
+            "or decoded samples as an array with sr="
         )
-    if isinstance(source, (str, os.PathLike)):
+    if source is None:
+        raise AudioError(f"{name}: no audio; pass a file path, a binary file object or an array with sr=")
+    if isinstance(source, (str, os.PathLike)) or is_file_object(source):
         if sr is not None:
             raise AudioError(f"{name}: sr= is only for array input; a file's rate is read from the file")
-        blocks = _file_blocks(Path(source), name, block_seconds)
+        blocks = _file_blocks(source if is_file_object(source) else Path(source), name, block_seconds)
     else:
         blocks = _array_blocks(source, sr, name, max(1, int(block_seconds * check_rate(sr, name))))
     resample = None

@@ -116,18 +116,78 @@ def write(folder: str | Path, text: str, *, license: str = "unknown", datasets: 
         tags=list(dict.fromkeys([*TAGS, *tags])), datasets=list(datasets) or None,
     )
     path = Path(folder) / "README.md"
-    ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text.lstrip()}").save(path)
+    _replace(path, str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text.lstrip()}")))
     return path
 
 
+def _replace(path: Path, text: str) -> None:
+    """Write the card by a rename inside its folder: a symlink at `path` is replaced, never written through."""
+    from .files import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def load(folder: str | Path):
-    """The card in a model folder as huggingface_hub's ModelCard (.data: front matter, .text: the Markdown)."""
+    """The card in a model folder as huggingface_hub's ModelCard (.data: front matter, .text: the Markdown).
+
+    Raises ModelError (one line, naming the file) when its front matter is not a YAML mapping.
+    """
     from huggingface_hub import ModelCard
 
-    return ModelCard.load(Path(folder) / "README.md")
+    from .errors import ModelError
+
+    import yaml
+
+    path = Path(folder) / "README.md"
+    try:
+        return ModelCard.load(path)
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: front matter that is not a mapping
+        raise ModelError(f"{path}: malformed front matter ({_one_line(exc)}); "
+                         "fix the YAML between the '---' lines") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def missing_metadata(folder: str | Path) -> list[str]:
     """Front-matter fields the Hub needs that the folder's card lacks (all of them when it has none)."""
     data = load(folder).data.to_dict()
     return [key for key in REQUIRED if not data.get(key)]
+
+
+def complete(folder: str | Path, cfg: ModelConfig) -> dict:
+    """Give the folder's card the Hub metadata it lacks, keeping every key and line the user wrote.
+
+    Returns the keys added ({} when the card had them all). No card: one is written from config.json.
+    A README.md that is a symlink is refused: the card is only ever written inside the folder.
+    """
+    import yaml
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    from .errors import ModelError
+
+    path = Path(folder) / "README.md"
+    if path.is_symlink():
+        raise ModelError(f"{path}: is a symbolic link; replace it with a regular file (push writes and uploads only "
+                         "files inside the model folder)")
+    defaults = {"license": "unknown", "library_name": "audioembed", "pipeline_tag": "feature-extraction", "tags": TAGS}
+    if not path.exists():
+        write(path.parent, body(cfg))
+        return {key: defaults[key] for key in REQUIRED}
+    data = load(folder).data.to_dict()
+    added = {key: defaults[key] for key in REQUIRED if not data.get(key)}
+    if not added:
+        return {}
+    content = path.read_text(encoding="utf-8")
+    block = REGEX_YAML_BLOCK.search(content)
+    extra = yaml.safe_dump(added, sort_keys=False, allow_unicode=True).rstrip("\n")
+    if block is None:  # no front matter: put it on top
+        content = f"---\n{extra}\n---\n\n{content}"
+    elif not any(key in (yaml.safe_load(block.group(2)) or {}) for key in added):  # only new keys: add lines
+        content = content[: block.end(2)] + "\n" + extra + content[block.end(2):]
+    else:  # a key present but empty (`license:`): write the merged mapping, the user's keys first
+        merged = yaml.safe_dump({**yaml.safe_load(block.group(2)), **added}, sort_keys=False, allow_unicode=True)
+        content = content[: block.start(2)] + merged.rstrip("\n") + content[block.end(2):]
+    _replace(path, content)
+    return added

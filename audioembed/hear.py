@@ -1,10 +1,11 @@
 """The HEAR 2021 API (https://hearbenchmark.com), so hear-eval-kit can evaluate any audioembed model.
 
-    hear-validator audioembed.hear                        # the default model
-    hear-validator audioembed.hear -m models/my-model     # a model folder or hub repo id
+    hear-validator audioembed.hear -m models/my-model     # a model folder or hub repo id; "" the default model
+    python -m audioembed.hear hearvalidator.validate audioembed.hear -m models/my-model   # without TensorFlow
 
-Audio comes in as a (n_sounds, n_samples) torch tensor at `model.sample_rate` in [-1, 1]; embeddings
-go out as float32 torch tensors on the input's device, timestamps in milliseconds (frame centres).
+Audio comes in as a (n_sounds, n_samples) torch tensor at `model.sample_rate`: float in [-1, 1], or integer
+PCM, scaled as `Embedder.embed` scales it (int16 / 32768). Embeddings go out as float32 torch tensors on the
+input's device, timestamps in milliseconds (frame centres).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ except ImportError as exc:  # HEAR's interface is torch tensors
     raise ImportError(f"audioembed.hear needs PyTorch: {install_hint('torch')}") from exc
 
 from .embedder import Embedder
+from .errors import AudioError
 
 
 class HearModel(torch.nn.Module):
@@ -39,10 +41,14 @@ def load_model(model_file_path: str = "", **embedder_options: Any) -> HearModel:
     return HearModel(Embedder(model_file_path or None, **embedder_options))
 
 
-def _batch(audio: torch.Tensor, model: HearModel) -> list[np.ndarray]:
+def _batch(audio: torch.Tensor, model: HearModel) -> list[Any]:
+    """The sounds as Embedder takes them, dtype kept: integer PCM is scaled to [-1, 1] as embed() scales it."""
     if audio.ndim != 2:
         raise ValueError(f"HEAR audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
-    return list(audio.detach().to("cpu", torch.float32).numpy())
+    if audio.dtype == torch.bool or audio.is_complex():
+        raise AudioError(f"HEAR audio of dtype {audio.dtype} is not audio samples; pass float in [-1, 1] or integer PCM")
+    audio = audio.detach().cpu()
+    return list(audio.float() if audio.dtype == torch.bfloat16 else audio)  # numpy has no bfloat16
 
 
 def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
@@ -58,3 +64,42 @@ def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[tor
     embeddings = np.stack([f.embeddings for f in frames]) if frames else np.zeros((0, 0, model.timestamp_embedding_size), np.float32)
     timestamps = np.tile(model.embedder.timestamps(n), (len(frames), 1)).astype(np.float32)
     return torch.from_numpy(embeddings).to(audio.device), torch.from_numpy(timestamps).to(audio.device)
+
+
+def _stand_in_tensorflow() -> None:
+    """hearvalidator and heareval import tensorflow only to tell TensorFlow models apart (and heareval's runner to
+    compare GPUs): without TensorFlow installed, a stand-in module lets them check and run a torch model."""
+    import importlib.util
+    import sys
+    import types
+
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None:
+        return
+    tf = types.ModuleType("tensorflow", "audioembed.hear's stand-in: no TensorFlow model can be loaded")
+    tf.Module = type("Module", (), {})  # nothing is one: every model is judged as torch
+    tf.test = types.SimpleNamespace(is_gpu_available=lambda *args, **kwargs: torch.cuda.is_available())
+    sys.modules["tensorflow"] = tf
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m audioembed.hear MODULE [ARGS...]`: run `python -m MODULE ARGS` (hearvalidator.validate,
+    heareval.embeddings.runner) with a stand-in for TensorFlow, so that neither needs it installed."""
+    import runpy
+    import sys
+
+    if not argv or argv[0].startswith("-"):
+        print("usage: python -m audioembed.hear MODULE [ARGS...]\n"
+              "  e.g. python -m audioembed.hear hearvalidator.validate audioembed.hear -m models/audioembed-base -d cpu\n"
+              "       python -m audioembed.hear heareval.embeddings.runner audioembed.hear --model MODEL --tasks-dir TASKS",
+              file=sys.stderr)
+        return 2
+    _stand_in_tensorflow()
+    sys.argv = list(argv)
+    runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

@@ -73,13 +73,14 @@ def test_push_uploads_a_folder_the_embedder_then_loads(fake_hub, model_copy, mon
 def test_push_to_a_branch_and_over_an_existing_repo(fake_hub, model_copy, tmp_path):
     assert runner.invoke(app, ["push", str(model_copy), "me/branched"]).exit_code == 0
     assert fake_hub.private["me/branched"] is False
-    (model_copy / "notes.txt").write_text("v2")
+    (model_copy / "training.json").write_text('{"steps": 2}')
     (model_copy / ".cache").mkdir()
     (model_copy / ".cache" / "junk").write_text("x")
     result = runner.invoke(app, ["push", str(model_copy), "me/branched", "--revision", "dev"])
     assert result.exit_code == 0, result.output
-    assert "notes.txt" in fake_hub.repos["me/branched"]["dev"] and "notes.txt" not in fake_hub.repos["me/branched"]["main"]
-    assert not any(name.startswith(".cache") for name in fake_hub.repos["me/branched"]["dev"])
+    dev, main = fake_hub.repos["me/branched"]["dev"], fake_hub.repos["me/branched"]["main"]
+    assert dev["training.json"] == b'{"steps": 2}' and "training.json" not in main
+    assert not any(name.startswith(".cache") for name in dev)
     assert Embedder("me/branched", revision="dev", backend="onnx").resolved.source == "hub"
 
 
@@ -98,7 +99,7 @@ def test_push_refuses_a_broken_folder_and_completes_an_old_card(fake_hub, model_
     (model_copy / "README.md").write_text("# my model\n\nNo front matter here.\n")
     result = runner.invoke(app, ["push", str(model_copy), "me/old-card"])
     assert result.exit_code == 0, result.output
-    assert "wrote Hub metadata" in result.output and card.missing_metadata(model_copy) == []
+    assert "added Hub metadata" in result.output and card.missing_metadata(model_copy) == []
     uploaded = fake_hub.repos["me/old-card"]["main"]["README.md"].decode()
     assert uploaded.startswith("---\n") and "library_name: audioembed" in uploaded and "No front matter here." in uploaded
 
@@ -164,3 +165,111 @@ def test_average_weights_writes_the_mean_of_the_folders(tiny_model_dir, tmp_path
     assert all(torch.equal(mean[k], v) for k, v in state.items() if not v.is_floating_point())
     vec = Embedder(out, backend="onnx").embed(np.zeros(16000, np.float32) + 0.1, sr=16000)  # digests check out
     assert vec.shape == (ModelConfig.load(out / "config.json").dim,) and np.isfinite(vec).all()
+
+
+MODEL_FILES = {"config.json", "model.onnx", "model.safetensors", "README.md"}
+
+
+def one_line_error(result, code: int) -> str:
+    """The command failed with `code` and said why on one line, with no traceback."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an uncaught exception
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    return errors[0]
+
+
+def test_push_uploads_only_the_model_from_a_hostile_folder(fake_hub, model_copy, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    (model_copy / "notes.txt").symlink_to(secret)
+    (model_copy / "sub").mkdir()
+    (model_copy / "sub" / ".env").write_text("HF_TOKEN=hf_secret")
+    (model_copy / "logs").mkdir()
+    (model_copy / "logs" / "train.log").write_text("step 1 loss 0.5")
+    (model_copy / ".netrc").write_text("machine x password y")
+    (model_copy / "draft.md").write_text("private notes")
+    (model_copy / "training.json").write_text('{"steps": 10}')
+    result = runner.invoke(app, ["push", str(model_copy), "me/hostile"])
+    assert result.exit_code == 0, result.output
+    uploaded = fake_hub.repos["me/hostile"]["main"]
+    assert set(uploaded) == MODEL_FILES | {"training.json"}
+    for name in uploaded:
+        assert uploaded[name] == (model_copy / name).read_bytes()
+        assert f"uploaded {name} ({len(uploaded[name]):,} bytes)" in result.output
+    assert not any(b"hunter2" in data or b"hf_secret" in data for data in uploaded.values())
+
+    for name in ("README.md", "model.onnx", "training.json"):  # an allowed file that is a link is refused
+        folder = tmp_path / f"linked-{name}"
+        shutil.copytree(model_copy, folder, symlinks=True)
+        (folder / name).rename(tmp_path / f"real-{name}")
+        (folder / name).symlink_to(tmp_path / f"real-{name}")
+        before = len(fake_hub.requests)
+        line = one_line_error(runner.invoke(app, ["push", str(folder), "me/linked"]), 2)
+        assert f"{folder / name}: is a symbolic link" in line
+        assert len(fake_hub.requests) == before and "me/linked" not in fake_hub.repos
+
+
+def test_push_keeps_the_users_card_metadata(fake_hub, model_copy, tmp_path):
+    text = card.load(model_copy).text
+    user_card = ("---\n# the licence our lawyers chose\nlicense: apache-2.0\ndatasets:\n- someone/sounds\n"
+                 "base_model: audioembed/audioembed-base\nlanguage:\n- en\n---\n\n" + text)
+    (model_copy / "README.md").write_text(user_card)
+    result = runner.invoke(app, ["push", str(model_copy), "me/user-card"])
+    assert result.exit_code == 0, result.output
+    local = (model_copy / "README.md").read_text()
+    assert local.startswith(user_card.split("\n---\n")[0]) and local.endswith(text)  # the user's lines, untouched
+    assert "library_name" in result.output and "license: unknown" not in result.output
+    data = card.load(model_copy).data.to_dict()
+    assert data["license"] == "apache-2.0" and data["datasets"] == ["someone/sounds"] and data["language"] == ["en"]
+    assert data["base_model"] == "audioembed/audioembed-base" and data["library_name"] == "audioembed"
+    assert data["pipeline_tag"] == "feature-extraction" and "audio-embedding" in data["tags"]
+    assert fake_hub.repos["me/user-card"]["main"]["README.md"] == local.encode()
+
+    complete = local.encode()  # a card with every key is uploaded as it is, and not rewritten
+    result = runner.invoke(app, ["push", str(model_copy), "me/user-card"])
+    assert result.exit_code == 0 and "added Hub metadata" not in result.output
+    assert (model_copy / "README.md").read_bytes() == complete
+
+    (model_copy / "README.md").write_text("---\nlicense: mit\nlibrary_name:\ntags: [mine]\n---\n\n# mine\n")
+    assert runner.invoke(app, ["push", str(model_copy), "me/user-card"]).exit_code == 0
+    data = card.load(model_copy).data.to_dict()  # an empty key is filled in, the others kept
+    assert (data["license"], data["library_name"], data["tags"]) == ("mit", "audioembed", ["mine"])
+
+
+def test_push_never_writes_through_a_linked_card(fake_hub, model_copy, tmp_path):
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text("# not the model's\n")
+    (model_copy / "README.md").unlink()
+    (model_copy / "README.md").symlink_to(outside)
+    line = one_line_error(runner.invoke(app, ["push", str(model_copy), "me/linked-card"]), 2)
+    assert "symbolic link" in line and outside.read_text() == "# not the model's\n"
+    card.write(model_copy, "# rewritten\n")  # the card writer replaces the link, inside the folder
+    assert outside.read_text() == "# not the model's\n" and not (model_copy / "README.md").is_symlink()
+    assert "# rewritten" in (model_copy / "README.md").read_text()
+
+
+@pytest.mark.parametrize("front", ["license: [apache\n", "- a list\n- not a mapping\n", "license: mit\n\tbad: tab\n"])
+def test_push_names_malformed_front_matter_in_one_line(fake_hub, model_copy, front):
+    readme = model_copy / "README.md"
+    readme.write_text(f"---\n{front}---\n\n# my model\n")
+    before = len(fake_hub.requests)
+    line = one_line_error(runner.invoke(app, ["push", str(model_copy), "me/malformed"]), 2)
+    assert f"{readme}: malformed front matter" in line and "fix the YAML" in line
+    assert len(fake_hub.requests) == before and readme.read_text() == f"---\n{front}---\n\n# my model\n"
+
+
+def test_push_without_a_network_says_so_in_one_line(model_copy, monkeypatch):
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", closed)
+    start = time.monotonic()
+    line = one_line_error(runner.invoke(app, ["push", str(model_copy), "me/offline"]), 1)
+    assert time.monotonic() - start < 30
+    assert line.startswith(f"error: cannot upload {model_copy} to me/offline (") and f"{closed} can be reached" in line

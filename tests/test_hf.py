@@ -55,3 +55,12 @@ def test_unreadable_bytes_name_the_row(embedder):
     ds = audio_dataset([{"bytes": b"RIFF garbage", "path": "clips/bad.wav"}])
     with pytest.raises(AudioDecodeError, match="clips/bad.wav: not a readable audio file"):
         ds.map(embedder.hf_map_fn(), batched=True)
+
+
+def test_with_indices_names_the_dataset_row(files, embedder):
+    values = [{"bytes": p.read_bytes(), "path": p.name} for p in files[:2]] + [{"bytes": b"RIFF junk", "path": "clips/bad.wav"}]
+    ds = audio_dataset(values)
+    with pytest.raises(AudioDecodeError, match=r"^row 2: clips/bad.wav: not a readable audio file"):
+        ds.map(embedder.hf_map_fn(), batched=True, batch_size=2, with_indices=True)
+    with pytest.raises(AudioDecodeError, match=r"^batch row 0: clips/bad.wav: not a readable audio file"):
+        ds.map(embedder.hf_map_fn(), batched=True, batch_size=2)

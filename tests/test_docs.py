@@ -19,7 +19,8 @@ DOCS = ROOT / "docs"
 def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+    # No -q: mkdocs counts warnings through its log, so a quiet build passes --strict whatever it warns about.
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
                             cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
     api = (tmp_path / "site" / "api" / "index.html").read_text()
@@ -47,3 +48,96 @@ def test_pictures_exist_and_are_used():
     on_disk = {f"img/{p.name}" for p in (DOCS / "img").iterdir()}
     assert on_disk <= used, f"pictures no page shows: {sorted(on_disk - used)}"
     assert all((DOCS / u).stat().st_size < 300_000 for u in used), "keep committed pictures small"
+
+
+# The manual's shape (issue 38): a README that reads as a product page, a training page that explains training,
+# and the studies on pages of their own, each with its results file, all linked both ways.
+
+MD_PAGES = sorted([ROOT / "README.md", *DOCS.glob("*.md"), *(DOCS / "experiments").glob("*.md")])
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The ids Python-Markdown's toc gives the page's headings (GitHub's are the same for these), plus explicit ids."""
+    from markdown.extensions.toc import slugify
+
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    ids = {slugify(re.sub(r"[`*]", "", h), "-") for h in re.findall(r"^#+\s+(.*?)\s*$", text, flags=re.M)}
+    return ids | set(re.findall(r'<a id="([^"]+)"', text))
+
+
+def test_readme_is_a_product_page():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 260, "README.md: keep it a product page; history goes to docs/models.md"
+    tables = [line for line in readme.splitlines() if line.startswith("| model |")]
+    assert len(tables) == 1, "README.md: one quality table"
+    for section in ["## Install", "## The two commands", "## The Python API", "## How good it is", "## How fast it is"]:
+        assert section in readme, section
+    speed = readme.split("## How fast it is", 1)[1].split("\n## ", 1)[0].strip().splitlines()
+    assert len(speed) == 3, speed
+
+
+def test_readme_quality_table_is_the_committed_results():
+    """Every number of the table comes from docs/results/v0.3.0_evaluation.json, the peers' from evaluate.md's run."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:6]]
+            for line in readme.split("## How good it is", 1)[1].splitlines() if line.startswith("| ") and "---" not in line}
+    result = json.loads((DOCS / "results" / "v0.3.0_evaluation.json").read_text())
+    sets = ["gm_family", "gm_pitch", "ktuberling_lang", "zeroad_sfx"]
+    cells: dict[str, dict[str, str]] = {}
+    for r in result["evaluations"][0]["results"] if "evaluations" in result else result["results"]:
+        cells.setdefault(r["row"], {})[r["dataset"]] = f"{100 * r['accuracy_mean']:.1f} ± {100 * r['accuracy_std']:.1f}"
+    readme_row = {"audioembed-base v0.3.0": "**audioembed-base** v0.3.0", "audioembed-byola": "audioembed-byola",
+                  "audioembed-base v0.2.0": "audioembed-base v0.2.0", "random-init": "random-init", "logmel-stats": "logmel-stats"}
+    for prefix, label in readme_row.items():
+        (row,) = [r for r in cells if r.startswith(prefix)]
+        (line,) = [k for k in rows if k.startswith(label)]
+        assert rows[line] == [cells[row][s] for s in sets], (line, row)
+    evaluate = (DOCS / "evaluate.md").read_text().split("## Baselines on the dev sets", 1)[1]
+    for peer in ["resemblyzer", "crepe-tiny"]:
+        run = [c.strip() for c in re.search(rf"^\| {peer} \|(.*)\|$", evaluate, flags=re.M).group(1).split("|")]
+        (line,) = [k for k in rows if k.startswith(peer)]
+        assert rows[line] == [run[1], run[3], run[4], run[5]], peer  # the instrument-disjoint columns
+
+
+def test_training_page_explains_training_and_each_study_has_a_page():
+    training = (DOCS / "training.md").read_text()
+    assert len(training.splitlines()) <= 450
+    assert "## The release recipe (v0.3.0) and why" in training
+    nav = (ROOT / "mkdocs.yml").read_text().split("  - Experiments:", 1)[1]
+    index = (DOCS / "experiments" / "index.md").read_text()
+    pages = sorted((DOCS / "experiments").glob("*.md"))
+    assert len(pages) >= 20
+    for page in pages:
+        assert f"experiments/{page.name}" in nav, f"{page.name}: list it under Experiments in mkdocs.yml"
+        if page.name == "index.md":
+            continue
+        text = page.read_text()
+        assert f"]({page.name})" in index, f"{page.name}: list it in docs/experiments/index.md"
+        assert f"](experiments/{page.name})" in training, f"{page.name}: list it in docs/training.md"
+        assert text.startswith("# ") and "**Question.**" in text, page.name
+        results = re.findall(r"\]\(\.\./results/([^)#]+)\)", text)
+        assert results and all((DOCS / "results" / r).is_file() for r in results), (page.name, results)
+
+
+def test_links_in_readme_and_docs_resolve():
+    broken = []
+    for page in MD_PAGES:
+        for link in LINK.findall(re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)):
+            if re.match(r"[a-z]+:", link):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+            elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
+                broken.append(f"{page.relative_to(ROOT)}: {link} (no such heading)")
+    assert not broken, broken
+
+
+def test_manual_names_no_machine_paths():
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in MD_PAGES for n, line in enumerate(p.read_text().splitlines(), 1)
+             if re.search(r"(?<![\w.])/(work|home|Users|root)/", line)]
+    assert not found, found

@@ -233,8 +233,7 @@ def scan(out: os.PathLike, record: dict | None = None, overwrite: bool = False) 
             continue
         result.shards.append(p)
         result.records[p] = shard_record
-        if record is None or shard_record == record:
-            result.done.update(paths)
+        result.done.update(paths)  # another model's shards: refused or removed below, never skipped over
     others = {json.dumps(r, sort_keys=True) for r in result.records.values() if record is not None and r != record}
     if others and not overwrite:
         first = json.loads(sorted(others)[0])

@@ -145,6 +145,20 @@ def test_reader_and_resume_scan(tmp_path):
     assert parquet.finished_paths(tmp_path / "absent") == set()
 
 
+def test_a_shard_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    write(out, [{"path": "/a.wav", "embedding": np.ones(4, np.float32)}], 0)
+
+    def disk_full(table, where, **kwargs):  # a write that stops half-way
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        write(out, [{"path": "/b.wav", "embedding": np.ones(4, np.float32)}], 1)
+    assert [p.name for p in out.iterdir()] == [parquet.shard_name("ab", 0)]  # no half shard, no temp file left
+
+
 def test_resume_leaves_foreign_files_alone_and_removes_only_its_half_written_shards(tmp_path):
     out = tmp_path / "out"
     ours = write(out, [{"path": "/a.wav", "embedding": np.ones(4, np.float32), "sr": 8000, "seconds": 1.0}])
@@ -156,17 +170,21 @@ def test_resume_leaves_foreign_files_alone_and_removes_only_its_half_written_sha
     partial.write_bytes(ours.read_bytes()[:100])  # a write cut by a kill: our name, Parquet magic
     other = out / f".{parquet.shard_name('ef', 4)}.partial"
     other.write_bytes(b"user data")  # our name but not a Parquet start: left alone
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p != partial}
+    backup = out / "backup.parquet"  # a copy of a shard under the user's name: marked, but not ours to touch
+    write(tmp_path, [{"path": "/old.wav", "embedding": np.ones(4, np.float32)}]).rename(backup)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p not in (partial, ours)}
 
     found = parquet.scan(out, RECORD)
     assert found.done == {"/a.wav"} and found.shards == [ours]
     assert not partial.exists()
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # everything else untouched
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p != ours} == before  # everything else untouched
     notes = "\n".join(found.notes)
-    for name in ("customers.parquet", "notes.parquet", "broken.parquet", parquet.shard_name("cd", 0)):
+    for name in ("customers.parquet", "notes.parquet", "broken.parquet", "backup.parquet", parquet.shard_name("cd", 0)):
         assert f"{name}: " in notes and "left alone" in notes
     assert "half-written" in notes and partial.name in notes
     assert parquet.read_embeddings(out)[0] == ["/a.wav"]  # search reads our shards only
+    assert parquet.scan(out, RECORD, overwrite=True).done == set() and not ours.exists()  # --overwrite: ours only
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 @pytest.mark.parametrize("code", [errno.EIO, errno.EACCES])
@@ -321,6 +339,11 @@ def test_cluster_equals_embed_bit_for_bit(ray_address, folder, tiny_model_dir, t
     schema = pq.read_schema(parquet.shards(out)[0])
     assert schema.names == ["path", "embedding", "sr", "seconds", "error", "frames", "timestamps"]
     assert schema.field("embedding").type == pa.list_(pa.float32(), 32)
+    assert schema.field("timestamps").type == pa.list_(pa.float64()) and schema.field("seconds").type == pa.float64()
+    record = Embedder(tiny_model_dir, backend="onnx").model_record()
+    assert record["dim"] == 32 and record["weights_sha256"]["model.onnx"]
+    assert all(json.loads(pq.read_schema(s).metadata[b"audioembed"])["model"] == record for s in parquet.shards(out))
+    assert parquet.read_record(out) == record
 
     shards = parquet.shards(out)
     sf.write(folder / "new.wav", tone(300, 16000, 1.0), 16000)
@@ -353,8 +376,41 @@ def test_killed_run_resumes_without_duplicates(ray_address, tmp_path, tiny_model
     shards[0].write_bytes(shards[0].read_bytes()[:-30])  # as a write cut by the kill would leave it
 
     result = cluster(root, "-o", out, "-m", tiny_model_dir)
-    assert result.exit_code == 0 and "warning:" in result.output and "unreadable" in result.output, result.output
+    assert result.exit_code == 0 and "warning:" in result.output and f"{shards[0].name}: damaged" in result.output, result.output
+    assert shards[0].with_name(shards[0].name + ".damaged").exists()  # set aside, not deleted
+    assert not list(out.glob(".*.partial"))  # what the kill cut off mid-write is gone
     paths, vectors = parquet.read_embeddings(out)
     assert paths == [str(root / f"{i:02d}.wav") for i in range(48)]  # each once
     reference = Embedder(tiny_model_dir, backend="onnx", num_threads=1)
     np.testing.assert_array_equal(vectors[[0, 47]], reference.embed([paths[0], paths[47]]))
+
+
+def test_cluster_names_that_are_not_utf8_and_another_model(ray_address, tmp_path, tiny_model_dir):
+    root = tmp_path / "in"
+    root.mkdir()
+    odd = os.fsdecode(os.fsencode(root) + b"/caf\xe9.wav")  # not UTF-8: pa.array once aborted the whole job
+    sf.write(os.fsencode(odd), noisy(16000, 0.7, seed=5), 16000)
+    sf.write(root / "plain.wav", tone(500, 16000, 0.6), 16000)
+    out = tmp_path / "out.parquet"
+    result = cluster(root, "-o", out, "-m", tiny_model_dir)
+    assert result.exit_code == 0 and "2 embedded, 0 skipped" in result.output, result.output
+    paths, vectors = parquet.read_embeddings(out)
+    assert paths == [str(root / "caf\\xe9.wav"), str(root / "plain.wav")]
+    reference = Embedder(tiny_model_dir, backend="onnx", num_threads=1)
+    np.testing.assert_allclose(vectors, reference.embed([odd, str(root / "plain.wav")]), rtol=1e-5, atol=1e-6)
+    result = cluster(root, "-o", out, "-m", tiny_model_dir)
+    assert result.exit_code == 0 and "0 embedded, 2 skipped" in result.output, result.output
+
+    from conftest import build_tiny_model
+
+    wide = tmp_path / "wide"
+    build_tiny_model(wide, seed=1, dim=48)
+    shards = parquet.shards(out)
+    result = cluster(root, "-o", out, "-m", wide)
+    assert result.exit_code == 2 and "(32-d" in result.output and "(48-d" in result.output, result.output
+    assert "--overwrite" in result.output and parquet.shards(out) == shards  # nothing touched
+    result = cluster(root, "-o", out, "-m", wide, "--overwrite")
+    assert result.exit_code == 0 and "2 embedded, 0 skipped" in result.output, result.output
+    assert not set(shards) & set(parquet.shards(out))
+    assert parquet.read_record(out) == Embedder(wide, backend="onnx").model_record()
+    assert parquet.read_embeddings(out)[1].shape == (2, 48)

@@ -130,7 +130,7 @@ def run(
     *,
     workers: int,
     threads: int,
-    record: dict,
+    record: dict | None = None,
     address: str | None = None,
     frames: bool = False,
     progress: bool = True,
@@ -138,11 +138,17 @@ def run(
 ) -> None:
     """Embed `paths` into Parquet shards under OUT with `workers` actors of `threads` cores each.
 
-    record: the model's `Embedder.model_record()` as the driver resolved it: workers check theirs against it,
-    and every shard stores it.
+    record: the model's `Embedder.model_record()` as the driver resolved it (None: resolved here): workers
+    check theirs against it, and every shard stores it.
     """
     import pyarrow as pa
     import ray
+
+    if record is None:
+        from .embedder import Embedder
+
+        keys = ("model", "revision", "backend", "device")
+        record = Embedder(**{k: embedder_kwargs[k] for k in keys if k in embedder_kwargs}).model_record()
 
     if not ray.is_initialized():
         if address:

@@ -196,11 +196,14 @@ def scan(out: os.PathLike, record: dict | None = None, overwrite: bool = False) 
     names = sorted(out.iterdir())
     for p in names:
         if PARTIAL_NAME.fullmatch(p.name) and p.is_file() and not p.is_symlink():
-            with open(p, "rb") as f:
-                head = f.read(len(MAGIC))
-            if head in (b"", MAGIC):
-                p.unlink()
-                result.notes.append(f"{p}: a shard left half-written by a killed run; removed, its files are redone")
+            try:
+                with open(p, "rb") as f:
+                    head = f.read(len(MAGIC))
+                if head in (b"", MAGIC):
+                    p.unlink()
+                    result.notes.append(f"{p}: a shard left half-written by a killed run; removed, its files are redone")
+            except OSError as exc:  # it is not in the way: its files are redone either way
+                result.notes.append(f"{p}: a half-written shard that cannot be removed now ({_why(exc)}); left alone")
     for p in names:
         if p.suffix != ".parquet" or not p.is_file():
             continue
@@ -241,7 +244,10 @@ def scan(out: os.PathLike, record: dict | None = None, overwrite: bool = False) 
                           "write to another OUT, or add --overwrite to recompute every file with this model")
     if overwrite and result.shards:
         for p in result.shards:
-            p.unlink()
+            try:
+                p.unlink()
+            except OSError as exc:
+                raise OutputError(f"{p}: --overwrite cannot remove it ({_why(exc)}); move it out of OUT, then rerun") from None
         result.notes.append(f"{out}: --overwrite: removed its {len(result.shards)} shard(s); every file is recomputed")
         result.done, result.shards, result.records = set(), [], {}
     return result

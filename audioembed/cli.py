@@ -156,6 +156,7 @@ def embed_cluster(
     threads: int = typer.Option(os.cpu_count() or 1, "--threads", min=1, help="Cores per actor: model and decode threads."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (default: a local Ray instance)."),
     frames: bool = typer.Option(False, "--frames", help="Also write frames (T, D) and timestamps (ms) columns."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Remove OUT's shards first and recompute every file (e.g. with another model)."),
     model: Optional[str] = ModelOpt,
     revision: Optional[str] = RevisionOpt,
     backend: str = BackendOpt,
@@ -181,19 +182,24 @@ def embed_cluster(
     if out.exists() and not out.is_dir():
         _err(f"error: {out} is a file; OUT is a folder of Parquet shards: choose another name")
         raise typer.Exit(2)
-    removed: list[str] = []
-    done = parquet.finished_paths(out, removed)
-    for message in removed:
-        _err(f"warning: {message}")
-    todo = [p for p in paths if p not in done]
     if model and Path(model).is_dir():  # a local model folder: workers do not share the driver's cwd
         model = os.path.abspath(model)
+    # the model the shards will record, resolved here as the workers will (a bad -m fails now, in one line)
+    record = _load_embedder(model, revision, backend, "cpu", quiet, num_threads=1).model_record()
+    try:
+        found = parquet.scan(out, record, overwrite=overwrite)
+    except parquet.OutputError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2)
+    for message in found.notes:
+        _err(f"warning: {message}")
+    todo = [p for p in paths if parquet.text(p) not in found.done]
     if todo:
         distributed.run(
-            todo, out, workers=workers, threads=threads, address=address, frames=frames, progress=not quiet,
-            model=model, revision=revision, backend=backend, batch_size=batch_size,
+            todo, out, workers=workers, threads=threads, record=record, address=address, frames=frames,
+            progress=not quiet, model=model, revision=revision, backend=backend, batch_size=batch_size,
         )
-    wanted = set(todo)
+    wanted = {parquet.text(p) for p in todo}
     table = parquet.read_table(out, ["path", "error"]).to_pydict() if todo else {"path": [], "error": []}
     row_errors = [e for p, e in zip(table["path"], table["error"]) if e is not None and p in wanted]
     failed = failures + row_errors

@@ -29,11 +29,18 @@ class EmbedBatch:
     A bad input becomes a row with `error` set; the batch itself never fails.
     """
 
-    def __init__(self, model: str | None = None, *, frames: bool = False, **embedder_kwargs: Any):
+    def __init__(self, model: str | None = None, *, frames: bool = False, record: dict | None = None, **embedder_kwargs: Any):
+        """record: the driver's `Embedder.model_record()`; a worker that resolves another model refuses to start."""
         from .embedder import Embedder
+        from .errors import ModelError
 
         self.embedder = Embedder(model, **embedder_kwargs)
         self.frames = frames
+        self.record = self.embedder.model_record()
+        if record is not None and record != self.record:
+            raise ModelError(f"{model}: this worker loaded {parquet.describe(self.record)}, the driver "
+                             f"{parquet.describe(record)}; give every worker the same model (a pinned --revision, "
+                             "or a folder they all read)")
 
     def __call__(self, batch: dict[str, Any]):
         """batch -> a pyarrow Table in `parquet.schema`."""
@@ -41,8 +48,8 @@ class EmbedBatch:
             items = list(batch["amplitude"])
             rates = [int(r) for r in batch["sample_rate"]]
             names = list(batch["path"]) if "path" in batch else [None] * len(items)
-        else:
-            items = names = [str(p) for p in batch["path"]]
+        else:  # bytes: a name as on disk, whatever its encoding (run() sends them so)
+            items = names = [os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in batch["path"]]
             rates = [None] * len(items)
         rows = [{"path": None if n is None else str(n), **_shape(x, r)} for x, r, n in zip(items, rates, names)]
         try:
@@ -58,7 +65,7 @@ class EmbedBatch:
             for row, item in zip(rows, items):
                 if row.get("embedding") is None and row.get("error") is None:
                     row["error"] = f"{audio.describe(item)}: {type(exc).__name__}: {exc}"
-        return parquet.table(self.embedder.dim, rows, self.frames)
+        return parquet.table(self.embedder.dim, rows, self.frames, self.record)
 
 
 def _shape(item: Any, rate: int | None) -> dict:
@@ -68,7 +75,7 @@ def _shape(item: Any, rate: int | None) -> dict:
     import soundfile as sf
 
     try:
-        info = sf.info(item)
+        info = sf.info(os.fsencode(item))  # soundfile encodes a str strictly: a name that is not UTF-8 would fail
     except Exception:  # the embedder reports why this file is unreadable
         return {"sr": None, "seconds": None}
     return {"sr": int(info.samplerate), "seconds": info.frames / info.samplerate}
@@ -97,20 +104,51 @@ def list_inputs(sources: Sequence[os.PathLike], failures: list[str]) -> list[str
     return list(dict.fromkeys(found))  # a file listed twice is embedded once
 
 
+def _shard_sink(out: os.PathLike, record: dict):
+    """A Ray Datasink: each write task writes its blocks as one shard, atomically, with the model record."""
+    import uuid
+
+    import pyarrow as pa
+    import ray.data
+
+    run_id = uuid.uuid4().hex[:12]  # a rerun never reuses a killed run's names
+
+    class ShardSink(ray.data.Datasink):
+        def write(self, blocks, ctx):
+            tables = [ray.data.block.BlockAccessor.for_block(b).to_arrow() for b in blocks]
+            tables = [t for t in tables if t.num_rows]
+            if tables:
+                t = pa.concat_tables(tables, promote_options="permissive")
+                parquet.write_shard(t, out, parquet.shard_name(run_id, ctx.task_idx), record)
+
+    return ShardSink()
+
+
 def run(
     paths: Sequence[str],
     out: os.PathLike,
     *,
     workers: int,
     threads: int,
+    record: dict | None = None,
     address: str | None = None,
     frames: bool = False,
     progress: bool = True,
     **embedder_kwargs: Any,
 ) -> None:
-    """Embed `paths` into Parquet shards under OUT with `workers` actors of `threads` cores each."""
+    """Embed `paths` into Parquet shards under OUT with `workers` actors of `threads` cores each.
+
+    record: the model's `Embedder.model_record()` as the driver resolved it (None: resolved here): workers
+    check theirs against it, and every shard stores it.
+    """
     import pyarrow as pa
     import ray
+
+    if record is None:
+        from .embedder import Embedder
+
+        keys = ("model", "revision", "backend", "device")
+        record = Embedder(**{k: embedder_kwargs[k] for k in keys if k in embedder_kwargs}).model_record()
 
     if not ray.is_initialized():
         if address:
@@ -120,8 +158,9 @@ def run(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
     rows = max(1, min(MAX_ROWS_PER_SHARD, math.ceil(len(paths) / (workers * BLOCKS_PER_WORKER))))
-    blocks = [pa.table({"path": pa.array(paths[i : i + rows], pa.string())}) for i in range(0, len(paths), rows)]
-    kwargs = dict(embedder_kwargs, frames=frames, num_threads=threads, num_workers=threads)
+    names = [os.fsencode(p) for p in paths]  # bytes: a name that is not UTF-8 travels as it is on disk
+    blocks = [pa.table({"path": pa.array(names[i : i + rows], pa.binary())}) for i in range(0, len(names), rows)]
+    kwargs = dict(embedder_kwargs, frames=frames, record=record, num_threads=threads, num_workers=threads)
     (
         ray.data.from_arrow(blocks)
         .map_batches(
@@ -132,5 +171,5 @@ def run(
             batch_size=rows,
             batch_format="numpy",
         )
-        .write_parquet(os.fspath(out))
+        .write_datasink(_shard_sink(out, record))
     )

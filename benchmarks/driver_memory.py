@@ -10,6 +10,7 @@ already in OUT, and prints the growth of the process's resident memory.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +31,6 @@ def main() -> None:
     p.add_argument("--paths", type=int, default=1_000_000)
     n = p.parse_args().paths
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from audioembed import distributed, parquet
 
@@ -39,13 +39,15 @@ def main() -> None:
         lines = [f"/archive/podcasts/{i // 1000:04d}/{i % 1000:03d}/episode-{i:07d}.mp3" for i in range(n)]
         manifest.write_text("\n".join(lines) + "\n")
         out.mkdir()
-        pq.write_table(pa.table({"path": lines[::2]}), out / "done.parquet")  # half of them finished
+        record = {"model": "benchmark", "revision": None, "weights_sha256": {}, "dim": 0}
+        parquet.write_shard(pa.table({"path": lines[::2]}), out, parquet.shard_name("0", 0), record)  # half done
         del lines
         before = rss_mb()
         paths = distributed.list_inputs([manifest], [])
-        done = parquet.finished_paths(out)
-        todo = [q for q in paths if q not in done]
-        blocks = [pa.table({"path": pa.array(todo[i : i + 256], pa.string())}) for i in range(0, len(todo), 256)]
+        done = parquet.scan(out, record).done
+        todo = [q for q in paths if parquet.text(q) not in done]
+        names = [os.fsencode(q) for q in todo]  # as distributed.run sends them
+        blocks = [pa.table({"path": pa.array(names[i : i + 256], pa.binary())}) for i in range(0, len(names), 256)]
         grown = rss_mb() - before
     print(f"{n} paths ({len(todo)} to do, {len(blocks)} blocks): driver resident memory +{grown:.0f} MB "
           f"({grown / n * 1e6:.0f} MB per million paths)")

@@ -396,3 +396,22 @@ def test_hf_hub_prefix_names_a_hub_repo_even_where_a_folder_of_that_name_exists(
     monkeypatch.chdir(tmp_path)
     e = Embedder("hf-hub:runs/model", backend="onnx")
     assert (e.resolved.source, e.resolved.model_id) == ("hub", "runs/model")
+
+
+def test_the_default_name_never_means_a_folder_in_the_working_directory(tiny_model_dir, tmp_path, monkeypatch, fake_hub):
+    """A `./audioembed/audioembed-base/` where the user runs (a clone of this repo has `audioembed/`) must not
+    replace the default model: not for Embedder(), its id, HEAR's load_model(""), nor what --init-from fetches."""
+    from audioembed import hear
+
+    planted = tmp_path / "audioembed" / "audioembed-base"
+    shutil.copytree(tiny_model_dir, planted)
+    monkeypatch.chdir(tmp_path)
+    before = len(fake_hub.requests)
+    loaded = [Embedder(backend="onnx"), Embedder(hub.DEFAULT_MODEL, backend="onnx"), hear.load_model("", backend="onnx").embedder]
+    init_from, init_cfg = hub.fetch(hub.DEFAULT_MODEL, hub.DEFAULT_REVISION, "model.safetensors")  # as --init-from does
+    for r, dim in [(e.resolved, e.dim) for e in loaded] + [(init_from, init_cfg.dim)]:
+        assert (r.source, r.model_id, r.revision, dim) == ("bundled", hub.DEFAULT_MODEL, hub.DEFAULT_REVISION, 512)
+        assert r.folder == ROOT / "models" / "audioembed-base"
+    assert fake_hub.requests[before:] == []
+    local = Embedder("./audioembed/audioembed-base", backend="onnx")  # a path says it means the folder
+    assert (local.resolved.source, local.resolved.folder.resolve(), local.dim) == ("local", planted, 32)

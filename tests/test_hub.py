@@ -147,7 +147,8 @@ def test_no_bundled_fallback_for_another_repo_or_revision(fake_hub, bundled, fre
     fake_hub.mode = "error500"
     try:
         for model, revision in [("someone-else/audioembed-base", "v9"), ("someone-else/audioembed-base", None),
-                                (hub.DEFAULT_MODEL, "v9"), (hub.DEFAULT_MODEL, "main")]:
+                                ("someone-else/audioembed-base", hub.DEFAULT_REVISION), (hub.DEFAULT_MODEL, "v9"),
+                                (hub.DEFAULT_MODEL, "main")]:
             with pytest.raises(ModelNotFoundError, match=f"{model}@{revision or 'main'}: cannot get model.onnx"):
                 Embedder(model, revision=revision, backend="onnx")
         with pytest.warns(UserWarning, match="bundled"):  # the pin itself, asked of the hub: the bundled copy is it
@@ -290,13 +291,14 @@ def test_the_default_model_needs_no_network(tmp_path):
     try:
         env = _cli_env(tmp_path, silent.url)
         commands = [["info"], ["embed", tmp_path / "a.wav", "-o", tmp_path / "out"], ["search", tmp_path / "a.wav", "--index", tmp_path / "out", "-k", "1"]]
-        offline, offline_s = _cli([*commands[1], "-q"], {**env, "HF_HUB_OFFLINE": "1"})  # the slowest of the three
-        assert offline.returncode == 0, offline.stderr
         for args in commands:
+            offline, offline_s = _cli(args, {**env, "HF_HUB_OFFLINE": "1"})  # just before: the same load on the machine
+            assert offline.returncode == 0, offline.stderr
             run, seconds = _cli(args if args[0] != "embed" else [*args, "--overwrite"], env)
             assert run.returncode == 0, run.stderr
             assert "note" not in run.stderr and "hub" not in run.stderr, run.stderr
-            assert seconds < max(3.0, offline_s + 1.0), (args, seconds, offline_s)
+            # a wait for the hub would cost HUB_TIMEOUT (3 s) or more; the margin only absorbs a busy machine
+            assert seconds < max(3.0, offline_s + 2.0), (args, seconds, offline_s)
             assert silent.connections() == 0, f"{args[0]} connected to the hub"
             assert args[0] != "info" or "bundled" in run.stdout
     finally:

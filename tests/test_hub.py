@@ -316,7 +316,7 @@ def test_a_hub_that_never_answers_costs_a_non_default_model_a_few_seconds(tmp_pa
         assert run.returncode == 2 and run.stdout == ""
         [line] = run.stderr.splitlines()
         assert line.startswith("error: someone/model@main: cannot get model.onnx") and "local model folder" in line
-        assert seconds < baseline + hub.HUB_TIMEOUT + 3.0, (seconds, baseline)
+        assert seconds < baseline + 6.0, (seconds, baseline)  # one wait of HUB_TIMEOUT (3 s); it was 10 s and more
         assert silent.connections() >= 1, "the hub was never asked: this test would test nothing"
 
         args = ["info", "-m", f"{hub.HUB_PREFIX}{hub.DEFAULT_MODEL}", "--backend", "onnx"]
@@ -325,7 +325,7 @@ def test_a_hub_that_never_answers_costs_a_non_default_model_a_few_seconds(tmp_pa
         [line] = run.stderr.splitlines()  # one plain line: no Python warning with its source line
         assert line.startswith("note: ") and "bundled" in line and "HF_HUB_OFFLINE=1" in line, line
         assert "Warning" not in run.stderr and ".py:" not in run.stderr
-        assert seconds < baseline + hub.HUB_TIMEOUT + 3.0, (seconds, baseline)
+        assert seconds < baseline + 6.0, (seconds, baseline)  # one wait of HUB_TIMEOUT (3 s); it was 10 s and more
         assert silent.connections() >= 1
         run, _ = _cli(args, {**env, "HF_HUB_OFFLINE": "1"})
         assert run.returncode == 0 and "bundled" in run.stdout and run.stderr == ""

@@ -15,6 +15,10 @@ from . import console, files, outputs
 from .audio import AUDIO_EXTENSIONS
 from .errors import printable
 
+# huggingface_hub (2.x) asks the hub for a telemetry registry before its first request: against a hub that
+# does not answer, one more wait before the one hub.HUB_TIMEOUT bounds. The command turns it off unless asked.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 MAX_PENDING_WRITES = 8
 MAX_LISTED = 10  # skipped files named in the summary
 

@@ -277,7 +277,7 @@ def _cli_env(tmp_path, endpoint):
     """As a user has it: huggingface_hub's own timeouts (none of conftest's 2 s), online, an empty cache."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_OFFLINE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")}
     return {**env, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf")}
 
 

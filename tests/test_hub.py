@@ -200,11 +200,10 @@ def test_model_source_warning_points_at_the_callers_line(fake_hub, tiny_model_di
     assert "HF_HUB_OFFLINE=1" in str(w.message)
 
 
-def test_no_weights_anywhere_says_how_to_get_them(fake_hub, tmp_path, monkeypatch):
+def test_no_weights_anywhere_says_how_to_get_them(fake_hub, tmp_path, monkeypatch, fresh_cache):
     monkeypatch.setattr(hub, "PACKAGE_WEIGHTS", tmp_path / "none")
     monkeypatch.setattr(hub, "SOURCE_MODELS", tmp_path / "none")
     monkeypatch.setattr(fake_hub, "mode", "error500")
-    monkeypatch.setattr(hub, "DEFAULT_REVISION", "never-cached")
     with pytest.raises(ModelNotFoundError, match="audioembed pretrain"):
         Embedder(backend="onnx")
     with pytest.raises(ModelNotFoundError, match="someone/missing"):

@@ -15,13 +15,17 @@ from . import console, files, outputs
 from .audio import AUDIO_EXTENSIONS
 from .errors import printable
 
+# huggingface_hub (2.x) asks the hub for a telemetry registry before its first request: against a hub that
+# does not answer, one more wait before the one hub.HUB_TIMEOUT bounds. The command turns it off unless asked.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 MAX_PENDING_WRITES = 8
 MAX_LISTED = 10  # skipped files named in the summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
 
 ModelOpt = typer.Option(
-    None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base from the hub, its cache, or the copy bundled with audioembed)."
+    None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base, the copy bundled with audioembed: no network; hf-hub:audioembed/audioembed-base asks the Hub)."
 )
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
 BackendOpt, DeviceOpt, BatchSizeOpt = console.BackendOpt, console.DeviceOpt, console.BatchSizeOpt

@@ -57,12 +57,13 @@ def check_local(folder: Path, weight_file: str, name: str) -> None:
 
 def verify(
     folder: Path, cfg: ModelConfig, files: Iterable[str], required: bool = False,
-    discard: Callable[[Path], bool] | None = None,
+    discard: Callable[[Path], bool] | None = None, source: str = "local",
 ) -> None:
     """Raise IntegrityError when a file's sha256 differs from the one recorded in config.json.
 
     required: downloaded and bundled weights must have a digest; a local folder is the user's own.
     discard: removes a mismatching file (from the hub cache: one bad download must not poison it for good).
+    source: where the folder came from ("local", "hub", "cache", "bundled"), for the advice on a mismatch.
     """
     for name in files:
         expected = cfg.sha256.get(name)
@@ -75,13 +76,19 @@ def verify(
             continue
         actual = sha256(folder / name)
         if actual != expected:
-            advice = "delete it (or the hub cache entry) and download again"
-            if discard is not None and discard(folder / name):
-                advice = "it was removed from the cache; run again to download it anew"
-            raise IntegrityError(
-                f"{folder / name}: sha256 {actual[:16]}… does not match {expected[:16]}… recorded in {CONFIG}; "
-                f"the file is corrupt or was altered: {advice}"
-            )
+            mismatch = f"{folder / name}: sha256 {actual[:16]}… does not match {expected[:16]}… recorded in {CONFIG}"
+            if source == "local":  # the user's own folder: nothing to download, its files and config disagree
+                raise IntegrityError(
+                    f"{mismatch}; this folder's files do not match its {CONFIG}: restore the file, or re-export "
+                    f"the model so that {CONFIG} records its weights"
+                )
+            if source == "bundled":
+                advice = "reinstall audioembed"
+            else:
+                advice = "delete it (or the hub cache entry) and download again"
+                if discard is not None and discard(folder / name):
+                    advice = "it was removed from the cache; run again to download it anew"
+            raise IntegrityError(f"{mismatch}; the file is corrupt or was altered: {advice}")
 
 
 def write(

@@ -1,9 +1,12 @@
 """Where a model comes from: a local folder, the Hugging Face Hub (cache, offline, pinned revision), or
 the weights bundled with the package. `fetch` is the one call: a name in, a verified folder out.
 
-Names: an existing folder or a path-like name (`./m`, `/abs/m`, `~/m`, `runs/m` when `runs/` is here)
-is local, and a missing one is an error, never a silent trip to the Hub; `org/name` is a Hub repo,
-and `hf-hub:org/name` is one whatever lies on disk (timm's and open_clip's prefix)."""
+Names: the default model (None, or its id `audioembed/audioembed-base`) is the bundled copy of the pinned
+revision, loaded with no network at all, whatever lies in the working directory; `hf-hub:` before its id,
+or another revision, asks the Hub for it. An existing folder or a path-like name (`./m`, `/abs/m`, `~/m`,
+`runs/m` when `runs/` is here) is local, and a missing one is an error, never a silent trip to the Hub;
+`org/name` is a Hub repo, and `hf-hub:org/name` is one whatever lies on disk (timm's and open_clip's
+prefix). Every hub request waits at most HUB_TIMEOUT seconds for an answer."""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ DEFAULT_REVISION = "v0.3.1"  # a tag on the hub; pass a commit sha to pin harder
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"  # filled in the wheel from models/
 SOURCE_MODELS = Path(__file__).resolve().parent.parent / "models"  # a source checkout
 HUB_PREFIX = "hf-hub:"
+HUB_TIMEOUT = 3.0  # seconds a hub request may wait for an answer; HF_HUB_ETAG_TIMEOUT overrides it
+OFFLINE_HINT = "set HF_HUB_OFFLINE=1 to skip the hub"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +61,13 @@ def check_revision(revision: str) -> None:
         )
 
 
-def bundled_folder(model_id: str, weight_file: str) -> Path | None:
-    """The weights shipped inside the wheel (or in models/ of a source checkout), if any."""
-    name = model_id.rsplit("/", 1)[-1]
+def bundled_folder(model_id: str, revision: str | None, weight_file: str) -> Path | None:
+    """The weights shipped inside the wheel (or in models/ of a source checkout): the default model at its
+    pinned revision, and nothing else (another repo or revision of the same name is another model)."""
+    if model_id != DEFAULT_MODEL or revision != DEFAULT_REVISION:
+        return None
     for root in (PACKAGE_WEIGHTS, SOURCE_MODELS):
-        folder = root / name
+        folder = root / DEFAULT_MODEL.rsplit("/", 1)[-1]
         if model_folder.has_weights(folder, weight_file):
             return folder
     return None
@@ -71,10 +78,20 @@ def _download(model_id: str, revision: str | None, weight_file: str, offline: bo
     must not give a config of one revision with weights of another."""
     from huggingface_hub import hf_hub_download
 
-    config = Path(hf_hub_download(model_id, model_folder.CONFIG, revision=revision, local_files_only=offline))
+    t = hub_timeout()
+    config = Path(hf_hub_download(model_id, model_folder.CONFIG, revision=revision, local_files_only=offline, etag_timeout=t))
     commit = config.parent.name  # the cache keeps every file under snapshots/<commit>/
-    hf_hub_download(model_id, weight_file, revision=commit, local_files_only=offline)
+    hf_hub_download(model_id, weight_file, revision=commit, local_files_only=offline, etag_timeout=t)
     return config.parent
+
+
+def hub_timeout() -> float:
+    """Seconds one hub request may wait: HF_HUB_ETAG_TIMEOUT when the user set it, else HUB_TIMEOUT (the
+    library's own default, 10 s, plus its retries, made an unreachable hub cost 14 s a command)."""
+    try:
+        return float(os.environ["HF_HUB_ETAG_TIMEOUT"])
+    except (KeyError, ValueError):
+        return HUB_TIMEOUT
 
 
 def _offline_mode() -> bool:
@@ -87,8 +104,9 @@ def _check_hub(model_id: str, revision: str | None, weight_file: str) -> None:
     """HEAD both files: hf_hub_download alone falls back to its cache silently when one of them fails."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    config = get_hf_file_metadata(hf_hub_url(model_id, model_folder.CONFIG, revision=revision))
-    get_hf_file_metadata(hf_hub_url(model_id, weight_file, revision=config.commit_hash or revision))
+    t = hub_timeout()  # one try each, no retries: an unreachable hub costs t seconds, then the cache answers
+    config = get_hf_file_metadata(hf_hub_url(model_id, model_folder.CONFIG, revision=revision), timeout=t)
+    get_hf_file_metadata(hf_hub_url(model_id, weight_file, revision=config.commit_hash or revision), timeout=t)
 
 
 def fetch(model: str | os.PathLike | None, revision: str | None, weight_file: str) -> tuple[ResolvedModel, ModelConfig]:
@@ -98,19 +116,24 @@ def fetch(model: str | os.PathLike | None, revision: str | None, weight_file: st
     cfg = model_folder.load_config(resolved.folder)
     model_folder.verify(
         resolved.folder, cfg, [weight_file], required=resolved.source != "local",
-        discard=_discard_from_cache if resolved.source in ("hub", "cache") else None,
+        discard=_discard_from_cache if resolved.source in ("hub", "cache") else None, source=resolved.source,
     )
     return resolved, cfg
 
 
 def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: str) -> ResolvedModel:
-    """local folder -> hub (with its cache) -> cache only -> bundled weights, warning on each fallback."""
-    if model is None:
-        model, revision = DEFAULT_MODEL, revision or DEFAULT_REVISION
-    model = os.fspath(model)
-    if model.startswith(HUB_PREFIX):
+    """default model -> its bundled copy; local folder; hub (with its cache) -> cache only -> bundled weights
+    (the default model at its pin, asked for with hf-hub:), warning on each fallback."""
+    model = DEFAULT_MODEL if model is None else os.fspath(model)
+    hub_asked = model.startswith(HUB_PREFIX)
+    if hub_asked:
         model = model[len(HUB_PREFIX):]
-    elif looks_like_path(model):
+    if model == DEFAULT_MODEL:  # the default name always means the pinned default, never a folder here
+        revision = revision or DEFAULT_REVISION
+        folder = None if hub_asked else bundled_folder(model, revision, weight_file)
+        if folder is not None:  # the bundled weights *are* the pinned revision: no network, no note
+            return ResolvedModel(folder, "bundled", model, revision)
+    elif not hub_asked and looks_like_path(model):
         folder = Path(model).expanduser()
         if not os.path.lexists(folder):
             repo_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
@@ -132,20 +155,16 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
     try:
         folder = _download(model, revision, weight_file, offline=True)
         if online_error is not None:
-            warnings.warn(
-                f"{model}: hub unavailable ({_short(online_error)}); using the cached copy", ModelSourceWarning, stacklevel=3
-            )
+            _warn(f"{model}: hub unavailable ({_short(online_error)}); using the cached copy ({OFFLINE_HINT})")
         return ResolvedModel(folder, "cache", model, revision)
     except Exception as exc:
         online_error = online_error or exc
-    folder = bundled_folder(model, weight_file) if model == DEFAULT_MODEL else None
+    folder = bundled_folder(model, revision, weight_file)
     if folder is not None:
         if not offline:
-            warnings.warn(
+            _warn(
                 f"{model}: hub unavailable and not cached ({_short(online_error)}); using the weights bundled "
-                f"with audioembed ({folder})",
-                ModelSourceWarning,
-                stacklevel=3,
+                f"with audioembed ({folder}; {OFFLINE_HINT})"
             )
         return ResolvedModel(folder, "bundled", model, revision)
     hint = (
@@ -155,6 +174,17 @@ def resolve(model: str | os.PathLike | None, revision: str | None, weight_file: 
         else "check the repo id and revision, run once online to fill the cache, or pass a local model folder"
     )
     raise ModelNotFoundError(f"{model}@{revision or 'main'}: cannot get {weight_file} ({_short(online_error)}); {hint}")
+
+
+def _warn(message: str) -> None:
+    """A ModelSourceWarning that points at the caller's line: the first frame outside this package."""
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(0)  # stacklevel=1 is this frame
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, ModelSourceWarning, stacklevel=level)
 
 
 def _short(exc: Exception) -> str:

@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import yaml
 
@@ -145,11 +146,20 @@ class FakeHub:
         parts = url.split("?")[0].strip("/").split("/")
         if len(parts) < 5 or parts[2] != "resolve":
             return None
-        repo_id, revision, filename = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
+        repo_id, revision, filename = "/".join(parts[:2]), unquote(parts[3]), "/".join(parts[4:])  # refs%2Fpr%2F1
         files = self.repos.get(repo_id, {}).get(revision)
         if files is None or filename not in files:
             return None
         return self._commits[(repo_id, revision)], files[filename]
+
+    def asked(self, repo_id: str, filename: str = "config.json") -> list[str]:
+        """The revisions `filename` of `repo_id` was requested at (HEAD or GET), in order."""
+        found = []
+        for request in self.requests:
+            parts = request.split(" ", 1)[-1].split("?")[0].strip("/").split("/")
+            if len(parts) >= 5 and parts[2] == "resolve" and "/".join(parts[:2]) == repo_id and "/".join(parts[4:]) == filename:
+                found.append(unquote(parts[3]))
+        return found
 
     def close(self):
         self.server.shutdown()

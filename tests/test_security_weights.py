@@ -19,6 +19,7 @@ from conftest import tone
 from hostile import PLACES, hostile_onnx
 
 PACKAGE = Path(audioembed.__file__).parent
+REFUSED = r"external data .* (lies outside|is not a plain relative file name inside) the model folder"
 
 
 @pytest.mark.parametrize(
@@ -160,7 +161,7 @@ def test_onnx_external_data_outside_the_folder_is_refused(tiny_model_dir, tmp_pa
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     _external_data_model(folder, location)
-    with pytest.raises(ModelError, match="lies outside the model folder"):
+    with pytest.raises(ModelError, match=REFUSED):
         Embedder(folder, backend="onnx")
 
 
@@ -190,13 +191,45 @@ def test_onnx_external_data_is_checked_wherever_a_graph_holds_tensors(tmp_path, 
     from audioembed.backends.onnx import OnnxBackend, check_external_data
 
     path = hostile_onnx(tmp_path / "m", where)
-    with pytest.raises(ModelError, match="lies outside the model folder"):
+    with pytest.raises(ModelError, match=REFUSED):
         check_external_data(path)
-    with pytest.raises(ModelError, match="lies outside the model folder"):
+    with pytest.raises(ModelError, match=REFUSED):
         OnnxBackend(path, ModelConfig())
     inside = hostile_onnx(tmp_path / "ok", where, location="w.bin")
     (inside.parent / "w.bin").write_bytes(bytes(16))
     assert check_external_data(inside) == [(inside.parent / "w.bin").resolve()]
+
+
+@pytest.mark.parametrize("where", PLACES)
+def test_onnxruntime_memory_address_locations_are_refused_wherever_a_graph_holds_tensors(tmp_path, where):
+    """onnxruntime <= 1.23 reads process memory at `offset` for the location `*/_ORT_MEM_ADDR_/*`: a model could
+    turn a secret in memory into its output, or crash the process. Refused before onnxruntime sees the file."""
+    from audioembed.backends.onnx import OnnxBackend, check_external_data
+
+    path = hostile_onnx(tmp_path / "m", where, location="*/_ORT_MEM_ADDR_/*")
+    with pytest.raises(ModelError, match=r"'\*/_ORT_MEM_ADDR_/\*' is not a plain relative file name inside the model folder"):
+        check_external_data(path)
+    with pytest.raises(ModelError, match="is not a plain relative file name"):
+        OnnxBackend(path, ModelConfig())
+
+
+@pytest.mark.parametrize("location", [
+    "*/_ORT_MEM_ADDR_/*", "_ORT_MEM_ADDR_", "", ".", "./w.bin", "sub//w.bin", "sub/./w.bin", "w.bin/", "C:w.bin",
+    "sub\\..\\..\\secret.bin", "w*.bin", "w.bin\n", "w.bin\x00", "/abs/w.bin", "../secret.bin", "sub/../w.bin",
+])
+def test_only_plain_relative_file_names_pass_as_external_data(tmp_path, location):
+    """Each of these resolves inside the folder, names it, or means something special to a runtime: refused
+    whether or not a file of that name exists; the plain names beside them pass."""
+    from audioembed.backends.onnx import check_external_data
+
+    path = hostile_onnx(tmp_path / "m", "initializer", location=location)
+    with pytest.raises(ModelError, match="is not a plain relative file name inside the model folder"):
+        check_external_data(path)
+    for plain in ("w.bin", "sub/w.bin", "weights 1.bin", "données.bin"):
+        ok = hostile_onnx(tmp_path / "ok", "initializer", location=plain)
+        (ok.parent / plain).parent.mkdir(parents=True, exist_ok=True)
+        (ok.parent / plain).write_bytes(bytes(16))
+        assert check_external_data(ok) == [(ok.parent / plain).resolve()]
 
 
 def test_onnx_external_data_of_a_symlinked_model_is_resolved_where_onnxruntime_looks(tmp_path):

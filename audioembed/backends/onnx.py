@@ -75,12 +75,14 @@ def check_graph(session, path: Path, cfg: ModelConfig) -> None:
 
 
 def check_external_data(path: Path) -> list[Path]:
-    """The files an ONNX model keeps its tensors in; refuse any that resolve outside the model's folder.
+    """The files an ONNX model keeps its tensors in; refuse any location that is not a plain relative file
+    name inside the model's folder, before onnxruntime sees the model.
 
     onnxruntime before 1.27 follows `../`, absolute and symlinked external-data paths in some places a
-    graph holds tensors (1.19 anywhere; 1.24 to 1.26 in sparse tensors), so a model file could make it
-    read any file on the machine; this check does not depend on the installed version. Paths resolve
-    against the folder of `path` as given, not of a symlink's target: that is where onnxruntime looks.
+    graph holds tensors (1.19 anywhere; 1.24 to 1.26 in sparse tensors), and up to 1.23 reads process
+    memory for the location `*/_ORT_MEM_ADDR_/*`, so a model file could make it read any file on the
+    machine or its own memory; this check does not depend on the installed version. Paths resolve against
+    the folder of `path` as given, not of a symlink's target: that is where onnxruntime looks.
     """
     folder = os.path.realpath(Path(path).parent)
     try:
@@ -91,17 +93,30 @@ def check_external_data(path: Path) -> list[Path]:
         raise ModelError(f"{path}: cannot read the ONNX model ({exc})") from exc
     files = []
     for location in dict.fromkeys(locations):
-        try:
-            target = os.path.realpath(os.path.join(Path(path).parent, location))
-            inside = not os.path.isabs(location) and folder == os.path.commonpath([folder, target]) != target
-        except ValueError:  # a NUL byte
-            inside = False
-        if not inside:
+        if not _plain_relative(location):
+            raise ModelError(
+                f"{path}: external data {location!r} is not a plain relative file name inside the model folder "
+                f"{folder}; refusing to load it"
+            )
+        target = os.path.realpath(os.path.join(Path(path).parent, location))
+        if folder != os.path.commonpath([folder, target]) or target == folder:  # a symlink inside that points out
             raise ModelError(
                 f"{path}: external data {location!r} lies outside the model folder {folder}; refusing to load it"
             )
         files.append(Path(target))
     return files
+
+
+_SPECIAL = set('*?:\\<>|"')  # wildcards, drive letters and Windows separators: never in a plain file name
+
+
+def _plain_relative(location: str) -> bool:
+    """`w.bin` or `sub/w.bin`: parts that are file names, no `..`, `.`, empty part, absolute path, drive,
+    wildcard (onnxruntime's `*/_ORT_MEM_ADDR_/*` reads memory) or control character."""
+    parts = location.split("/")
+    return not location.startswith("/") and all(
+        part not in ("", ".", "..") and part.isprintable() and not _SPECIAL & set(part) for part in parts
+    ) and "_ORT_MEM_ADDR_" not in location
 
 
 def _fields(buf: bytes):

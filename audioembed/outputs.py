@@ -215,6 +215,8 @@ def claim(out: Path, record: dict, overwrite: bool) -> None:
                 "choose another output folder, or add --overwrite to recompute its outputs with this model"
             )
         meta.pop("stack", None)  # the old model's embeddings.npy no longer belongs to OUT's record
+    if old is None and (out / "embeddings.npy").exists():
+        meta["stack"] = {"state": "unrecorded"}  # written before records were kept: read and resumed as then
     if meta.get("model") != record:
         meta["model"] = record
         _write_meta(out, meta)
@@ -281,6 +283,8 @@ def load_stack(out: Path) -> tuple[list[str], np.ndarray]:
 def _load_stack(out: Path) -> tuple[list[str], np.ndarray, list[str] | None]:
     meta = _read_meta(out)
     manifest = None if meta is None else meta.get("stack")  # no record at all: a stack from before manifests
+    if isinstance(manifest, dict) and manifest.get("state") == "unrecorded":
+        meta = manifest = None
     if meta is not None and not (isinstance(manifest, dict) and manifest.get("state") == "complete"):
         raise ValueError(f"{out}: embeddings.npy and index.csv were not finished together (a run stopped while "
                          "replacing them, or another model's run began); run the embed command again")

@@ -236,6 +236,20 @@ def test_stack_files_that_do_not_agree_are_refused_on_read(tmp_path, tiny_model_
     assert "3 embedded, 0 skipped" in result.output and len(stack_rows(out)) == 3  # recomputed, not trusted
 
 
+def test_a_stack_written_before_records_is_resumed_and_searched(tmp_path, tiny_model_dir):
+    sources = write_clips(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    args = [tmp_path / "in", "-o", out, "-m", tiny_model_dir, "--stack", "-q"]
+    assert embed(*args).exit_code == 0
+    (out / outputs.RECORD).unlink()  # as an earlier release wrote it
+    matrix = np.load(out / "embeddings.npy")
+    result = embed(*args)
+    assert result.exit_code == 0 and "0 embedded, 3 skipped" in result.output, result.output
+    np.testing.assert_array_equal(np.load(out / "embeddings.npy"), matrix)
+    assert load_index(out).names == list(map(str, sources))
+    assert outputs.read_model_record(out) == Embedder(tiny_model_dir).model_record()
+
+
 # --frames on a full disk, resume and atomic writes ---------------------------------------------------------------
 
 

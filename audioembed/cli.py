@@ -90,14 +90,17 @@ def embed(
     embedder = _load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
     lock = outputs.OutLock(out)
     try:
-        if stack:  # one stack job at a time on OUT, to the end: each reads and replaces the whole stack
-            lock.acquire(None if quiet else lambda: _err(f"note: another audioembed job is writing to {out}; waiting for it (Ctrl-C stops)"))
-        if not single:
-            try:
+        try:
+            if stack:  # one stack job at a time on OUT, to the end: each reads and replaces the whole stack
+                lock.acquire(None if quiet else lambda: _err(f"note: another audioembed job is writing to {out}; waiting for it (Ctrl-C stops)"))
+            if not single:
                 outputs.claim(out, embedder.model_record(), overwrite)
-            except outputs.OutputError as exc:
-                _err(f"error: {exc}")
-                raise typer.Exit(2)
+        except outputs.OutputError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2)
+        except OSError as exc:  # a read-only or full OUT
+            _err(f"error: cannot record the model in {out} ({exc.strerror or exc})")
+            raise typer.Exit(2)
         if not quiet:
             for note in notes:
                 _err(note)

@@ -102,7 +102,15 @@ def plan(
             seen.add(_identity(source))
             unique.append((source, rel))
     if stack:  # parts are named by the input's identity: no two inputs share one, whatever their names
-        return [Job(s, out / PARTS / f"{input_key(s)}.npy", frames, durable=False, key=input_key(s)) for s, _ in unique], failures
+        jobs = []
+        for source, _ in unique:
+            try:
+                key = input_key(source)
+            except OSError as exc:  # gone since the folder was read
+                failures.append(f"{printable(str(source))}: cannot read it ({exc.strerror or exc})")
+                continue
+            jobs.append(Job(source, out / PARTS / f"{key}.npy", frames, durable=False, key=key))
+        return jobs, failures
     if len(roots) == 1 and len(unique) == 1 and roots[0].is_file() and out.suffix.lower() == ".npy" and not out.is_dir():
         return [Job(unique[0][0], out, frames)], failures  # -o bell.npy for one file: that file, not a folder
     planned = []

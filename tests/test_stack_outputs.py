@@ -352,3 +352,14 @@ def test_hidden_folders_are_entered_only_when_named(tmp_path, tiny_model_dir):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy")) == [".hidden.npy", "a.npy"]
     assert embed(root / ".venv", "-o", tmp_path / "named", "-m", tiny_model_dir, "-q").exit_code == 0
     assert (tmp_path / "named" / "lib" / "test.npy").is_file()
+
+
+def test_an_out_that_cannot_hold_the_record_or_the_lock_is_a_one_line_error(tmp_path, tiny_model_dir):
+    write_clips(tmp_path / "in", 1)
+    for name, flags, said in ((outputs.RECORD, [], "audioembed.json: cannot read it (Is a directory)"),
+                              (outputs.LOCK, ["--stack"], "cannot record the model in")):
+        out = tmp_path / f"out-{name}"
+        (out / name).mkdir(parents=True)  # a folder where the file should be
+        result = embed(tmp_path / "in", "-o", out, "-m", tiny_model_dir, "-q", *flags)
+        assert result.exit_code == 2 and said in result.output and result.exception.__class__ is SystemExit, result.output
+        assert "Traceback" not in result.output and not list(out.rglob("*.npy"))

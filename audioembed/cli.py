@@ -57,8 +57,8 @@ def _load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
 
 @app.command()
 def embed(
-    paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively by audio extension)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: mirrors the input tree with one .npy per file."),
+    paths: List[str] = typer.Argument(..., help="Audio files or folders (searched recursively by audio extension; hidden folders only when named)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: mirrors the input tree with one .npy per file (several inputs: a subfolder each). One file and NAME.npy: that file."),
     frames: bool = typer.Option(False, "--frames", help="Also write NAME.frames.npy (T, D) and NAME.timestamps.npy (ms)."),
     stack: bool = typer.Option(False, "--stack", help="Write one OUT/embeddings.npy (N, D) and OUT/index.csv instead."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute outputs that already exist (default: skip them)."),
@@ -74,22 +74,55 @@ def embed(
     if stack and frames:
         _err("error: --stack and --frames cannot be combined")
         raise typer.Exit(2)
+    if any(not p for p in paths):  # Path("") would be the current folder
+        _err("error: an empty path was given; name a file or folder (. for the current folder)")
+        raise typer.Exit(2)
     ignored: list[Path] = []
-    jobs, failures = outputs.plan(paths, out, frames=frames, stack=stack, ignored=ignored)
+    notes: list[str] = []
+    jobs, failures = outputs.plan([Path(p) for p in paths], out, frames=frames, stack=stack, ignored=ignored, notes=notes)
     if not jobs and not failures:
         _err(f"error: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {', '.join(map(str, paths))}")
         raise typer.Exit(2)
+    single = len(jobs) == 1 and jobs[0].clip == out  # -o NAME.npy for one file
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        (out.parent if single else out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _err(f"error: cannot create the output folder {out} ({exc.strerror or exc})")
         raise typer.Exit(2)
-    files.remove_stale_temp_files(out)
+    if not single:
+        files.remove_stale_temp_files(out)
     embedder = _load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
+    lock = outputs.OutLock(out)
+    try:
+        try:
+            if stack:  # one stack job at a time on OUT, to the end: each reads and replaces the whole stack
+                lock.acquire(None if quiet else lambda: _err(f"note: another audioembed job is writing to {out}; waiting for it (Ctrl-C stops)"))
+            if not single:
+                outputs.claim(out, embedder.model_record(), overwrite)
+        except outputs.OutputError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2)
+        except OSError as exc:  # a read-only or full OUT
+            _err(f"error: cannot record the model in {out} ({exc.strerror or exc})")
+            raise typer.Exit(2)
+        if not quiet:
+            for note in notes:
+                _err(note)
+        _embed_into(out, jobs, failures, embedder, frames, stack, overwrite, quiet)
+    finally:
+        lock.release()
+    if ignored and not quiet:
+        names = ", ".join(map(str, ignored[:MAX_LISTED])) + (f" and {len(ignored) - MAX_LISTED} more" if len(ignored) > MAX_LISTED else "")
+        _err(f"left out (not audio by extension): {names}")
+    _exit_on_failures(failures)
+
+
+def _embed_into(out: Path, jobs: list, failures: list, embedder, frames: bool, stack: bool, overwrite: bool, quiet: bool) -> None:
+    """Embed what is not done yet and, for --stack, assemble the stack; says what was done."""
     previous, rows = (None, {}) if overwrite or not stack else outputs.read_stack(out, embedder.dim)
     if stack and overwrite:
         outputs.clear_parts(out)  # parts of an interrupted run are outputs too: --overwrite recomputes them
-    todo = jobs if overwrite else [j for j in jobs if not j.done() and str(j.source) not in rows]
+    todo = jobs if overwrite else [j for j in jobs if not j.done() and outputs.row_key(j, rows) is None]
     skipped = len(jobs) - len(todo)
     planned_failures = len(failures)
     done, interrupted = _embed_jobs(embedder, todo, failures, frames, quiet)
@@ -108,10 +141,6 @@ def embed(
             _err(f"error: cannot write embeddings.npy and index.csv in {out} ({getattr(exc, 'strerror', None) or exc})")
             raise typer.Exit(2)
     _err(f"{done} embedded, {skipped} skipped (already done), {len(failures)} failed -> {out}")
-    if ignored and not quiet:
-        names = ", ".join(map(str, ignored[:MAX_LISTED])) + (f" and {len(ignored) - MAX_LISTED} more" if len(ignored) > MAX_LISTED else "")
-        _err(f"left out (not audio by extension): {names}")
-    _exit_on_failures(failures)
 
 
 def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool) -> tuple[int, bool]:

@@ -6,6 +6,7 @@ batched together (similar lengths first) and run through the backend while decod
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -66,7 +67,8 @@ class _FrameFile:
         return np.load(self.path, mmap_mode="r")
 
     def discard(self) -> None:
-        os.close(self.fd)
+        with contextlib.suppress(OSError):  # closed already when finish() failed part way
+            os.close(self.fd)
         self.path.unlink(missing_ok=True)
 
 
@@ -88,14 +90,20 @@ class _Accumulator:
                 pass
         self.windows_done = 0
         self.windows_total: int | None = None
+        self.write_error: OSError | None = None  # the frame file could not be written (a full disk): this input fails
 
     def add(self, start: int, frames: np.ndarray) -> None:
         s, m = frames.sum(axis=0, dtype=np.float64), frames.max(axis=0)
         self.sum = s if self.sum is None else self.sum + s
         self.max = m if self.max is None else np.maximum(self.max, m)
         self.count += len(frames)
-        if self.file is not None:
-            self.file.write(start, frames)
+        if self.write_error is not None:
+            pass
+        elif self.file is not None:
+            try:
+                self.file.write(start, frames)
+            except OSError as exc:
+                self.write_error = exc
         elif self.keep_frames:
             stop = start + len(frames)
             if self.frames is None:
@@ -372,8 +380,18 @@ class _Pipeline:
                 "are in [-1, 1] and that the model's weights are sound"
             ))
         frames = None
+        if a.file is not None and a.write_error is None:
+            try:
+                emb = a.file.finish(a.count)
+            except OSError as exc:
+                a.write_error = exc
+        if a.write_error is not None:  # one failed input, as a failed write of the clip embedding is
+            self._discard(a)
+            exc = a.write_error
+            return Result(index, name, error=AudioEmbedError(
+                f"{name}: cannot write its frames in {a.file.path.parent} ({exc.strerror or exc})"
+            ))
         if a.file is not None:
-            emb = a.file.finish(a.count)
             frames = FrameEmbeddings(emb, self.e.timestamps(len(emb)), a.file.path)
         elif a.keep_frames:
             emb = a.frames

@@ -116,7 +116,7 @@ def is_audio(path: Path) -> bool:
 
 def find_audio(root: Path, errors: list[str] | None = None, ignored: list[Path] | None = None) -> list[Path]:
     """Audio files under root (or root itself, a file), sorted; symlinked folders are not followed (no loops,
-    no escapes).
+    no escapes), hidden folders (.git, .venv, .cache) are not entered unless root is one.
 
     errors: gets a line per folder that cannot be read, so that its files are not skipped silently.
     ignored: gets the other files (not hidden ones), so that the user can see what was left out.
@@ -130,7 +130,7 @@ def find_audio(root: Path, errors: list[str] | None = None, ignored: list[Path] 
             errors.append(f"{exc.filename}: cannot read this folder ({exc.strerror or exc}); its files were skipped")
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if is_audio(Path(name)):
                 found.append(Path(dirpath) / name)

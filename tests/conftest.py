@@ -82,3 +82,7 @@ def tone(freq: float, sr: int = 16000, seconds: float = 1.0, amp: float = 0.5) -
 def noisy(sr: int = 16000, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (0.1 * rng.standard_normal(int(sr * seconds)) + tone(330, sr, seconds, 0.3)).astype(np.float32)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: full-size variants of fast tests, run with AUDIOEMBED_SLOW=1")

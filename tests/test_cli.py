@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from audioembed import Embedder
+from audioembed import Embedder, outputs
 from audioembed.cli import app
 
 import reference
@@ -85,16 +85,24 @@ def test_stacked_output(audio_tree, tiny_model_dir, tmp_path):
     np.testing.assert_allclose(matrix[row], Embedder(tiny_model_dir).embed(audio_tree / "a.wav"), atol=1e-5)
 
 
-def test_colliding_output_names_are_reported_not_overwritten(tmp_path, tiny_model_dir):
+def test_colliding_output_names_keep_their_extension_and_a_note_says_so(tmp_path, tiny_model_dir):
+    """wrong.ogg + wrong.wav (shipped together by real packages) both embed; what still clashes fails."""
     root = tmp_path / "in"
-    root.mkdir()
+    (root / "sub").mkdir(parents=True)
     sf.write(root / "x.wav", tone(440), 16000)
     sf.write(root / "x.flac", tone(880), 16000)
     sf.write(root / "y.wav", tone(660), 16000)
+    sf.write(root / "sub" / "z.wav", tone(330), 16000)
+    sf.write(root / "sub" / "Z.WAV", tone(550), 16000)  # one file on a case-insensitive disk: still refused
     out = tmp_path / "out"
-    result = embed(root, "-o", out, "-m", tiny_model_dir, "-q")
-    assert result.exit_code == 1 and "2 inputs map to" in result.output
-    assert sorted(p.name for p in out.glob("*.npy")) == ["y.npy"]
+    result = embed(root, "-o", out, "-m", tiny_model_dir)
+    assert result.exit_code == 1 and "2 inputs map to" in result.output and "2 failed" in result.output
+    assert f"note: {root / 'x.flac'}, {root / 'x.wav'} share an output name; their outputs keep the extension (x.flac.npy, x.wav.npy)" in result.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy")) == ["x.flac.npy", "x.wav.npy", "y.npy"]
+    e = Embedder(tiny_model_dir)
+    for name in ("x.wav", "x.flac"):
+        np.testing.assert_allclose(np.load(out / f"{name}.npy"), e.embed(root / name), atol=1e-5)
+    assert np.abs(np.load(out / "x.wav.npy") - np.load(out / "x.flac.npy")).max() > 0.01  # not one vector twice
 
 
 def test_no_audio_found_is_an_error(tmp_path, tiny_model_dir):
@@ -139,18 +147,19 @@ def test_stack_resumes_and_overwrite_means_what_it_means_without_stack(audio_tre
     np.testing.assert_allclose(grown[rows.index(next(r for r in rows if r.endswith("new.wav")))],
                                Embedder(tiny_model_dir, backend="onnx").embed(audio_tree / "sub" / "new.wav"), atol=1e-6)
     assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
-    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "index.csv"]  # per-file parts are cleaned up
+    assert sorted(p.name for p in out.iterdir()) == [".audioembed-lock", "audioembed.json", "embeddings.npy", "index.csv"]  # parts cleaned up
     (out / ".audioembed-parts").mkdir()
-    (out / ".audioembed-parts" / "a.npy").write_bytes(b"\x93NUMPY cut short by a power loss")  # parts are not fsynced
+    part = f"{outputs.input_key(audio_tree / 'a.wav')}.npy"  # parts are named by their input's identity
+    (out / ".audioembed-parts" / part).write_bytes(b"\x93NUMPY cut short by a power loss")  # parts are not fsynced
     broken = embed(*args)
-    assert broken.exit_code == 2 and "a.npy: unreadable" in broken.output and "--overwrite" in broken.output
+    assert broken.exit_code == 2 and f"{part}: unreadable" in broken.output and "--overwrite" in broken.output
     assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
 
 
 def test_progress_count_equals_the_summary_count(tmp_path, tiny_model_dir):
     root = tmp_path / "in"
     root.mkdir()
-    for name in ("x.wav", "x.flac", "y.wav", "z.wav"):
+    for name in ("x.wav", "X.WAV", "y.wav", "z.wav"):  # x and X: one output name on some disks, refused
         sf.write(root / name, tone(440), 16000)
     (root / "bad.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
     out = tmp_path / "out"
@@ -254,7 +263,7 @@ def test_file_names_that_are_not_utf8(tmp_path, tiny_model_dir):
     result = embed(root, "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
     assert result.exit_code == 1 and "3 embedded" in result.output and "\x1b" not in result.output
     assert "bad\\xff\\x1b[2J.wav: not a readable audio file" in result.output
-    assert sorted(os.listdir(os.fsencode(out))) == sorted([b"\xff.npy", b"\xfe.npy", b"caf\xe9.npy"])
+    assert sorted(os.listdir(os.fsencode(out))) == sorted([b"\xff.npy", b"\xfe.npy", b"caf\xe9.npy", b"audioembed.json"])
     result = embed(root, "-o", tmp_path / "stacked", "-m", tiny_model_dir, "-q", "--backend", "onnx", "--stack")
     assert b"\xff.wav" in (tmp_path / "stacked" / "index.csv").read_bytes()
 

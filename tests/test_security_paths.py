@@ -26,7 +26,8 @@ def embed(*args):
 
 
 def files_under(root):
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """The files under root, but OUT's record of its model (audioembed.json)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != outputs.RECORD)
 
 
 ODD_NAMES = [
@@ -38,17 +39,17 @@ ODD_NAMES = [
 
 def test_odd_names_stay_inside_out(tmp_path, tiny_model_dir):
     root, out = tmp_path / "in", tmp_path / "out"
-    (root / "..sub" / ".. " / "...").mkdir(parents=True)
+    (root / "sub.." / " .. " / "x...").mkdir(parents=True)  # hidden folders (.x) are skipped: see test_stack_outputs
     for i, name in enumerate(ODD_NAMES):
         fmt = "FLAC" if name.endswith(".flac") else "WAV"  # soundfile cannot guess it for "..wav"
         sf.write(root / name, tone(200 + 10 * i, 16000, 0.2), 16000, format=fmt)
-    sf.write(root / "..sub" / ".. " / "..." / "deep.wav", tone(300, 16000, 0.2), 16000)
+    sf.write(root / "sub.." / " .. " / "x..." / "deep.wav", tone(300, 16000, 0.2), 16000)
     before = files_under(tmp_path)
     result = embed(root, "-o", out, "-m", tiny_model_dir, "--backend", "onnx", "-q")
     assert result.exit_code == 0, result.output
     written = files_under(out)
     assert len(written) == len(ODD_NAMES) + 1
-    assert "..sub/.. /.../deep.npy" in written and ("é" * 125 + ".npy") in written
+    assert "sub../ .. /x.../deep.npy" in written and ("é" * 125 + ".npy") in written
     embedder = Embedder(tiny_model_dir, backend="onnx")
     for rel in written:
         assert (out / rel).resolve().is_relative_to(out.resolve())
@@ -77,39 +78,53 @@ def _write_all(root, names):
 
 
 @pytest.mark.parametrize(
-    "names, frames, clashing",
+    "names, frames, clashing, kept",
     [
-        # far apart in the sorted file list, not neighbours
-        (["s/x.flac", *[f"s/x.g{i:02d}.wav" for i in range(30)], "s/x.wav"], False, ["s/x.flac", "s/x.wav"]),
-        (["sub/Take.wav", "sub/m.wav", "sub/take.WAV"], False, ["sub/Take.wav", "sub/take.WAV"]),
-        ([unicodedata.normalize("NFC", "café.wav"), unicodedata.normalize("NFD", "café.flac")], False, None),
-        (["x.wav", "x.frames.wav", "y.wav"], True, ["x.wav", "x.frames.wav"]),
-        (["x.wav", "x.timestamps.ogg"], True, None),
+        # far apart in the sorted file list, not neighbours: both keep their extension
+        (["s/x.flac", *[f"s/x.g{i:02d}.wav" for i in range(30)], "s/x.wav"], False, [], ["s/x.flac.npy", "s/x.wav.npy"]),
+        (["sub/Take.wav", "sub/m.wav", "sub/take.WAV"], False, ["sub/Take.wav", "sub/take.WAV"], []),  # one file on some disks
+        ([unicodedata.normalize("NFC", "café.wav"), unicodedata.normalize("NFD", "café.flac")], False, [],
+         [unicodedata.normalize("NFC", "café.wav.npy"), unicodedata.normalize("NFD", "café.flac.npy")]),
+        (["x.wav", "x.frames.wav", "y.wav"], True, [], ["x.wav.npy", "x.frames.wav.npy", "y.npy"]),
+        (["x.wav", "x.timestamps.ogg"], True, [], ["x.wav.npy", "x.timestamps.ogg.npy"]),
+        (["x.wav", "x.ogg", "X.ogg"], False, ["x.ogg", "X.ogg"], ["x.wav.npy"]),
     ],
 )
-def test_colliding_outputs_are_reported_not_overwritten(tmp_path, tiny_model_dir, names, frames, clashing):
+def test_colliding_outputs_are_kept_apart_or_reported_never_overwritten(tmp_path, tiny_model_dir, names, frames, clashing, kept):
     root, out = tmp_path / "in", tmp_path / "out"
     _write_all(root, names)
-    clashing = clashing or names
     flags = ["--frames"] if frames else []
     result = embed(root, "-o", out, "-m", tiny_model_dir, "--backend", "onnx", "-q", *flags)
-    assert result.exit_code == 1
+    assert result.exit_code == (1 if clashing else 0), result.output
     assert f"{len(clashing)} failed" in result.output
     for name in clashing:
         assert f"{root / name}: {len(clashing)} inputs map to" in result.output
     written = set(files_under(out))
+    clips = {n for n in written if not n.endswith((".frames.npy", ".timestamps.npy"))}
+    assert set(kept) <= clips and len(clips) == len(names) - len(clashing)
     for name in clashing:
-        assert str(os.path.splitext(name)[0]) + ".npy" not in written
-    assert len([n for n in written if not n.endswith((".frames.npy", ".timestamps.npy"))]) == len(names) - len(clashing)
+        assert str(os.path.splitext(name)[0]) + ".npy" not in written and name + ".npy" not in written
+    if frames:
+        assert {n[: -len(".npy")] + ".frames.npy" for n in kept} <= written
 
 
-def test_collisions_across_separate_input_arguments(tmp_path, tiny_model_dir):
-    _write_all(tmp_path / "one", ["x.wav", "z.wav"])
-    _write_all(tmp_path / "two", ["x.wav"])
+def test_several_input_folders_each_get_their_own_subfolder(tmp_path, tiny_model_dir):
+    """As `cp -r a/sfx b/music out` does; two folders of one name clash and are refused, not merged."""
+    _write_all(tmp_path / "a" / "sfx", ["x.wav", "z.wav"])
+    _write_all(tmp_path / "b" / "music", ["x.wav"])
+    _write_all(tmp_path / "c" / "music", ["y.wav"])
+    _write_all(tmp_path / "d" / "music", ["y.wav"])
+    sf.write(tmp_path / "b" / "music" / "x.wav", tone(880, 16000, 0.2), 16000)
     out = tmp_path / "out"
-    result = embed(tmp_path / "one", tmp_path / "two", "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
-    assert result.exit_code == 1 and "2 failed" in result.output
-    assert files_under(out) == ["z.npy"]
+    result = embed(tmp_path / "a" / "sfx", tmp_path / "b" / "music", "-o", out, "-m", tiny_model_dir, "-q", "--backend", "onnx")
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == ["music/x.npy", "sfx/x.npy", "sfx/z.npy"]
+    e = Embedder(tiny_model_dir, backend="onnx")
+    np.testing.assert_allclose(np.load(out / "music" / "x.npy"), e.embed(tmp_path / "b" / "music" / "x.wav"), atol=1e-6)
+    np.testing.assert_allclose(np.load(out / "sfx" / "x.npy"), e.embed(tmp_path / "a" / "sfx" / "x.wav"), atol=1e-6)
+    result = embed(tmp_path / "c" / "music", tmp_path / "d" / "music", "-o", tmp_path / "out2", "-m", tiny_model_dir, "-q")
+    assert result.exit_code == 1 and "2 failed" in result.output and "2 inputs map to" in result.output
+    assert files_under(tmp_path / "out2") == []
 
 
 def test_write_failures_fail_that_file_only(tmp_path, tiny_model_dir):

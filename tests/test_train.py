@@ -989,7 +989,7 @@ def _pretrain(args, **kw):
 def _one_error_line(result) -> str:
     """The command failed with exit 2 and one `error:` line, no traceback."""
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
     (line,) = [l for l in result.output.splitlines() if l.startswith("error:")]
     return line
 

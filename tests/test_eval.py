@@ -240,19 +240,72 @@ def test_probe_and_logmel_stats_run_the_blas_single_threaded(logmel_features, mo
     assert len(seen) == 3 and set(seen) == {1}
 
 
+class Fails:
+    """An extractor that fails on some clips and yields the others from a matrix, last clip first (any order is allowed)."""
+
+    name, key = "fails-some", "k"
+
+    def __init__(self, matrix, bad):
+        self.matrix, self.bad = matrix, set(bad)
+
+    def vectors(self, paths):
+        for i in reversed(range(len(paths))):
+            yield (i, None, f"{paths[i]}: broken") if i in self.bad else (i, self.matrix[i], None)
+
+
+def expected_runs(X, labels, splits, dropped):
+    """The runs a row should give: each split without the dropped clips, renumbered over the clips that are left,
+    worked out here independently of Split.restricted."""
+    keep = np.setdiff1d(np.arange(len(labels)), dropped)
+    y = np.asarray(labels)[keep]
+
+    def over_keep(idx):
+        return None if idx is None else np.searchsorted(keep, idx[~np.isin(idx, dropped)])
+
+    return [probe.score(X[keep], y, probe.Split(s.seed, s.fold, over_keep(s.train), over_keep(s.valid), over_keep(s.test)))
+            for s in splits]
+
+
 def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):
+    """Clips lost mid-class (not the first one, where an off-by-one hides) leave every other clip in its split
+    and with its own label: the runs are exactly those of the splits without them."""
     ds, feats = logmel_features
+    dropped = [4, 15, 27]  # one inside each class of 10
+    (cell,) = harness.run([ds], [harness.Row("fails-some", "model", Fails(feats.matrix, dropped))], tmp_path, folds=3, seeds=2)
+    assert cell.clips_used == 27 and cell.left_out == dropped
+    assert cell.failures == sorted(f"{ds.paths[i]}: broken" for i in dropped)
+    splits = probe.plan(ds.labels, folds=3, seeds=2)
+    assert cell.runs == expected_runs(feats.matrix, ds.labels, splits, dropped)
+    assert [r.n_test for r in cell.runs] == [len(np.setdiff1d(s.test, dropped)) for s in splits]
+    assert sum(r.n_test for r in cell.runs) == 2 * 27 and cell.mean > 0.9
 
-    class DropsOne:
-        name, key = "drops-one", "k"
 
-        def vectors(self, paths):
-            for i, p in enumerate(paths):
-                yield (i, None, f"{p}: broken") if i == 0 else (i, feats.matrix[i], None)
+def test_harness_uses_the_datasets_fold_column(tmp_path):
+    """A fold column groups clips (one recording, one instrument) that must never sit on both sides of a split.
+    Here the vectors say only which group a clip is from: leave-one-group-out cannot guess an unseen group's
+    label, while k-fold, with the group's other clips in training, scores near 100 %. Unequal, unordered
+    folds with names k-fold never gives; clips failing mid-fold."""
+    from audioembed.eval.dataset import Dataset
 
-    (cell,) = harness.run([ds], [harness.Row("drops-one", "model", DropsOne())], tmp_path, folds=3, seeds=1)
-    assert cell.clips_used == 29 and cell.failures == [f"{ds.paths[0]}: broken"]
-    assert sum(r.n_test for r in cell.runs) == 29 and cell.mean > 0.9
+    groups = {"east": ("a", 3), "north": ("a", 5), "south": ("b", 4), "west": ("b", 6)}
+    order = np.random.default_rng(0).permutation([g for g, (_, n) in groups.items() for _ in range(n)])
+    fold = [str(g) for g in order]
+    labels = [groups[g][0] for g in fold]
+    names = sorted(groups)
+    rng = np.random.default_rng(1)
+    X = np.stack([np.eye(4)[names.index(g)] + 0.01 * rng.standard_normal(4) for g in fold]).astype(np.float32)
+    paths = [tmp_path / "absent" / f"clip{i}.wav" for i in range(len(fold))]
+    ds = Dataset("groups", tmp_path / "manifest.csv", paths, labels, fold=fold)
+    dropped = [7, 12]  # fail mid-fold
+    (cell,) = harness.run([ds], [harness.Row("fails-some", "model", Fails(X, dropped))], tmp_path / "cache", folds=3, seeds=2)
+    splits = probe.plan(labels, fold=fold, seeds=2)
+    assert [r.fold for r in cell.runs] == names * 2
+    sizes = {g: sum(1 for i, f in enumerate(fold) if f == g and i not in dropped) for g in names}
+    assert [r.n_test for r in cell.runs] == [sizes[g] for g in names] * 2
+    assert cell.runs == expected_runs(X, labels, splits, dropped)
+    assert cell.mean < 0.5  # no group leaked into its own training data
+    leaky = expected_runs(X, labels, probe.plan(labels, folds=3, seeds=2), dropped)
+    assert np.mean([r.accuracy for r in leaky]) > 0.9  # what ignoring the column would have reported
 
 
 # CLI --------------------------------------------------------------------------------------------

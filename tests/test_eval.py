@@ -366,6 +366,43 @@ def test_cli_errors(dataset_dir, tmp_path, monkeypatch):
     assert result.exit_code == 2 and 'pip install ".[eval]"' in result.output
 
 
+def test_cli_a_clip_no_row_can_read_is_explained_and_exits_0(dataset_dir, tmp_path):
+    """1 of 118 clips unreadable gave exit 1 after a complete table, and an unexplained `*`."""
+    import shutil
+
+    data = shutil.copytree(dataset_dir, tmp_path / "tones")
+    (data / "high" / "high4b.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")  # mid-class
+    result = runner.invoke(app, ["evaluate", str(data), "-m", "none", "--baselines", "logmel-stats", "--folds", "3",
+                                 "--seeds", "1", "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| logmel-stats")]
+    assert row.endswith("* |")
+    assert "*: clips that could not be embedded were left out of that cell's runs (see the notes below)." in result.stdout
+    assert ("- logmel-stats on tones*: 1 of 31 clips could not be embedded and were left out of its runs" in result.stdout)
+    assert f"logmel-stats: {data / 'high' / 'high4b.wav'}" in result.stderr
+
+
+def test_cli_rows_that_lost_different_clips_exit_1(dataset_dir, tiny_model_dir, tmp_path, monkeypatch):
+    """When one row loses a clip another row embedded, the rows are not compared on the same clips: exit 1."""
+    calls = []
+    call = baselines.LogMelStats.__call__
+
+    def fails_on_the_fifth(self, wave):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("planted")
+        return call(self, wave)
+
+    monkeypatch.setattr(baselines.LogMelStats, "__call__", fails_on_the_fifth)
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", str(tiny_model_dir), "--backend", "onnx",
+                                 "--baselines", "logmel-stats", "--folds", "3", "--seeds", "1", "--cache", str(tmp_path / "c")])
+    assert result.exit_code == 1, result.output
+    rows = {line.split(" | ")[0]: line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert rows["| logmel-stats"].endswith("* |") and not rows[f"| {tiny_model_dir}"].endswith("* |")
+    assert "- tones: the rows lost different clips, so their numbers are not on the same clips" in result.stdout
+    assert "planted" in result.stderr
+
+
 def test_random_init_is_the_models_architecture_with_fixed_weights(tiny_model_dir, tmp_path):
     cfg = ModelConfig.load(tiny_model_dir / "config.json")
     folder = baselines.random_init_folder(cfg, tmp_path / "a")

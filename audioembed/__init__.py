@@ -18,7 +18,7 @@ from .errors import (
 )
 from .search import cosine_similarity, top_k
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = [
     "AudioDecodeError",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from . import record
 from .config import ModelConfig
 
 TAGS = ["audio", "audio-embedding", "self-supervised", "byol-a", "onnx", "safetensors"]
@@ -28,17 +29,25 @@ def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
         f"# {cfg.name}", "",
         f"An [audioembed](https://github.com/audioembed/audioembed) model: {cfg.dim}-d clip embeddings "
         f"(mean + max over {cfg.frame_seconds * 1000:g} ms frames) from {cfg.sample_rate / 1000:g} kHz log-mel "
-        f"({cfg.n_mels} bands, {cfg.f_min:g}–{cfg.f_max:g} Hz) and an AudioNTT2020-style CNN "
-        f"({cfg.n_blocks} blocks × {cfg.channels} channels).", "",
+        f"({cfg.n_mels} bands, {cfg.f_min:g}–{cfg.f_max:g} Hz) and {_architecture(cfg)}.", "",
         "```python", "from audioembed import Embedder", f'embedder = Embedder("path/to/{cfg.name}")  # the model folder, or its hub repo id',
         'vector = embedder.embed("clip.wav")', "```",
     ]
-    train = cfg.extra.get("training")
-    if train:
-        lines += ["", *_training(cfg, train, history or [])]
+    rec = record.TrainingRecord.from_dict(cfg.extra)  # a folder being written carries its record in memory
+    if rec.training:
+        lines += ["", *_training(cfg, rec, history or [])]
     lines += ["", "## Files", "", "| file | sha256 |", "|---|---|",
               *[f"| {name} | `{digest}` |" for name, digest in sorted(cfg.sha256.items())], ""]
     return "\n".join(lines)
+
+
+def _architecture(cfg: ModelConfig) -> str:
+    """The encoder in words: BYOL-A's AudioNTT2020 or, with the stacked readout, AudioNTT2022-style (BYOL-A v2)."""
+    blocks = f"{cfg.n_blocks} conv blocks × {cfg.channels} channels, an MLP of {cfg.hidden} hidden units"
+    if cfg.readout == "stacked":
+        return (f"an AudioNTT2022-style CNN ({blocks}; each frame stacks the last conv map's {cfg.conv_dim} values "
+                f"beside the MLP's {cfg.mlp_out})")
+    return f"an AudioNTT2020-style CNN ({blocks}; each frame is the MLP's {cfg.mlp_out} outputs)"
 
 
 def _scale(v) -> str:
@@ -62,8 +71,8 @@ def _started_from(init: dict | None) -> list[str]:
             f"started anew. The training time above is this run's{own}."]
 
 
-def _training(cfg: ModelConfig, train: dict, history: list[dict]) -> list[str]:
-    data, s = cfg.extra.get("data", {}), train.get("settings", {})
+def _training(cfg: ModelConfig, rec: record.TrainingRecord, history: list[dict]) -> list[str]:
+    train, data, s = rec.training, rec.data, rec.settings
     method = ("BYOL-A with adversarial position-perturbed negatives "
               f"({_fmt(s.get('negatives'))}; hardest of {s.get('neg_candidates', 1)}, pushed away "
               f"{SPACES.get(s.get('neg_space', 'projection'), s.get('neg_space'))}; λ={s.get('neg_lambda')}, margin={s.get('neg_margin')})"

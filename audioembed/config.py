@@ -33,13 +33,20 @@ class ModelConfig:
     # Dataset statistics of the log-mel values (pre-normalisation).
     norm_mean: float = 0.0
     norm_std: float = 1.0
-    # AudioNTT2020-style CNN.
+    # The CNN: n_blocks x (conv3x3, BN, max-pool, ReLU), then a per-frame MLP (hidden -> output, ReLU after each).
     channels: int = 64
     n_blocks: int = 3
-    dim: int = 512
+    dim: int = 512  # the embedding size: what every vector, frame and index holds
+    # The MLP's hidden width; None: the MLP's output width (BYOL-A's AudioNTT2020, where both are dim).
+    mlp_hidden: int | None = None
+    # What a frame holds: "mlp", the MLP output alone (AudioNTT2020; folders without the key), or "stacked", the
+    # last conv block's map flattened per frame (channels x bands) beside the MLP output, as BYOL-A v2's
+    # AudioNTT2022 does; the MLP then outputs dim minus the conv part (docs/experiments/readout.md).
+    readout: str = "mlp"
     # sha256 of the weight files, recorded at export and checked at load.
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)
-    # Free-form provenance (training settings, data summary); not used by inference.
+    # How the model was trained (settings, data summary, history): carried in memory while a folder is written, then
+    # saved to training.json (record.py), never to config.json. Folders before v0.3.1 hold it here; they still load.
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -70,6 +77,15 @@ class ModelConfig:
             )
         if self.log_eps <= 0 or self.norm_std <= 0:
             raise ModelError(f"config.json: log_eps={self.log_eps} and norm_std={self.norm_std} must be > 0")
+        if self.readout not in READOUTS:
+            raise ModelError(f"config.json: readout={self.readout!r} must be one of {', '.join(READOUTS)}")
+        if self.mlp_hidden is not None:
+            _check_int("mlp_hidden", self.mlp_hidden, 1, 16384)
+        if self.mlp_out < 1:
+            raise ModelError(
+                f"config.json: readout 'stacked' needs dim > the conv map's {self.conv_dim} values per frame "
+                f"(channels x n_mels / 2**n_blocks), got dim={self.dim}"
+            )
         if not isinstance(self.name, str):
             raise ModelError(f"config.json: name={self.name!r} must be a string")
         if not isinstance(self.sha256, dict) or not all(
@@ -80,12 +96,25 @@ class ModelConfig:
             raise ModelError(f"config.json: extra must be a JSON object, got {type(self.extra).__name__}")
 
     @property
+    def conv_dim(self) -> int:
+        """Values per frame of the last conv block's map, flattened (channels x remaining mel bands)."""
+        return self.channels * max(1, self.n_mels // 2**self.n_blocks)
+
+    @property
+    def mlp_out(self) -> int:
+        """The MLP's output width: dim, less the conv part when the readout stacks it beside."""
+        return self.dim - self.conv_dim if self.readout == "stacked" else self.dim
+
+    @property
+    def hidden(self) -> int:
+        return self.mlp_hidden if self.mlp_hidden is not None else self.mlp_out
+
+    @property
     def n_parameters(self) -> int:
         """The encoder's parameter count (convs, BatchNorms, the two linear layers), known before it is built."""
         c, n = self.channels, self.n_blocks
         convs = (9 + 1) * c + (n - 1) * (9 * c + 1) * c + n * 2 * c
-        flat = c * max(1, self.n_mels // 2**n)
-        return convs + (flat + 1) * self.dim + (self.dim + 1) * self.dim
+        return convs + (self.conv_dim + 1) * self.hidden + (self.hidden + 1) * max(self.mlp_out, 0)
 
     @property
     def time_reduction(self) -> int:
@@ -97,7 +126,12 @@ class ModelConfig:
         return self.time_reduction * self.hop_length / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        # Keys at their AudioNTT2020 defaults are left out, so folders written before them keep their bytes.
+        for key, default in (("mlp_hidden", None), ("readout", "mlp"), ("extra", {})):
+            if data[key] == default:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
@@ -111,7 +145,10 @@ class ModelConfig:
         return cfg
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """config.json: the inference numbers and weight hashes only (the training record goes to training.json)."""
+        data = self.to_dict()
+        data.pop("extra", None)
+        Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelConfig":
@@ -127,6 +164,7 @@ class ModelConfig:
             raise ModelError(f"{path}: {str(exc).replace('config.json: ', '', 1)}") from exc
 
 
+READOUTS = ("mlp", "stacked")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

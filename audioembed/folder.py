@@ -91,10 +91,12 @@ def write(
 
     card_text: the card's Markdown; by default card.body() from the config and the training history.
     """
-    from . import card
+    from . import card, record
 
     out = Path(out)
     cfg = dataclasses.replace(cfg, sha256={name: sha256(out / name) for name in weights})
+    if cfg.extra:
+        record.save(out, record.TrainingRecord.from_dict(cfg.extra))
     cfg.save(out / CONFIG)
     card.write(out, card_text if card_text is not None else card.body(cfg, history),
                datasets=cfg.extra.get("data", {}).get("datasets", ()))

@@ -2,11 +2,11 @@
 
     pip install ".[docs]"
     python scripts/make_figures.py --models models/audioembed-base runs/audioembed-byola \
-        --devset /work/data/devsets/zeroad_sfx --bench docs/benchmarks.md --out docs/img
+        --devset DATA/devsets/zeroad_sfx --bench docs/benchmarks.md --out docs/img
 
 - training.png: positive loss, negative loss and the representation cosine of two views (probe pos)
   and of a position-perturbed copy (probe neg), per logged step, for each model given. The rows
-  come from config.json (`extra.training.history`, written by `audioembed pretrain`) or, for folders
+  come from training.json (`training.history`, written by `audioembed pretrain`) or, for folders
   exported before it was kept there, from the checkpoint beside the folder (FOLDER.checkpoints/last.pt).
 - map.png: t-SNE of the dev set's clip embeddings coloured by label, for the first model, its
   architecture with random weights, and log-mel statistics (the vectors `audioembed evaluate` uses,
@@ -18,11 +18,12 @@ Each picture is skipped, with a line saying why, when its inputs are missing.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 import numpy as np
+
+from audioembed import record
 
 CURVES = [("loss_pos", "positive loss (BYOL)"), ("loss_neg", "negative loss (hinge)"),
           ("probe_pos", "cosine: two views"), ("probe_neg", "cosine: perturbed copy"),
@@ -31,8 +32,7 @@ CURVES = [("loss_pos", "positive loss (BYOL)"), ("loss_neg", "negative loss (hin
 
 def history(folder: Path) -> list[dict]:
     """The logged training rows of a model folder: config.json, else its checkpoint."""
-    cfg = json.loads((folder / "config.json").read_text())
-    rows = cfg.get("extra", {}).get("training", {}).get("history")
+    rows = record.load(folder).history
     if rows:
         return rows
     ckpt = folder.with_name(folder.name + ".checkpoints") / "last.pt"

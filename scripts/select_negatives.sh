@@ -4,9 +4,10 @@
 # (five strategies, one random draw), and hardest-of-4 frequency-axis negatives.
 # Usage: CORPUS=... DEVSETS=... OUT=... STEPS=250 bash scripts/select_negatives.sh
 set -euo pipefail
-CORPUS=${CORPUS:-/work/data/corpus/audio}
-DEVSETS=${DEVSETS:-/work/data/devsets}
-OUT=${OUT:-/work/data/sel}
+: "${DATA:?set DATA to the folder holding corpus/ and devsets/}"
+CORPUS=${CORPUS:-$DATA/corpus/audio}
+DEVSETS=${DEVSETS:-$DATA/devsets}
+OUT=${OUT:-$DATA/sel}
 STEPS=${STEPS:-250}
 AE=${AE:-audioembed}
 common=(--steps "$STEPS" --batch-size 32 --balance-folders --cache-dir "$OUT/melcache" --threads 1)

@@ -1,7 +1,7 @@
 """Copy a trained model folder into models/ and complete its card with the corpus and the evaluation.
 
     python scripts/ship_model.py runs/audioembed-base --ablation runs/audioembed-byola \
-        --evaluation runs/evaluation.md --corpus /work/data/corpus --notes notes.md --out models/audioembed-base
+        --evaluation runs/evaluation.md --corpus DATA/corpus --notes notes.md --out models/audioembed-base
 
 The weights are copied byte for byte (config.json's sha256 of them stay valid); config.json is copied
 with the training folder reduced to its name (no path of the training machine) and the model named
@@ -16,11 +16,11 @@ import argparse
 import collections
 import csv
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
 from audioembed import card as model_card
+from audioembed import record
 from audioembed.config import ModelConfig
 from audioembed.folder import CONFIG, WEIGHT_FILES
 
@@ -52,8 +52,7 @@ def corpus_section(corpus: Path) -> str:
 
 
 def ablation_section(folder: Path) -> str:
-    cfg = json.loads((folder / "config.json").read_text())
-    t = cfg["extra"]["training"]
+    t = record.load(folder).training
     return (f"The ablation `{folder.name}` (`--negatives none`, plain BYOL-A) was trained with the same corpus, "
             f"seed, batch, steps ({t['steps']}) and views: {t['train_seconds'] / 60:.1f} min, "
             f"{t['samples_per_s']} samples/s.")
@@ -76,12 +75,16 @@ def main() -> None:
     for name in WEIGHT_FILES:
         shutil.copyfile(args.model / name, args.out / name)
     cfg = ModelConfig.load(args.model / CONFIG)
-    data = cfg.extra.get("data", {})
+    rec = record.load(args.model)
+    data = dict(rec.data)
     if "data_dir" in data:  # runs exported before pretrain kept only the folder's name held the training machine's path
         data["data_dir"] = Path(data["data_dir"]).name
-    cfg = dataclasses.replace(cfg, name=args.out.name)  # a snapshot is named after its run; the release after its folder
+    rec = dataclasses.replace(rec, data=data)
+    # a snapshot is named after its run; the release after its folder. config.json: inference only; training.json: the rest.
+    cfg = dataclasses.replace(cfg, name=args.out.name, extra=rec.to_dict())
     cfg.save(args.out / CONFIG)
-    card = model_card.body(cfg, cfg.extra.get("training", {}).get("history")).strip("\n")
+    record.save(args.out, rec)
+    card = model_card.body(cfg, rec.history).strip("\n")
     files_at = card.index("## Files")
     parts = [card[:files_at].rstrip("\n"), "", corpus_section(args.corpus), "",
              "## Evaluation", "", "Linear probe (`audioembed evaluate`, see docs/evaluate.md) on the development sets:", "",

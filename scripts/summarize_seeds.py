@@ -1,12 +1,12 @@
 """Mean ± std over seeds of an `audioembed evaluate --json` report whose models are runs NAME-sSEED.
 
-    python scripts/summarize_seeds.py /work/data/sel/eval-*.json [--runs /work/data/sel]
+    python scripts/summarize_seeds.py DATA/sel/eval-*.json [--runs DATA/sel]
 
 Several reports (e.g. runs evaluated as they finished) are read as one.
 
 Each cell: the mean over seeds of a run's linear-probe accuracy, ± the standard deviation over
 seeds (the spread a gain has to exceed). With --runs, the last logged training row of each run
-(config.json: extra.training.final) adds the representation probes: cosine of two views (pos), of
+(training.json: training.final) adds the representation probes: cosine of two views (pos), of
 a position-perturbed copy (neg) and of a 2–4-band frequency shift (shift).
 """
 
@@ -18,6 +18,8 @@ import json
 import re
 import statistics
 from pathlib import Path
+
+from audioembed import record
 
 
 def arm_of(name: str) -> str:
@@ -41,7 +43,7 @@ def main() -> None:
     probes: dict = collections.defaultdict(lambda: collections.defaultdict(list))
     if args.runs:
         for cfg in sorted(args.runs.glob("*/config.json")):
-            final = json.loads(cfg.read_text()).get("extra", {}).get("training", {}).get("final", {})
+            final = record.load(cfg.parent).final
             for key in ("probe_pos", "probe_neg", "probe_shift"):
                 if key in final:
                     probes[arm_of(cfg.parent.name)][key].append(final[key])

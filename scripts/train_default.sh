@@ -15,7 +15,7 @@
 # (its model folder written) is skipped, and the remaining one gets all the cores (threads do not change the recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-/work/data}
+: "${DATA:?set DATA to the folder for corpus/, devsets/, melcache/ and runs}"
 RUNS=${RUNS:-$DATA/runs-release}
 STEPS=${STEPS:-4000}
 python3 scripts/data/build_corpus.py --out "$DATA/corpus"      # pretraining audio (Debian packages)

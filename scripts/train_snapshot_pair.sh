@@ -10,7 +10,7 @@
 # EVAL=1 evaluates every snapshot not yet evaluated (one seed of folds) into $RUNS/evals/ARM-step-N.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-/work/data}
+: "${DATA:?set DATA to the folder for corpus/, devsets/, melcache/ and runs}"
 RUNS=${RUNS:-$DATA/runs2}
 mkdir -p "$RUNS"
 NEG_NAME=${NEG_NAME:-pitchrep}

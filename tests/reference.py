@@ -67,8 +67,10 @@ def frames(folder: Path, wave: np.ndarray) -> np.ndarray:
         x = x[:, : f // 2 * 2, : t // 2 * 2].reshape(c, f // 2, 2, t // 2, 2).max(axis=(2, 4))
     c, f, t = x.shape
     x = x.transpose(2, 1, 0).reshape(t, f * c)  # (T', mel * channels), channels fastest, as BYOL-A
-    x = np.maximum(x @ w["fc.0.weight"].T + w["fc.0.bias"], 0.0)
-    return np.maximum(x @ w["fc.3.weight"].T + w["fc.3.bias"], 0.0)
+    h = np.maximum(x @ w["fc.0.weight"].T + w["fc.0.bias"], 0.0)
+    mlp = np.maximum(h @ w["fc.3.weight"].T + w["fc.3.bias"], 0.0)
+    # BYOL-A v2 (AudioNTT2022): torch.hstack([conv map, MLP output]) per frame.
+    return np.concatenate([x, mlp], axis=1) if cfg.readout == "stacked" else mlp
 
 
 def embedding(folder: Path, wave: np.ndarray) -> np.ndarray:

@@ -117,8 +117,8 @@ def test_ship_model_keeps_one_card_writer(model_copy, tmp_path):
         w.writerow(["source_package", "category", "duration_s", "licence"])
         w.writerow(["sonic-pi-samples", "music", "7200", "CC0"])
     (tmp_path / "eval.md").write_text("| model | set |\n|---|---|\n| x | 1 |\n")
-    config = json.loads((model_copy / "config.json").read_text())  # as runs exported before this stop wrote it
-    config.setdefault("extra", {})["data"] = {"data_dir": str(tmp_path / "private" / "audio"), "files": 3}
+    config = json.loads((model_copy / "config.json").read_text())  # as runs exported before v0.3.1 wrote it:
+    config["extra"] = {"data": {"data_dir": str(tmp_path / "private" / "audio"), "files": 3}}  # the record inside
     (model_copy / "config.json").write_text(json.dumps(config))
     out = tmp_path / "shipped"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_model.py"), str(model_copy), "--evaluation", str(tmp_path / "eval.md"),
@@ -130,10 +130,12 @@ def test_ship_model_keeps_one_card_writer(model_copy, tmp_path):
     assert text.index("## Training data") < text.index("## Evaluation") < text.index("## Files")
     assert "| sonic-pi-samples | 2.00 |" in text and "library_name" not in text  # one front matter, not two
     assert (out / "model.onnx").read_bytes() == (model_copy / "model.onnx").read_bytes()
-    config["extra"]["data"]["data_dir"] = "audio"  # the training folder by name: no path of the training machine
+    extra = config.pop("extra")
+    extra["data"]["data_dir"] = "audio"  # the training folder by name: no path of the training machine
     config["name"] = "shipped"  # named after the release folder (a snapshot carries its run's name)
-    assert json.loads((out / "config.json").read_text()) == config
-    assert "private" not in (out / "config.json").read_text() + (out / "README.md").read_text()
+    assert json.loads((out / "config.json").read_text()) == config  # inference numbers only
+    assert json.loads((out / "training.json").read_text()) == extra  # the record beside it
+    assert "private" not in (out / "config.json").read_text() + (out / "training.json").read_text() + (out / "README.md").read_text()
 
 
 def test_push_reports_metadata_the_hub_rejects(fake_hub, model_copy):

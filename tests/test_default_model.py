@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioembed import Embedder, audio, folder, hub
+from audioembed import Embedder, audio, folder, hub, record
 from audioembed.config import ModelConfig
 
 import reference
@@ -28,11 +28,11 @@ def test_shipped_folder_is_complete_and_its_digests_match():
     from audioembed import card as model_card
 
     assert model_card.missing_metadata(MODEL) == []  # a Hub card: licence, library, tags, pipeline tag
-    training = cfg.extra["training"]
-    assert training["steps"] > 0 and training["train_seconds"] > 0
-    # No path of the machine that trained it: the data folder by name, nothing absolute in config or card.
-    assert "/" not in cfg.extra["data"]["data_dir"]
-    config_text = (MODEL / "config.json").read_text()
+    rec = record.load(MODEL)  # training.json, beside an inference-only config.json
+    assert rec.training["steps"] > 0 and rec.training["train_seconds"] > 0
+    # No path of the machine that trained it: the data folder by name, nothing absolute in config, record or card.
+    assert "/" not in rec.data["data_dir"]
+    config_text = (MODEL / "config.json").read_text() + (MODEL / "training.json").read_text()
     for root in ("/work/", "/home/", "/tmp/", "/root/", "/Users/", "C:\\"):
         assert root not in config_text and root not in card, root
 

@@ -476,3 +476,21 @@ def test_docs_example_is_what_the_cli_prints_for_it():
     if any(peers.missing(name) is None for name in peers.PEERS):
         pytest.skip("a peer is installed here; the example was run without them")
     assert notes == [f"- {name}: skipped: {peers.missing(name)}" for name in peers.PEERS]
+
+
+def test_random_init_follows_each_evaluated_architecture_and_readout(dataset_dir, tiny_model_dir, tmp_path):
+    """A readout alone moves random weights' scores, so each architecture gets a random-init row of its own,
+    built from that model's config (readout, blocks, widths) and read out the same way."""
+    from conftest import build_tiny_model
+
+    stacked = tmp_path / "stacked"
+    build_tiny_model(stacked, readout="stacked", n_blocks=2, dim=8 * 16 + 16, mlp_hidden=24)
+    args = ["evaluate", str(dataset_dir), "-m", str(tiny_model_dir), "-m", str(stacked), "--baselines", "random-init",
+            "--folds", "2", "--seeds", "1", "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "r.json")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    names = [r["name"] for r in json.loads((tmp_path / "r.json").read_text())["rows"]]
+    assert names == [str(tiny_model_dir), str(stacked), "random-init (3 blocks, mlp 32-d)", "random-init (2 blocks, stacked 144-d)"]
+    built = sorted((tmp_path / "cache" / "models").glob("random-init-*"))
+    configs = sorted((ModelConfig.load(f / "config.json") for f in built), key=lambda c: c.dim)
+    assert [(c.readout, c.n_blocks, c.dim, c.hidden) for c in configs] == [("mlp", 3, 32, 32), ("stacked", 2, 144, 24)]

@@ -12,6 +12,7 @@ import soundfile as sf
 
 torch = pytest.importorskip("torch")
 
+from audioembed import record  # noqa: E402
 from audioembed.config import ModelConfig  # noqa: E402
 from audioembed.train import augment, negatives  # noqa: E402
 from audioembed.mel import LogMel  # noqa: E402
@@ -518,23 +519,25 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     r = runner.invoke(app, [*base, "-o", str(out), "--resume"])
     assert r.exit_code == 0, r.output
     cfg = ModelConfig.load(out / "config.json")
-    assert cfg.dim == 32 and cfg.extra["training"]["steps"] == 4 and cfg.norm_std != 1.0
+    assert "extra" not in (out / "config.json").read_text()  # the training record goes to training.json
+    rec = record.load(out).to_dict()
+    assert cfg.dim == 32 and rec["training"]["steps"] == 4 and cfg.norm_std != 1.0
     card = (out / "README.md").read_text()
     assert "BYOL-A with adversarial" in card and cfg.sha256["model.onnx"] in card
     assert card.startswith("---\n") and "library_name: audioembed" in card  # Hub metadata, by audioembed.card
     # The training folder by its name only: no path of the machine that trained it, in the config or the card.
-    assert cfg.extra["data"]["data_dir"] == audio_dir.name
-    assert str(audio_dir.parent) not in card and str(audio_dir.parent) not in (out / "config.json").read_text()
-    history = cfg.extra["training"]["history"]  # what the docs' training curves are drawn from
+    assert rec["data"]["data_dir"] == audio_dir.name
+    assert str(audio_dir.parent) not in card and str(audio_dir.parent) not in (out / "training.json").read_text()
+    history = rec["training"]["history"]  # what the docs' training curves are drawn from
     assert history[-1]["step"] == 4 and {"loss", "probe_pos", "probe_neg"} <= set(history[-1])
     # the last row in significant digits, as the history: a rate of 3e-5 rounded to 4 decimals was recorded as 0.0
-    final = cfg.extra["training"]["final"]
+    final = rec["training"]["final"]
     assert final == {k: v for k, v in history[-1].items() if k != "step"} and 0 < final["lr"] < 1e-3
     # "auto" resolved to what the run used (float32 on a CPU without bfloat16 hardware), in the config and the card
     from audioembed.train.loop import resolve_precision
 
     used = resolve_precision("auto", "cpu")[0]
-    assert cfg.extra["training"]["precision"] == used and f"{used} arithmetic" in card
+    assert rec["training"]["precision"] == used and f"{used} arithmetic" in card
 
     straight = tmp_path / "straight"  # the same settings, from a --config file (--steps overrides it)
     (tmp_path / "settings.json").write_text('{"steps": 99, "batch_size": 4, "dim": 32}')
@@ -575,7 +578,7 @@ def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
     state = torch.load(tmp_path / "ddp.checkpoints" / "last.pt", weights_only=True)
     assert state["world"] == 2 and len(state["ranks"]) == 2
     assert not torch.equal(state["ranks"][0]["gen"], state["ranks"][1]["gen"])
-    assert ModelConfig.load(out / "config.json").extra["training"]["samples"] == 2 * 4 * 2
+    assert record.load(out).to_dict()["training"]["samples"] == 2 * 4 * 2
 
 
 def test_torchrun_ranks_stop_together_on_sigterm_and_on_their_clocks(audio_dir, tmp_path):
@@ -693,7 +696,7 @@ def test_cli_pretrain_trains_on_a_cache_folder_as_its_data_dir(audio_dir, tmp_pa
                                  "--threads", "1", "--cache-dir", str(tmp_path / "never")])
     assert r.exit_code == 0, r.output
     assert not (tmp_path / "never").exists()  # nothing decoded again
-    data = ModelConfig.load(out / "config.json").extra["data"]
+    data = record.load(out).to_dict()["data"]
     assert data["clips"] == MelCache(moved).meta["clips"] and data["data_dir"] == audio_dir.name
 
 
@@ -718,20 +721,20 @@ def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(c
     (last,) = {Path(n).parent.name for n in names if n.endswith("model.safetensors")}
     config = ModelConfig.load(tmp_path / "x" / "byola32.snapshots" / last / "config.json")
     reached = int(last.split("-")[1])
-    assert reached >= 1 and config.extra["training"]["steps"] == reached
+    assert reached >= 1 and record.load(tmp_path / "x" / "byola32.snapshots" / last).training["steps"] == reached
     assert f"stopped at step {reached}/" in (tmp_path / "x" / "byola32.log").read_text()
     # An arm named ARM-sSEED trains with that seed; the crop arms with BYOL-A's frequency crop and lambda 0.3.
     with tarfile.open(tmp_path / "out" / "cropneg32-s43.tar") as tar:
         tar.extractall(tmp_path / "y")
     (snap,) = (tmp_path / "y" / "cropneg32-s43.snapshots").iterdir()
-    settings = ModelConfig.load(snap / "config.json").extra["training"]["settings"]
+    settings = record.load(snap).to_dict()["training"]["settings"]
     assert settings["seed"] == 43 and settings["rrc_freq_scale"] == [0.6, 1.5] and settings["batch_size"] == 32
     assert settings["negatives"] == ["freq_roll", "freq_shuffle", "freq_flip", "freq_shift"] and settings["neg_lambda"] == 0.3
     # The drop arms: the release's defaults (pitch-shift negatives in their own head, the crop), the rate dropped at 0.256.
     with tarfile.open(tmp_path / "out" / "drop32-s44.tar") as tar:
         tar.extractall(tmp_path / "z")
     (snap,) = (tmp_path / "z" / "drop32-s44.snapshots").iterdir()
-    settings = ModelConfig.load(snap / "config.json").extra["training"]["settings"]
+    settings = record.load(snap).to_dict()["training"]["settings"]
     assert settings["seed"] == 44 and settings["negatives"] == ["pitch_shift"] and settings["neg_space"] == "head"
     assert settings["lr"] == 1e-4 and settings["lr_after"] == 3e-5 and settings["lr_decay_from"] == 0.256
     assert settings["rrc_freq_scale"] == [0.6, 1.5] and settings["batch_size"] == 32
@@ -742,7 +745,7 @@ def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(c
     with tarfile.open(tmp_path / "out2" / "byola32-s7.tar") as tar:
         assert {"byola32-s7/model.safetensors", "byola32-s7/config.json"} <= set(tar.getnames())
         tar.extractall(tmp_path / "w")
-    assert ModelConfig.load(tmp_path / "w" / "byola32-s7" / "config.json").extra["training"]["steps"] == 2
+    assert record.load(tmp_path / "w" / "byola32-s7").to_dict()["training"]["steps"] == 2
     bad = subprocess.run(["bash", str(root / "scripts" / "train_gpu.sh")], env={**env, "ARMS": "nosuch-s1"},
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown arm nosuch-s1" in bad.stderr
@@ -797,7 +800,7 @@ def test_snapshots_export_the_model_as_it_stood_at_each_interval(audio_dir, tmp_
     last = tmp_path / "m.snapshots" / "step-000004"
     assert (last / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
     early = tmp_path / "m.snapshots" / "step-000002"
-    assert ModelConfig.load(early / "config.json").extra["training"]["steps"] == 2
+    assert record.load(early).to_dict()["training"]["steps"] == 2
     clip = tone(440, seconds=1.5)
     a, b = Embedder(early, backend="onnx").embed(clip, sr=16000), Embedder(out, backend="onnx").embed(clip, sr=16000)
     assert a.shape == b.shape == (32,) and not np.allclose(a, b)
@@ -965,9 +968,9 @@ def test_cli_init_from_records_the_folder_by_name_and_checks_its_flags(audio_dir
     r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), "--init-step", "2"])
     assert r.exit_code == 0, r.output
     assert "started from a's encoder at step 2" in r.output
-    cfg = ModelConfig.load(tmp_path / "b" / "config.json")
-    assert cfg.extra["training"]["init_from"]["model"] == "a" and cfg.extra["training"]["steps"] == 4
-    assert str(tmp_path) not in (tmp_path / "b" / "config.json").read_text() + (tmp_path / "b" / "README.md").read_text()
+    rec = record.load(tmp_path / "b").to_dict()
+    assert rec["training"]["init_from"]["model"] == "a" and rec["training"]["steps"] == 4
+    assert str(tmp_path) not in (tmp_path / "b" / "training.json").read_text() + (tmp_path / "b" / "README.md").read_text()
     r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "c"), "--init-step", "2"])
     assert r.exit_code == 2 and "--init-step goes with --init-from" in r.output
     r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "b"), "--resume", "--init-from", str(tmp_path / "a")])

@@ -60,7 +60,23 @@ def _model_rows(models: list[str], backend: str, batch_size: int):
     return rows, configs
 
 
-def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size: int):
+def _architectures(configs: list) -> list:
+    """One config per distinct architecture (blocks, channels, widths, readout) among the evaluated models, in
+    order: random-init is read out the way each model is, since a readout alone moves random weights' scores."""
+    seen, out = set(), []
+    for cfg in configs:
+        key = (cfg.n_blocks, cfg.channels, cfg.n_mels, cfg.dim, cfg.hidden, cfg.readout)
+        if key not in seen:
+            seen.add(key)
+            out.append(cfg)
+    return out
+
+
+def architecture_label(cfg) -> str:
+    return f"{cfg.n_blocks} blocks, {cfg.readout} {cfg.dim}-d"
+
+
+def _baseline_rows(names: list[str], configs: list, cache: Path, backend: str, batch_size: int):
     from .. import Embedder, backends
     from ..errors import AudioEmbedError, install_hint
     from . import baselines, peers
@@ -68,29 +84,32 @@ def _baseline_rows(names: list[str], cfg, cache: Path, backend: str, batch_size:
     from .harness import Row
 
     rows = []
+    cfg = configs[0]
+    archs = _architectures(configs)
     for name in names:
         if name == "logmel-stats":
             rows.append(Row(name, "baseline", baselines.logmel_stats(cfg)))
+        elif name == "random-init" and not backends.torch_available():
+            rows.append(Row(name, "baseline", note=f"needs torch to build: {install_hint('torch')}"))
         elif name == "random-init":
-            if not backends.torch_available():
-                rows.append(Row(name, "baseline", note=f"needs torch to build: {install_hint('torch')}"))
-                continue
-            try:
-                folder = baselines.random_init_folder(cfg, cache)
-            except Exception as exc:  # torch's exporter raises its own types: a row's failure, not the run's
-                rows.append(Row(name, "baseline", note=f"cannot build it ({type(exc).__name__}: {exc})", failed=True))
-                continue
-            if not (folder / ONNX).is_file():  # onnx is not installed: export was not possible
-                if backend == "onnx":
-                    rows.append(Row(name, "baseline", note="--backend onnx needs the onnx package to export it: pip install onnx"))
+            for arch in archs:
+                row = name if len(archs) == 1 else f"{name} ({architecture_label(arch)})"
+                try:
+                    folder = baselines.random_init_folder(arch, cache)
+                except Exception as exc:  # torch's exporter raises its own types: a row's failure, not the run's
+                    rows.append(Row(row, "baseline", note=f"cannot build it ({type(exc).__name__}: {exc})", failed=True))
                     continue
-                backend_used = "torch"
-            else:
-                backend_used = backend
-            try:
-                rows.append(Row(name, "baseline", ModelExtractor(name, Embedder(folder, backend=backend_used, batch_size=batch_size))))
-            except AudioEmbedError as exc:
-                rows.append(Row(name, "baseline", note=str(exc), failed=True))
+                if not (folder / ONNX).is_file():  # onnx is not installed: export was not possible
+                    if backend == "onnx":
+                        rows.append(Row(row, "baseline", note="--backend onnx needs the onnx package to export it: pip install onnx"))
+                        continue
+                    backend_used = "torch"
+                else:
+                    backend_used = backend
+                try:
+                    rows.append(Row(row, "baseline", ModelExtractor(row, Embedder(folder, backend=backend_used, batch_size=batch_size))))
+                except AudioEmbedError as exc:
+                    rows.append(Row(row, "baseline", note=str(exc), failed=True))
         else:
             reason = peers.missing(name)
             if reason is not None:
@@ -148,8 +167,9 @@ def evaluate(
     cache = (cache or default_cache()).expanduser()
     models = list(dict.fromkeys(m for m in (model or ["default"]) if m != "none"))
     rows, configs = _model_rows(models, backend, batch_size)
-    cfg = configs[0] if configs else ModelConfig()
-    rows += _baseline_rows(names, cfg, cache, backend, batch_size)
+    configs = configs or [ModelConfig()]
+    cfg = configs[0]
+    rows += _baseline_rows(names, configs, cache, backend, batch_size)
     if not any(r.extractor for r in rows):
         for row in rows:
             _err(f"error: {row.name}: {row.note}")

@@ -1,4 +1,5 @@
-"""AudioNTT2020-style CNN (BYOL-A) with the log-mel frontend inside, so one graph maps waves to vectors."""
+"""BYOL-A's CNN (AudioNTT2020, or AudioNTT2022's stacked readout) with the log-mel frontend inside, so one graph
+maps waves to vectors."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def _valid_mask(n_valid: torch.Tensor, length: int, like: torch.Tensor) -> torch
 
 
 class AudioEncoder(nn.Module):
-    """log-mel -> normalise -> n_blocks x (conv3x3, BN, maxpool2, ReLU) -> per-frame MLP.
+    """log-mel -> normalise -> n_blocks x (conv3x3, BN, maxpool2, ReLU) -> per-frame MLP [stacked beside the conv map].
 
     `forward(wave, n_frames)` returns frame embeddings (B, T // 2**n_blocks, dim). Items of a
     batch may be zero-padded: time steps past each item's n_frames are zeroed before every
@@ -42,14 +43,14 @@ class AudioEncoder(nn.Module):
             ]
             in_ch = cfg.channels
         self.features = nn.Sequential(*layers)
-        flat = cfg.channels * (cfg.n_mels // cfg.time_reduction)
         self.fc = nn.Sequential(
-            nn.Linear(flat, cfg.dim),
+            nn.Linear(cfg.conv_dim, cfg.hidden),
             nn.ReLU(),
             nn.Dropout(p=0.3),
-            nn.Linear(cfg.dim, cfg.dim),
+            nn.Linear(cfg.hidden, cfg.mlp_out),
             nn.ReLU(),
         )
+        self.stacked = cfg.readout == "stacked"
 
     def normalised_logmel(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, N) centre-padded wave -> (B, 1, n_mels, T) log-mel standardised by dataset stats."""
@@ -64,6 +65,8 @@ class AudioEncoder(nn.Module):
             x = layer(x)
         b, c, f, t = x.shape
         x = x.permute(0, 3, 2, 1).reshape(b, t, f * c)  # (B, T', mel * ch) as BYOL-A
+        if self.stacked:  # AudioNTT2022: the conv map's values, then the MLP's
+            return torch.cat([x, self.fc(x)], dim=-1)
         return self.fc(x)
 
     def forward(self, wave: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:

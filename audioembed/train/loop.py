@@ -16,6 +16,7 @@ import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
 
+from .. import record
 from ..config import ModelConfig
 from ..errors import ModelError, TrainingError
 from .augment import ViewMaker, crop_fade_norm, post_norm
@@ -118,7 +119,8 @@ class Trainer:
         self.precision, warning = resolve_precision(s.precision, device)
         if warning and dist.main:
             log(warning)
-        self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, norm_mean=cache.mean, norm_std=cache.std)
+        self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, n_blocks=s.n_blocks, mlp_hidden=s.mlp_hidden,
+                               readout=s.readout, norm_mean=cache.mean, norm_std=cache.std)
         torch.manual_seed(s.seed)  # identical initial weights on every rank
         self.online = Online(self.cfg, s.proj_hidden, s.proj_dim, neg_head=bool(s.negatives) and s.neg_space == "head").to(device)
         self.target = Target(self.online).to(device)
@@ -172,7 +174,7 @@ class Trainer:
         self.gen.manual_seed(self.s.seed * 1000 + self.dist.rank + salt)
         self.neg_gen.manual_seed(self.s.seed * 1000 + self.dist.rank + 500 + salt)
         torch.manual_seed(self.s.seed + salt)
-        train = cfg.extra.get("training", {})
+        train = record.load(folder).training
         self.step = step
         self.init = {"model": label, "sha256": model_folder.sha256(weights), "step": step,
                      "norm_mean": cfg.norm_mean, "norm_std": cfg.norm_std,

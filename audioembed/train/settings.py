@@ -38,6 +38,11 @@ class TrainSettings:
     # Model (the encoder config's numbers; frontend numbers stay at ModelConfig's defaults).
     dim: int = 512
     channels: int = 64
+    # The encoder's other numbers (ModelConfig's fields): AudioNTT2020 by default; BYOL-A v2's AudioNTT2022 is
+    # n_blocks 2, mlp_hidden 2048, dim 2048, readout "stacked" (scripts/configs/audiontt2022.json).
+    n_blocks: int = 3
+    mlp_hidden: int | None = None
+    readout: str = "mlp"
     proj_hidden: int = 4096
     proj_dim: int = 256
     # BYOL-A views: 0.95 s crops (96 log-mel frames), mixup, random resize crop, linear fader.

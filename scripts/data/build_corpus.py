@@ -9,7 +9,7 @@ manifest part OUT/parts/<package>.csv, so re-running skips it. The parts are
 joined into OUT/manifest.csv and a summary (hours per package and category)
 is printed.
 
-Example:  nice -n 10 python3 scripts/data/build_corpus.py --out /work/data/corpus
+Example:  nice -n 10 python3 scripts/data/build_corpus.py --out DATA/corpus
 """
 import argparse
 import csv
@@ -413,7 +413,7 @@ def write_manifest(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="/work/data/corpus", help="output root")
+    ap.add_argument("--out", required=True, help="output root (e.g. DATA/corpus)")
     ap.add_argument("--debs", default=None, help="where .deb files are cached (default OUT/../debs)")
     ap.add_argument("--work", default=None, help="scratch dir for unpacking (default OUT/_work)")
     ap.add_argument("--packages", nargs="*", default=list(SOURCES),

@@ -13,7 +13,7 @@ Sets (their packages are never used by build_corpus.py):
              ...) from 0ad-data; the corpus uses 0ad-data too but skips
              exactly these files (debaudio.ZEROAD_HELDOUT)
 
-Example:  nice -n 10 python3 scripts/data/build_devsets.py --out /work/data/devsets
+Example:  nice -n 10 python3 scripts/data/build_devsets.py --out DATA/devsets
 """
 import argparse
 import csv
@@ -220,7 +220,7 @@ def build_zeroad(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="/work/data/devsets", help="output root")
+    ap.add_argument("--out", required=True, help="output root (e.g. DATA/devsets)")
     ap.add_argument("--debs", default=None, help=".deb cache (default OUT/../debs)")
     ap.add_argument("--work", default=None, help="scratch dir (default OUT/_work)")
     ap.add_argument("--sets", nargs="*", default=["gm", "ktuberling_lang", "zeroad_sfx"],

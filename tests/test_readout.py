@@ -1,0 +1,83 @@
+"""The readout field: the MLP output alone (AudioNTT2020) or the conv map stacked beside it (AudioNTT2022)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from audioembed import Embedder
+from audioembed.config import ModelConfig
+from audioembed.errors import ModelError
+
+import reference
+from conftest import build_tiny_model, noisy
+
+STACKED = dict(readout="stacked", n_blocks=2, mlp_hidden=48, dim=8 * 16 + 24)  # conv part: 8 ch x 64/4 bands
+
+
+@pytest.fixture(scope="module")
+def stacked_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "stacked"
+    build_tiny_model(out, seed=3, **STACKED)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_stacked_frames_are_the_conv_map_then_the_mlp(stacked_dir, backend):
+    """Checked against tests/reference.py (no shared code): the conv half, the MLP half and the order."""
+    e = Embedder(stacked_dir, backend=backend)
+    assert e.dim == 152 and e.config.conv_dim == 128 and e.config.mlp_out == 24
+    x = noisy(seconds=2.3, seed=5)
+    ref = reference.frames(stacked_dir, x)
+    assert ref.shape[1] == 152
+    got = e.embed_frames(x, sr=16000)
+    assert got.embeddings.shape == (len(got.timestamps), 152)
+    np.testing.assert_allclose(got.embeddings, ref, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(e.embed(x, sr=16000), reference.embedding(stacked_dir, x), rtol=0, atol=2e-5)
+
+
+def test_torch_and_onnx_agree_on_the_stacked_readout(stacked_dir):
+    clips = [noisy(seconds=s, seed=i) for i, s in enumerate((0.3, 1.7, 11.0))]
+    a = Embedder(stacked_dir, backend="onnx").embed(clips, sr=16000)
+    b = Embedder(stacked_dir, backend="torch").embed(clips, sr=16000)
+    assert a.shape == (3, 152)
+    np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
+
+
+def test_the_readout_fields_are_written_only_when_they_differ_from_audiontt2020(tiny_model_dir, stacked_dir):
+    """Folders written before the field keep their bytes and their meaning."""
+    plain = json.loads((tiny_model_dir / "config.json").read_text())
+    assert "readout" not in plain and "mlp_hidden" not in plain
+    assert ModelConfig.load(tiny_model_dir / "config.json").readout == "mlp"
+    stacked = json.loads((stacked_dir / "config.json").read_text())
+    assert stacked["readout"] == "stacked" and stacked["mlp_hidden"] == 48 and stacked["n_blocks"] == 2
+
+
+def test_parameter_count_follows_the_readout():
+    cfg = ModelConfig(**STACKED, channels=8)
+    conv = (9 + 1) * 8 + (9 * 8 + 1) * 8 + 2 * 2 * 8
+    assert cfg.n_parameters == conv + (128 + 1) * 48 + (48 + 1) * 24
+
+
+@pytest.mark.parametrize("bad", [dict(readout="concat"), dict(readout="stacked", dim=512),
+                                 dict(mlp_hidden=0), dict(mlp_hidden=1.5)])
+def test_bad_readouts_are_refused_naming_the_key(bad):
+    with pytest.raises(ModelError, match="readout|mlp_hidden|dim"):
+        ModelConfig(**bad)
+
+
+def test_the_hear_sizes_follow_the_stacked_dim(stacked_dir):
+    from audioembed import hear
+
+    m = hear.load_model(str(stacked_dir))
+    assert m.scene_embedding_size == m.timestamp_embedding_size == 152
+
+
+def test_the_card_names_the_architecture_and_readout():
+    from audioembed import card
+
+    plain = card.body(ModelConfig(name="p"))
+    assert "AudioNTT2020-style CNN (3 conv blocks × 64 channels, an MLP of 512 hidden units; each frame is the MLP's 512 outputs)" in plain
+    text = card.body(ModelConfig(name="s", n_blocks=2, mlp_hidden=2048, dim=2048, readout="stacked"))
+    assert "2048-d clip embeddings" in text
+    assert "AudioNTT2022-style CNN (2 conv blocks × 64 channels, an MLP of 2048 hidden units; each frame stacks the last conv map's 1024 values beside the MLP's 1024)" in text

@@ -441,7 +441,7 @@ def test_random_init_works_without_onnx_installed(dataset_dir, tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert "| random-init | " in result.stdout and " ± " in result.stdout
     folder = next((cache / "models").iterdir())
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "training.json"]
     args[5] = "logmel-stats,random-init"
     result = runner.invoke(app, args + ["--backend", "onnx"])
     assert result.exit_code == 0 and "random-init: skipped: " in result.stdout and "pip install onnx" in result.stdout

@@ -92,11 +92,11 @@ import os, sys
 batch = int(sys.argv[1])
 steps = sorted(int(d.split("-")[1]) for d in os.listdir(".") if d.startswith("step-") and os.path.exists(f"{d}/config.json"))
 want = {min(steps, key=lambda s: abs(s * batch - c)) for c in map(float, os.environ["KEEP"].split())} | set(steps[-1:])
-print(" ".join(f"step-{s:06d}/{f}" for s in sorted(want) for f in ("config.json", "model.safetensors")))
+print(" ".join(f"step-{s:06d}/{f}" for s in sorted(want) for f in ("config.json", "model.safetensors", "training.json") if os.path.exists(f"step-{s:06d}/{f}")))
 EOF
 )
   # An arm that reached STEPS inside its minutes wrote its model folder: that is its end, and it goes too.
-  final=(); [ -f "$WORK/$arm/config.json" ] && final=("$arm/config.json" "$arm/model.safetensors")
+  final=(); [ -f "$WORK/$arm/config.json" ] && final=("$arm/config.json" "$arm/model.safetensors"); [ -f "$WORK/$arm/training.json" ] && final+=("$arm/training.json")
   tar -cf "$OUT/$arm.tar" -C "$WORK" "$arm.log" $(for f in $keep; do echo "$arm.snapshots/$f"; done) "${final[@]}"
 done
 ls -la "$OUT"

@@ -240,19 +240,72 @@ def test_probe_and_logmel_stats_run_the_blas_single_threaded(logmel_features, mo
     assert len(seen) == 3 and set(seen) == {1}
 
 
+class Fails:
+    """An extractor that fails on some clips and yields the others from a matrix, last clip first (any order is allowed)."""
+
+    name, key = "fails-some", "k"
+
+    def __init__(self, matrix, bad):
+        self.matrix, self.bad = matrix, set(bad)
+
+    def vectors(self, paths):
+        for i in reversed(range(len(paths))):
+            yield (i, None, f"{paths[i]}: broken") if i in self.bad else (i, self.matrix[i], None)
+
+
+def expected_runs(X, labels, splits, dropped):
+    """The runs a row should give: each split without the dropped clips, renumbered over the clips that are left,
+    worked out here independently of Split.restricted."""
+    keep = np.setdiff1d(np.arange(len(labels)), dropped)
+    y = np.asarray(labels)[keep]
+
+    def over_keep(idx):
+        return None if idx is None else np.searchsorted(keep, idx[~np.isin(idx, dropped)])
+
+    return [probe.score(X[keep], y, probe.Split(s.seed, s.fold, over_keep(s.train), over_keep(s.valid), over_keep(s.test)))
+            for s in splits]
+
+
 def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):
+    """Clips lost mid-class (not the first one, where an off-by-one hides) leave every other clip in its split
+    and with its own label: the runs are exactly those of the splits without them."""
     ds, feats = logmel_features
+    dropped = [4, 15, 27]  # one inside each class of 10
+    (cell,) = harness.run([ds], [harness.Row("fails-some", "model", Fails(feats.matrix, dropped))], tmp_path, folds=3, seeds=2)
+    assert cell.clips_used == 27 and cell.left_out == dropped
+    assert cell.failures == sorted(f"{ds.paths[i]}: broken" for i in dropped)
+    splits = probe.plan(ds.labels, folds=3, seeds=2)
+    assert cell.runs == expected_runs(feats.matrix, ds.labels, splits, dropped)
+    assert [r.n_test for r in cell.runs] == [len(np.setdiff1d(s.test, dropped)) for s in splits]
+    assert sum(r.n_test for r in cell.runs) == 2 * 27 and cell.mean > 0.9
 
-    class DropsOne:
-        name, key = "drops-one", "k"
 
-        def vectors(self, paths):
-            for i, p in enumerate(paths):
-                yield (i, None, f"{p}: broken") if i == 0 else (i, feats.matrix[i], None)
+def test_harness_uses_the_datasets_fold_column(tmp_path):
+    """A fold column groups clips (one recording, one instrument) that must never sit on both sides of a split.
+    Here the vectors say only which group a clip is from: leave-one-group-out cannot guess an unseen group's
+    label, while k-fold, with the group's other clips in training, scores near 100 %. Unequal, unordered
+    folds with names k-fold never gives; clips failing mid-fold."""
+    from audioembed.eval.dataset import Dataset
 
-    (cell,) = harness.run([ds], [harness.Row("drops-one", "model", DropsOne())], tmp_path, folds=3, seeds=1)
-    assert cell.clips_used == 29 and cell.failures == [f"{ds.paths[0]}: broken"]
-    assert sum(r.n_test for r in cell.runs) == 29 and cell.mean > 0.9
+    groups = {"east": ("a", 3), "north": ("a", 5), "south": ("b", 4), "west": ("b", 6)}
+    order = np.random.default_rng(0).permutation([g for g, (_, n) in groups.items() for _ in range(n)])
+    fold = [str(g) for g in order]
+    labels = [groups[g][0] for g in fold]
+    names = sorted(groups)
+    rng = np.random.default_rng(1)
+    X = np.stack([np.eye(4)[names.index(g)] + 0.01 * rng.standard_normal(4) for g in fold]).astype(np.float32)
+    paths = [tmp_path / "absent" / f"clip{i}.wav" for i in range(len(fold))]
+    ds = Dataset("groups", tmp_path / "manifest.csv", paths, labels, fold=fold)
+    dropped = [7, 12]  # fail mid-fold
+    (cell,) = harness.run([ds], [harness.Row("fails-some", "model", Fails(X, dropped))], tmp_path / "cache", folds=3, seeds=2)
+    splits = probe.plan(labels, fold=fold, seeds=2)
+    assert [r.fold for r in cell.runs] == names * 2
+    sizes = {g: sum(1 for i, f in enumerate(fold) if f == g and i not in dropped) for g in names}
+    assert [r.n_test for r in cell.runs] == [sizes[g] for g in names] * 2
+    assert cell.runs == expected_runs(X, labels, splits, dropped)
+    assert cell.mean < 0.5  # no group leaked into its own training data
+    leaky = expected_runs(X, labels, probe.plan(labels, folds=3, seeds=2), dropped)
+    assert np.mean([r.accuracy for r in leaky]) > 0.9  # what ignoring the column would have reported
 
 
 # CLI --------------------------------------------------------------------------------------------
@@ -313,6 +366,43 @@ def test_cli_errors(dataset_dir, tmp_path, monkeypatch):
     assert result.exit_code == 2 and 'pip install ".[eval]"' in result.output
 
 
+def test_cli_a_clip_no_row_can_read_is_explained_and_exits_0(dataset_dir, tmp_path):
+    """1 of 118 clips unreadable gave exit 1 after a complete table, and an unexplained `*`."""
+    import shutil
+
+    data = shutil.copytree(dataset_dir, tmp_path / "tones")
+    (data / "high" / "high4b.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")  # mid-class
+    result = runner.invoke(app, ["evaluate", str(data), "-m", "none", "--baselines", "logmel-stats", "--folds", "3",
+                                 "--seeds", "1", "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| logmel-stats")]
+    assert row.endswith("* |")
+    assert "*: clips that could not be embedded were left out of that cell's runs (see the notes below)." in result.stdout
+    assert ("- logmel-stats on tones*: 1 of 31 clips could not be embedded and were left out of its runs" in result.stdout)
+    assert f"logmel-stats: {data / 'high' / 'high4b.wav'}" in result.stderr
+
+
+def test_cli_rows_that_lost_different_clips_exit_1(dataset_dir, tiny_model_dir, tmp_path, monkeypatch):
+    """When one row loses a clip another row embedded, the rows are not compared on the same clips: exit 1."""
+    calls = []
+    call = baselines.LogMelStats.__call__
+
+    def fails_on_the_fifth(self, wave):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("planted")
+        return call(self, wave)
+
+    monkeypatch.setattr(baselines.LogMelStats, "__call__", fails_on_the_fifth)
+    result = runner.invoke(app, ["evaluate", str(dataset_dir), "-m", str(tiny_model_dir), "--backend", "onnx",
+                                 "--baselines", "logmel-stats", "--folds", "3", "--seeds", "1", "--cache", str(tmp_path / "c")])
+    assert result.exit_code == 1, result.output
+    rows = {line.split(" | ")[0]: line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert rows["| logmel-stats"].endswith("* |") and not rows[f"| {tiny_model_dir}"].endswith("* |")
+    assert "- tones: the rows lost different clips, so their numbers are not on the same clips" in result.stdout
+    assert "planted" in result.stderr
+
+
 def test_random_init_is_the_models_architecture_with_fixed_weights(tiny_model_dir, tmp_path):
     cfg = ModelConfig.load(tiny_model_dir / "config.json")
     folder = baselines.random_init_folder(cfg, tmp_path / "a")
@@ -351,7 +441,7 @@ def test_random_init_works_without_onnx_installed(dataset_dir, tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert "| random-init | " in result.stdout and " ± " in result.stdout
     folder = next((cache / "models").iterdir())
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "training.json"]
     args[5] = "logmel-stats,random-init"
     result = runner.invoke(app, args + ["--backend", "onnx"])
     assert result.exit_code == 0 and "random-init: skipped: " in result.stdout and "pip install onnx" in result.stdout

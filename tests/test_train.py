@@ -977,3 +977,215 @@ def test_cli_init_from_records_the_folder_by_name_and_checks_its_flags(audio_dir
     assert r.exit_code == 2 and "pass one" in r.output
     r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "d"), "--init-from", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "--init-from" in r.output and "not a model folder" in r.output
+
+
+# -- round 3 (issues 40, 41, 42): input checks, export, BYOL maths ---------------------------------
+
+def _pretrain(args, **kw):
+    from typer.testing import CliRunner
+
+    from audioembed.cli import app
+
+    return CliRunner().invoke(app, ["pretrain", *map(str, args)], **kw)
+
+
+def _one_error_line(result) -> str:
+    """The command failed with exit 2 and one `error:` line, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
+    (line,) = [l for l in result.output.splitlines() if l.startswith("error:")]
+    return line
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "-5"], "steps must be >= 0"),
+    (["--epochs", "nan"], "epochs must be a finite number"),
+    (["--epochs", "0"], "epochs must be > 0"),
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--lr", "-1e-3"], "lr must be > 0"),
+    (["--lr-after", "inf"], "lr_after must be a finite number"),
+    (["--neg-lambda", "nan"], "neg_lambda must be a finite number"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--stop-after", "nan"], "--stop-after must be minutes >= 0"),
+])
+def test_pretrain_refuses_bad_numbers_before_any_work(tmp_path, flags, message):
+    """`--steps -5` exported an untrained model and exited 0; NaNs gave tracebacks."""
+    r = _pretrain([tmp_path / "nowhere", "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", *flags])
+    assert message in _one_error_line(r)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "c").exists()
+
+
+def test_settings_check_types_and_ranges_from_a_config_file(tmp_path):
+    path = tmp_path / "s.json"
+    for text, message in [('{"steps": "many"}', "steps must be an integer"), ('{"steps": 2.5}', "steps must be an integer"),
+                          ('{"lr": true}', "lr must be a number"), ('{"ema": 1.5}', r"ema must be a decay in \[0, 1\]"),
+                          ('{"batch_size": 1}', "batch_size must be >= 2")]:
+        path.write_text(text)
+        with pytest.raises(TrainingError, match=message):
+            TrainSettings.from_file(path)
+    s = TrainSettings(steps=0, epochs=2, lr=3e-4, lr_after=1e-5, ema=1.0, neg_repr_margin=0.5)  # ints where floats go
+    assert (s.epochs, s.lr_after, s.ema) == (2, 1e-5, 1.0)
+
+
+def test_resume_refuses_truncated_incomplete_and_foreign_checkpoints_before_a_step(audio_dir, cache, tmp_path):
+    """Pickles were already refused; a truncated or key-missing checkpoint gave a traceback."""
+    t = _trainer(cache, steps=4)
+    t.save(tmp_path / "good.pt")
+    whole = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "short.pt").write_bytes(whole[: len(whole) // 2])
+    torch.save({"step": 3, "online": {}}, tmp_path / "partial.pt")
+    _trainer(cache, steps=4, dim=64).save(tmp_path / "wide.pt")
+    fresh = _trainer(cache, steps=4)
+    before = _state(fresh)
+    with pytest.raises(TrainingError, match=r"short\.pt: not a readable checkpoint .*delete it to start over"):
+        fresh.load(tmp_path / "short.pt")
+    with pytest.raises(TrainingError, match=r"partial\.pt: not a complete checkpoint \(missing elapsed, history, world"):
+        fresh.load(tmp_path / "partial.pt")
+    with pytest.raises(TrainingError, match=r"wide\.pt: does not match this run's settings"):
+        fresh.load(tmp_path / "wide.pt")
+    fresh.load(tmp_path / "good.pt")  # the trainer is still usable
+    assert fresh.step == 0 and all(torch.equal(before[k], v) for k, v in _state(fresh).items())
+
+    base = [audio_dir, "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", "--steps", "2", "--batch-size", "4",
+            "--dim", "32", "--threads", "1", "--resume"]
+    for name, message in [("short.pt", "not a readable checkpoint"), ("partial.pt", "not a complete checkpoint")]:
+        line = _one_error_line(_pretrain([*base, "--checkpoint", tmp_path / name]))
+        assert str(tmp_path / name) in line and message in line
+    assert not (tmp_path / "m").exists()
+
+
+def test_pretrain_refuses_a_silent_corpus(tmp_path):
+    """All-silent audio gave norm_std 1e-6 and a model whose embeddings were ~1.6e5 in size."""
+    for i in range(3):
+        sf.write(tmp_path / f"quiet{i}.wav", np.zeros(16000, np.float32), 16000)
+    r = _pretrain([tmp_path, "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", "--steps", "2", "--batch-size", "4",
+                   "--dim", "32", "--threads", "1"])
+    line = _one_error_line(r)
+    assert f"{tmp_path}: the audio is silent (log-mel std" in line and "3 clips" in line
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.checkpoints").exists()
+
+
+@pytest.mark.parametrize("module, name", [("onnx", "onnx"), ("safetensors.torch", "safetensors")])
+def test_pretrain_checks_what_export_needs_before_the_first_step(audio_dir, tmp_path, monkeypatch, module, name):
+    """Without onnx a run trained to the end, then crashed at export with a 119-line traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import onnx` now raises ImportError
+    args = [audio_dir, "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", "--steps", "2", "--batch-size", "4", "--dim", "32"]
+    line = _one_error_line(_pretrain(args))
+    assert f"pretrain needs {name} " in line and 'pip install ".[train]"' in line
+    assert not (tmp_path / "c").exists() and not (tmp_path / "m").exists()  # nothing decoded, nothing trained
+    r = _pretrain([*args, "--cache-only"])  # the cache needs torch only
+    assert r.exit_code == 0, r.output
+
+
+def test_exported_files_have_the_umask_mode_like_the_others(cache, tmp_path):
+    """safetensors' save_file wrote model.safetensors 0600 while the other files were 0644."""
+    from audioembed.nn.export import save_model_folder
+
+    old = os.umask(0o022)
+    try:
+        t = _trainer(cache, steps=1)
+        t.train_step()
+        t.export(tmp_path / "m", {})
+        os.umask(0o027)
+        save_model_folder(t.online.encoder, tmp_path / "strict", onnx=False)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert {"config.json", "model.safetensors", "model.onnx", "README.md"} <= set(modes) and set(modes.values()) == {0o644}
+    assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "strict").iterdir()}["model.safetensors"] == 0o640
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_pretrain_help_describes_every_settings_flag_with_its_default():
+    import typer.main
+
+    from audioembed.cli import app
+
+    command = typer.main.get_command(app).commands["pretrain"]
+    fields = {f.name for f in __import__("dataclasses").fields(TrainSettings)}
+    checked = 0
+    for param in command.params:
+        if param.name not in fields:
+            continue
+        value = getattr(TrainSettings(), param.name)
+        shown = ("--no-balance-folders" if param.name == "balance_folders" else ",".join(value) if isinstance(value, tuple)
+                 else "off" if value is None else str(value))
+        assert param.help and (f"(default: {shown})" in param.help or param.name == "lr_after"), param.name
+        checked += 1
+    assert checked >= 19
+    helps = {p.name: p.help for p in command.params}
+    assert helps["lr"].startswith("Learning rate") and "(default: 0.0001)" in helps["lr"]
+    assert helps["seed"].startswith("Random seed") and "(default: 42)" in helps["seed"]
+    assert "(default: --lr)" in helps["lr_after"]
+
+
+def test_ema_update_moves_each_weight_exactly_one_minus_decay_of_the_way():
+    """A swapped decay (the target moving 99 % a step) passed every test."""
+    from audioembed.train.byol import Online, Target
+
+    torch.manual_seed(0)
+    online = Online(ModelConfig(dim=32, channels=8), 64, 16)
+    target = Target(online)
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(torch.randn_like(p))
+        for b in online.buffers():
+            if b.is_floating_point():
+                b.add_(1.0)
+    pairs = [(online.encoder, target.encoder), (online.projector, target.projector)]
+    t0 = [p.clone() for _, mine in pairs for p in mine.parameters()]
+    o = [p.clone() for theirs, _ in pairs for p in theirs.parameters()]
+    target.update(online, 0.9)
+    t1 = [p for _, mine in pairs for p in mine.parameters()]
+    assert len(t1) == len(o) > 10
+    for a, b, c in zip(t0, o, t1):
+        torch.testing.assert_close(c, a + 0.1 * (b - a), rtol=0, atol=1e-6)
+        assert not torch.allclose(a, b)  # each weight had somewhere to go
+    for theirs, mine in pairs:  # batch-norm statistics are copied, not averaged
+        assert all(torch.equal(x, y) for x, y in zip(mine.buffers(), theirs.buffers()))
+    assert all(not p.requires_grad for p in target.parameters())
+
+
+def test_a_training_step_updates_the_target_with_the_settings_decay(cache):
+    t = _trainer(cache, steps=2, ema=0.75, negatives="none")
+    t.train_step()
+    before = [p.clone() for p in t.target.parameters()]
+    t.train_step()
+    online = dict(t.online.named_parameters())
+    for (name, after), prev in zip(t.target.named_parameters(), before):
+        torch.testing.assert_close(after, prev + 0.25 * (online[name] - prev), rtol=0, atol=1e-6)
+
+
+def test_byol_loss_is_two_minus_two_cosine_and_the_hinge_is_relu_of_cosine_minus_margin():
+    from audioembed.train.byol import byol_loss, negative_loss
+
+    p = torch.tensor([[1.0, 2.0, -3.0], [0.5, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    assert byol_loss(p, p).tolist() == pytest.approx([0, 0, 0], abs=1e-6)
+    assert byol_loss(p, -p).tolist() == pytest.approx([4, 4, 4], abs=1e-6)
+    assert byol_loss(p, 7.0 * p).tolist() == pytest.approx([0, 0, 0], abs=1e-6)  # scale does not count
+    other = torch.tensor([[2.0, -1.0, 0.0], [0.0, 3.0, 0.0], [1.0, 0.0, 0.0]])  # orthogonal, orthogonal, 45 degrees
+    assert byol_loss(p, other).tolist() == pytest.approx([2, 2, 2 - math.sqrt(2)], abs=1e-6)
+    z = p.clone().requires_grad_(True)
+    q = other.clone().requires_grad_(True)
+    byol_loss(q, z).sum().backward()
+    assert z.grad is None and q.grad is not None  # the target side is never trained by the loss
+    hinge, cos = negative_loss(torch.cat([p, -p, other]), torch.cat([p, p, p]), margin=0.25)
+    assert cos.tolist() == pytest.approx([1] * 3 + [-1] * 3 + [0, 0, 1 / math.sqrt(2)], abs=1e-6)
+    assert hinge.tolist() == pytest.approx([0.75] * 3 + [0] * 5 + [1 / math.sqrt(2) - 0.25], abs=1e-6)
+
+
+def test_a_step_descends_the_byol_loss_on_a_fixed_batch(cache):
+    """The same views and dropout draws every step: the positive loss must fall step after step (a loss with its
+    sign flipped climbs). Deterministic, unlike a comparison of noisy running means."""
+    t = _trainer(cache, steps=6, lr=1e-3, ema=1.0, negatives="none")
+    g = torch.Generator().manual_seed(3)
+    views = (torch.randn(8, 64, 96, generator=g), torch.randn(8, 64, 96, generator=g))
+    t.views = lambda x, gen, settings: tuple(v.clone() for v in views)
+    losses = []
+    for _ in range(6):
+        torch.manual_seed(0)
+        losses.append(t.train_step()["loss_pos"])
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < losses[0] - 0.05

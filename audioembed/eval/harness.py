@@ -34,6 +34,12 @@ class Cell:
     computed: int
     reused: int
     error: str | None = None
+    left_out: list[int] = dataclasses.field(default_factory=list)  # the dataset's clips this row could not embed
+
+    @property
+    def marked(self) -> bool:
+        """The `*` of the table: clips were left out of this cell's runs."""
+        return bool(self.failures)
 
     @property
     def mean(self) -> float | None:
@@ -63,7 +69,8 @@ def run(
             started = time.monotonic()
             feats = features.compute(row.extractor, ds.paths, cache)
             embedded = time.monotonic()
-            cell = Cell(row.name, ds.name, [], len(feats.ok), feats.failures, feats.computed, feats.reused)
+            left_out = sorted(set(range(len(ds.paths))) - set(feats.ok.tolist()))
+            cell = Cell(row.name, ds.name, [], len(feats.ok), feats.failures, feats.computed, feats.reused, left_out=left_out)
             try:
                 if not len(feats.ok):
                     raise probe.ProbeError("no clip could be embedded")
@@ -79,3 +86,12 @@ def run(
             )
             cells.append(cell)
     return cells
+
+
+def uneven(cells: list[Cell]) -> list[str]:
+    """Datasets on which the rows were scored on different clips (one row lost clips another embedded)."""
+    by_dataset: dict[str, set[tuple[int, ...]]] = {}
+    for cell in cells:
+        if cell.error is None:
+            by_dataset.setdefault(cell.dataset, set()).add(tuple(cell.left_out))
+    return [name for name, kinds in by_dataset.items() if len(kinds) > 1]

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from .dataset import Dataset
-from .harness import Cell, Row
+from .harness import Cell, Row, uneven
 
 
 def cell_text(cell: Cell | None) -> str:
@@ -15,7 +15,7 @@ def cell_text(cell: Cell | None) -> str:
     if cell.error is not None:
         return "error"
     text = f"{100 * cell.mean:.1f} ± {100 * cell.std:.1f}"
-    return text + "*" if cell.failures else text
+    return text + "*" if cell.marked else text
 
 
 def markdown(datasets: list[Dataset], rows: list[Row], cells: list[Cell]) -> str:
@@ -27,13 +27,19 @@ def markdown(datasets: list[Dataset], rows: list[Row], cells: list[Cell]) -> str
         texts = [cell_text(by_key.get((row.name, ds.name))) for ds in datasets]
         lines.append("| " + " | ".join([row.name] + texts) + " |")
     notes = [f"- {row.name}: {'error' if row.failed else 'skipped'}: {row.note}" for row in rows if row.note]
+    sizes = {ds.name: len(ds.paths) for ds in datasets}
     for cell in cells:
         if cell.error is not None:
             notes.append(f"- {cell.row} on {cell.dataset}: error: {cell.error}")
-        elif cell.failures:
-            notes.append(f"- {cell.row} on {cell.dataset}*: {len(cell.failures)} clips failed and were left out")
+        elif cell.marked:
+            notes.append(f"- {cell.row} on {cell.dataset}*: {len(cell.failures)} of {sizes.get(cell.dataset, '?')} clips "
+                         f"could not be embedded and were left out of its runs (listed on stderr and in --json)")
+    for name in uneven(cells):
+        notes.append(f"- {name}: the rows lost different clips, so their numbers are not on the same clips")
     protocols = ", ".join(f"{ds.name}: {_protocol_text(ds, cells)}" for ds in datasets)
     lines += ["", f"Linear-probe accuracy (%), mean ± std over runs ({protocols})."]
+    if any(c.marked and c.error is None for c in cells):
+        lines.append("*: clips that could not be embedded were left out of that cell's runs (see the notes below).")
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 

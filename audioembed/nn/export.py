@@ -47,13 +47,17 @@ def save_model_folder(
     The model passed is left as it was (device, train mode): the export works on a CPU copy, so a training
     run can snapshot itself and go on.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from ..files import atomic_write_bytes
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().eval()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / folder.SAFETENSORS))
+    # as bytes through our own writer: a file with the umask's mode like the others (safetensors' save_file
+    # creates 0600), written whole or not at all
+    atomic_write_bytes(out / folder.SAFETENSORS, save(state))
     if onnx:
         export_onnx(model, out / folder.ONNX)
     return folder.write(out, model.cfg, folder.WEIGHT_FILES if onnx else [folder.SAFETENSORS], card_text, history)

@@ -15,34 +15,46 @@ from ..console import DeviceOpt, err
 from .settings import TrainSettings
 
 
+_DEFAULTS = TrainSettings()
+
+
+def _default(name: str) -> str:
+    """' (default: X)' for a settings flag: its value in TrainSettings, which a --config file or the flag overrides."""
+    value = getattr(_DEFAULTS, name)
+    if isinstance(value, bool):
+        return f" (default: --{'' if value else 'no-'}{name.replace('_', '-')})"
+    text = ",".join(value) if isinstance(value, tuple) else "off" if value is None else value
+    return f" (default: {text})"
+
+
 def pretrain(
     data_dir: Path = typer.Argument(
         ..., help="Folder of audio (any format and rate, searched recursively), or a log-mel cache folder that "
                   "--cache-only built (meta.json, frames.f16): copy that to a GPU machine instead of the audio."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json, model.safetensors, model.onnx, README.md)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON file of training settings; flags given here override it."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides --epochs)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs; one epoch = one crop per cached clip."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process."),
-    lr: Optional[float] = typer.Option(None, "--lr"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides --epochs; 0: use --epochs)." + _default("steps")),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs; one epoch = one crop per cached clip." + _default("epochs")),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process." + _default("batch_size")),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of Adam (> 0)." + _default("lr")),
     lr_decay_from: Optional[float] = typer.Option(
-        None, "--lr-decay-from", help="Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant)."),
+        None, "--lr-decay-from", help="Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant)." + _default("lr_decay_from")),
     lr_after: Optional[float] = typer.Option(
         None, "--lr-after", help="The lr the half cosine starts from (default: --lr): a drop at --lr-decay-from, then the decay."),
     freq_crop_until: Optional[float] = typer.Option(
-        None, "--freq-crop-until", help="Fraction of the steps after which the views' frequency crop stops (1: never)."),
-    dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size."),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip."),
-    neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge."),
-    neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing."),
-    neg_repr_margin: Optional[float] = typer.Option(None, "--neg-repr-margin", help="Also cap the clip embeddings' cosine to their negatives at this value (a second hinge, same weight; off by default)."),
-    neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into."),
-    neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space), representation (the clip embedding) or head (a projector of their own)."),
-    neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: bfloat16 where the device has it in hardware, else float32), bfloat16 (autocast; weights and statistics stay float32) or float32."),
-    balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets)."),
+        None, "--freq-crop-until", help="Fraction of the steps after which the views' frequency crop stops (1: never)." + _default("freq_crop_until")),
+    dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size." + _default("dim")),
+    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip." + _default("negatives")),
+    neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge." + _default("neg_lambda")),
+    neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing." + _default("neg_margin")),
+    neg_repr_margin: Optional[float] = typer.Option(None, "--neg-repr-margin", help="Also cap the clip embeddings' cosine to their negatives at this value (a second hinge, same weight)." + _default("neg_repr_margin")),
+    neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into." + _default("neg_segments")),
+    neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space), representation (the clip embedding) or head (a projector of their own)." + _default("neg_space")),
+    neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)." + _default("neg_candidates")),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bfloat16 where the device has it in hardware, else float32), bfloat16 (autocast; weights and statistics stay float32) or float32." + _default("precision")),
+    balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often." + _default("balance_folders")),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of the initial weights, crops, views and negatives." + _default("seed")),
+    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets); 0: never." + _default("snapshot_every")),
     device: str = DeviceOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a model's encoder weights (a folder such as a snapshot, or a hub repo id) instead of random ones: when a run's checkpoint is lost, or to train a model further on your audio."),
@@ -56,11 +68,13 @@ def pretrain(
     """Pretrain an encoder self-supervised (BYOL-A + adversarial negatives) and export it."""
     from ..errors import install_hint
 
-    try:
-        import torch
-    except ImportError:
-        err(f"error: pretrain needs PyTorch: {install_hint('train')}")
+    missing = missing_dependencies(export=not cache_only)
+    if missing:  # before any step: a run that trains for hours must be able to write its model
+        why = "to build the cache" if cache_only else "to train and to export model.safetensors and model.onnx"
+        err(f"error: pretrain needs {' and '.join(missing)} ({why}): {install_hint('train')}")
         raise typer.Exit(2)
+    import torch
+
     from ..config import ModelConfig
     from ..errors import AudioEmbedError
     from ..backends.torch import pick_device
@@ -74,8 +88,14 @@ def pretrain(
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = TrainSettings.from_file(config, **flags) if config else TrainSettings(**flags)
-    except (ValueError, OSError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         err(f"error: {exc}")
+        raise typer.Exit(2)
+    if threads is not None and threads < 1:
+        err(f"error: --threads must be >= 1, not {threads}")
+        raise typer.Exit(2)
+    if stop_after is not None and not stop_after >= 0:
+        err(f"error: --stop-after must be minutes >= 0, not {stop_after}")
         raise typer.Exit(2)
     if init_step is not None and init_from is None:
         err("error: --init-step goes with --init-from")
@@ -106,9 +126,14 @@ def pretrain(
     log(f"data: {len(cache)} clips, {cache.hours:.2f} h, log-mel mean {cache.mean:.3f} std {cache.std:.3f}; "
         f"hours by top folder: {', '.join(f'{k} {v:.2f}' for k, v in cache.group_hours().items())}"
         + (" (drawn equally)" if settings.balance_folders else ""))
-    trainer = Trainer(settings, cache, out.name, device, dist, log)
+    try:
+        trainer = Trainer(settings, cache, out.name, device, dist, log)
+        if resume:
+            trainer.load(ckpt)
+    except AudioEmbedError as exc:
+        err(f"error: {exc}")
+        raise typer.Exit(2)
     if resume:
-        trainer.load(ckpt)
         log(f"resumed at step {trainer.step} from {ckpt}")
     elif init_from is not None:
         from .. import folder as model_folder
@@ -145,6 +170,23 @@ def pretrain(
         trainer.export(out, summary)
         log(f"wrote {out} ({trainer.step} steps, {trainer.elapsed / 60:.1f} min, "
             f"{trainer.samples_per_s:.1f} samples/s)")
+
+
+# What a run imports to train and to export (torch's ONNX exporter needs the onnx package, which [torch] lacks).
+EXPORT_MODULES = {"torch": "PyTorch", "safetensors.torch": "safetensors", "onnx": "onnx"}
+
+
+def missing_dependencies(export: bool = True) -> list[str]:
+    """The packages of [train] that do not import here, by name (export=False: torch only, for --cache-only)."""
+    import importlib
+
+    missing = []
+    for module, name in EXPORT_MODULES.items() if export else [("torch", "PyTorch")]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def _init_distributed(device: str):

@@ -30,7 +30,11 @@ PROBE_SEED = 1234567  # the fixed batch on which representation similarities are
 # probe_neg: the five strategies of the first release (comparable across versions);
 # probe_shift: the mel axis moved by 2-4 bands (about 2-6 semitones), i.e. pitch.
 PROBE_STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip")
-STOP_TIME, STOP_SIGNAL = 1, 2  # why ranks stop early; the larger wins the vote
+STOP_TIME, STOP_SIGNAL = 1, 2
+# The least log-mel std a corpus may have: silence (digital zeros) is the log floor everywhere, std ~0, and the
+# exported model's norm_std would scale every input up by 1/std (1e-6 gave embeddings ~1.6e5 in size).
+# Real audio, even quiet speech, has a std of several nepers.
+MIN_STD = 0.01  # why ranks stop early; the larger wins the vote
 
 
 def native_bfloat16(device: str) -> bool:
@@ -107,6 +111,11 @@ class Trainer:
                  dist: Dist = Dist(), log: Callable[[str], None] = print):
         s = self.s = settings
         self.cache, self.device, self.dist, self.log = cache, device, dist, log
+        if not cache.std >= MIN_STD:  # also NaN
+            raise TrainingError(
+                f"{cache.meta.get('data_dir', cache.folder)}: the audio is silent (log-mel std {cache.std:.2g} over "
+                f"{len(cache)} clips): a model normalised by it would blow noise up ~{1 / max(cache.std, 1e-12):.0e} times; "
+                f"train on audio that has sound in it")
         self.precision, warning = resolve_precision(s.precision, device)
         if warning and dist.main:
             log(warning)
@@ -302,21 +311,38 @@ class Trainer:
         finally:
             tmp.unlink(missing_ok=True)  # after a failed or interrupted save: the previous checkpoint stands
 
+    CHECKPOINT_KEYS = ("step", "elapsed", "history", "world", "cache", "online", "target", "opt", "ranks")
+
     def load(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        """Continue from a checkpoint; a truncated, foreign or incomplete one is a TrainingError before any step."""
+        advice = "delete it to start over, or pass --checkpoint with this run's file"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        except Exception as exc:  # truncated or not a torch file: torch raises several types
+            raise TrainingError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); {advice}") from exc
+        missing = [k for k in self.CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise TrainingError(f"{path}: not a complete checkpoint (missing {', '.join(missing)}); {advice}")
         if state["world"] != self.dist.world:
-            raise RuntimeError(f"{path}: saved with {state['world']} processes, resuming with {self.dist.world}")
+            raise TrainingError(f"{path}: saved with {state['world']} processes, resuming with {self.dist.world}; "
+                                f"resume with as many processes")
         if state["cache"] != self.cache.folder.name:
             self.log(f"warning: {path} was trained on another data cache ({state['cache']})")
-        self.online.load_state_dict(state["online"])
-        self.target.load_state_dict(state["target"])
-        self.opt.load_state_dict(state["opt"])
-        mine = state["ranks"][self.dist.rank]
-        self.gen.set_state(mine["gen"])
-        self.neg_gen.set_state(mine["neg_gen"])
-        self.views.bank.load_state_dict(mine["bank"])
-        torch.set_rng_state(mine["rng"])
-        self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+        try:
+            self.online.load_state_dict(state["online"])
+            self.target.load_state_dict(state["target"])
+            self.opt.load_state_dict(state["opt"])
+            mine = state["ranks"][self.dist.rank]
+            self.gen.set_state(mine["gen"])
+            self.neg_gen.set_state(mine["neg_gen"])
+            self.views.bank.load_state_dict(mine["bank"])
+            torch.set_rng_state(mine["rng"])
+            step, elapsed, history = int(state["step"]), float(state["elapsed"]), list(state["history"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            raise TrainingError(f"{path}: does not match this run's settings or is damaged ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); {advice}") from exc
+        self.step, self.elapsed, self.history = step, elapsed, history
         self.init = state.get("init")  # checkpoints before start_from existed have none
 
     # -- the loop -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ class TrainSettings:
             raise TrainingError(f"neg_semitones must be (min, max) with 1 <= min <= max, not {self.neg_semitones}")
         if self.precision not in PRECISIONS:
             raise TrainingError(f"precision must be 'auto', 'bfloat16' or 'float32', not {self.precision!r}")
+        _check_numbers(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -157,3 +159,28 @@ def parse_negatives(text: str) -> tuple[str, ...]:
     if text == "freq":
         return FREQ_STRATEGIES
     return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _check_numbers(s: "TrainSettings") -> None:
+    """Numbers a run can train with: of their type, finite, in range (a negative --steps or a NaN --lr once
+    trained nothing, or crashed, and exported anyway)."""
+    for f in dataclasses.fields(s):
+        value, kind = getattr(s, f.name), type(f.default)
+        if f.name in ("lr_after", "neg_repr_margin"):  # optional numbers: None means off
+            kind = type(None) if value is None else float
+        if kind not in (int, float):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise TrainingError(f"{f.name} must be {'an integer' if kind is int else 'a number'}, not {value!r}")
+        if not math.isfinite(value):
+            raise TrainingError(f"{f.name} must be a finite number, not {value}")
+    if s.steps < 0:
+        raise TrainingError(f"steps must be >= 0 (0: train for --epochs), not {s.steps}")
+    for name in ("epochs", "lr", "crop_frames", "channels", "dim", "proj_hidden", "proj_dim", "log_every", "ckpt_every", "workers"):
+        if not getattr(s, name) > 0:
+            raise TrainingError(f"{name} must be > 0, not {getattr(s, name)}")
+    for name in ("weight_decay", "neg_lambda", "snapshot_every", "mixup_ratio"):
+        if getattr(s, name) < 0:
+            raise TrainingError(f"{name} must be >= 0, not {getattr(s, name)}")
+    if not 0.0 <= s.ema <= 1.0:
+        raise TrainingError(f"ema must be a decay in [0, 1], not {s.ema}")

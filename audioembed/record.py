@@ -86,7 +86,9 @@ def save(folder: str | Path, record: TrainingRecord) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(record.to_dict(), indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o644)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # what a plain open() would give, as the other files of the folder
         os.replace(tmp, folder / RECORD)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

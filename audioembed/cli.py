@@ -18,7 +18,8 @@ from .errors import printable
 MAX_PENDING_WRITES = 8
 MAX_LISTED = 10  # skipped files named in the summary
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.",
+                  cls=console.Group)
 
 ModelOpt = typer.Option(
     None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base from the hub, its cache, or the copy bundled with audioembed)."
@@ -28,6 +29,14 @@ BackendOpt, DeviceOpt, BatchSizeOpt = console.BackendOpt, console.DeviceOpt, con
 
 
 _err = console.err
+
+
+@app.callback()
+def _app(
+    version: bool = typer.Option(False, "--version", callback=console.version_option, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Audio embeddings from a self-supervised CNN."""
 
 
 def _exit_on_failures(failures: list, where: str = "") -> None:
@@ -51,7 +60,7 @@ def _load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(cls=console.Command)
 def embed(
     paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively by audio extension)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: mirrors the input tree with one .npy per file."),
@@ -148,7 +157,7 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
     return written[0], False
 
 
-@app.command("embed-cluster")
+@app.command("embed-cluster", cls=console.Command)
 def embed_cluster(
     sources: List[Path] = typer.Argument(..., help="Folders (searched recursively), audio files, or manifests (one path per line)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder of Parquet shards (e.g. vectors.parquet)."),
@@ -201,7 +210,7 @@ def embed_cluster(
     _exit_on_failures(failed, f" (bad files are rows with an error in {out})")
 
 
-@app.command()
+@app.command(cls=console.Command)
 def info(
     model: Optional[str] = ModelOpt,
     revision: Optional[str] = RevisionOpt,
@@ -242,7 +251,7 @@ def info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
-@app.command()
+@app.command(cls=console.Command)
 def search(
     queries: List[Path] = typer.Argument(..., help="Audio files (embedded with --model) or .npy vectors to search for."),
     index: Path = typer.Option(..., "--index", "-i", help="A folder written by `audioembed embed` (tree or --stack) or `embed-cluster` (Parquet)."),
@@ -328,9 +337,9 @@ def _register_subcommands() -> None:
     from .push import push
     from .train.command import pretrain
 
-    app.command("pretrain")(pretrain)
-    app.command("evaluate")(evaluate)
-    app.command("push")(push)
+    app.command("pretrain", cls=console.Command)(pretrain)
+    app.command("evaluate", cls=console.Command)(evaluate)
+    app.command("push", cls=console.Command)(push)
 
 
 _register_subcommands()

@@ -11,6 +11,35 @@ import warnings
 from typing import Iterator
 
 import typer
+import typer.core
+
+
+class _PlainFlags:
+    """Help whose flags read as flags: Typer 0.2x labels every option with its type, `--frames <bool>`, as if
+    a flag took a value. An empty metavar drops the label for flags only (--help included)."""
+
+    def format_help(self, ctx, formatter) -> None:
+        for param in self.get_params(ctx):
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        super().format_help(ctx, formatter)
+
+
+class Command(_PlainFlags, typer.core.TyperCommand):
+    """Every command: `@app.command(cls=console.Command)`."""
+
+
+class Group(_PlainFlags, typer.core.TyperGroup):
+    """The `audioembed` app: `typer.Typer(cls=console.Group)`."""
+
+
+def version_option(value: bool) -> None:
+    """`audioembed --version`."""
+    if value:
+        from . import __version__
+
+        typer.echo(f"audioembed {__version__}")
+        raise typer.Exit()
 
 
 BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")

@@ -60,3 +60,45 @@ def test_required_extras_turn_skips_into_failures(tmp_path):
     module = run_pytest(tmp_path, True, "test_module_skip.py")
     assert module.returncode != 0, module.stdout
     assert "could not import 'audioembed_no_such_module'" in module.stdout
+
+
+STUB_PYTHON = """#!/usr/bin/env bash
+# Stands in for .venv/bin/python: logs each call; the reachability probe (python - URL) answers $PROBE.
+echo "$*" >> "$CALLS"
+if [ "$1" = "-" ]; then cat > /dev/null; [ "$PROBE" = up ] && exit 0; [ "$PROBE" = hang ] && sleep 60; exit 1; fi
+exit 0
+"""
+
+
+def run_test_sh(tmp_path: Path, probe: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """scripts/test.sh in a copy of the repository's layout whose .venv/bin/python is a stub."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(TESTS.parent / "scripts" / "test.sh", tmp_path / "scripts" / "test.sh")
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(STUB_PYTHON)
+    python.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    env = {**os.environ, "CALLS": str(calls), "PROBE": probe}
+    result = subprocess.run(["bash", str(tmp_path / "scripts" / "test.sh"), "-x"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    return result, calls.read_text().splitlines()
+
+
+def test_test_sh_takes_the_cpu_torch_where_its_index_answers(tmp_path):
+    result, calls = run_test_sh(tmp_path, "up")
+    assert result.returncode == 0, result.stderr
+    torch = [c for c in calls if "torch==" in c]
+    assert torch == ["-m pip install -q --timeout 30 --retries 1 --index-url https://download.pytorch.org/whl/cpu torch==2.13.0"]
+    assert calls[-1] == "-m pytest -q -m not slow -x"  # the README's command leaves the slow checks to CI
+
+
+def test_test_sh_falls_back_to_the_pinned_torch_quickly_where_the_index_is_unreachable(tmp_path):
+    import time
+
+    start = time.monotonic()
+    result, calls = run_test_sh(tmp_path, "hang")  # an index that accepts and never answers
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 30
+    assert [c for c in calls if "torch==" in c] == ["-m pip install -q torch==2.13.0"]
+    assert "unreachable" in result.stderr and calls[-1] == "-m pytest -q -m not slow -x"

@@ -258,6 +258,7 @@ def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):
 # CLI --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_cli_table_and_json(dataset_dir, tiny_model_dir, tmp_path):
     fold_manifest = write_manifest(
         tmp_path / "folds.csv", [(dataset_dir / p, l, i % 3) for i, (p, l) in enumerate(clips_of(dataset_dir))], "path,label,fold"

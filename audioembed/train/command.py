@@ -24,7 +24,7 @@ def pretrain(
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides --epochs)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs; one epoch = one crop per cached clip."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process."),
-    lr: Optional[float] = typer.Option(None, "--lr", help=f"Learning rate (default: {TrainSettings.lr:g}, for --batch-size {TrainSettings.batch_size})."),
+    lr: Optional[float] = typer.Option(None, "--lr"),
     lr_decay_from: Optional[float] = typer.Option(
         None, "--lr-decay-from", help="Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant)."),
     lr_after: Optional[float] = typer.Option(
@@ -41,7 +41,7 @@ def pretrain(
     neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (default: bfloat16 where the device has it in hardware, else float32), bfloat16 (autocast; weights and statistics stay float32) or float32."),
     balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often."),
-    seed: Optional[int] = typer.Option(None, "--seed", help=f"Seed of the initial weights, crops and negatives (default: {TrainSettings.seed})."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
     snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets)."),
     device: str = DeviceOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),

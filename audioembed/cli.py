@@ -60,7 +60,7 @@ def _load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
         raise typer.Exit(2)
 
 
-@app.command(cls=console.Command)
+@app.command()
 def embed(
     paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively by audio extension)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: mirrors the input tree with one .npy per file."),
@@ -157,7 +157,7 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
     return written[0], False
 
 
-@app.command("embed-cluster", cls=console.Command)
+@app.command("embed-cluster")
 def embed_cluster(
     sources: List[Path] = typer.Argument(..., help="Folders (searched recursively), audio files, or manifests (one path per line)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder of Parquet shards (e.g. vectors.parquet)."),
@@ -210,7 +210,7 @@ def embed_cluster(
     _exit_on_failures(failed, f" (bad files are rows with an error in {out})")
 
 
-@app.command(cls=console.Command)
+@app.command()
 def info(
     model: Optional[str] = ModelOpt,
     revision: Optional[str] = RevisionOpt,
@@ -251,7 +251,7 @@ def info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
-@app.command(cls=console.Command)
+@app.command()
 def search(
     queries: List[Path] = typer.Argument(..., help="Audio files (embedded with --model) or .npy vectors to search for."),
     index: Path = typer.Option(..., "--index", "-i", help="A folder written by `audioembed embed` (tree or --stack) or `embed-cluster` (Parquet)."),
@@ -337,9 +337,9 @@ def _register_subcommands() -> None:
     from .push import push
     from .train.command import pretrain
 
-    app.command("pretrain", cls=console.Command)(pretrain)
-    app.command("evaluate", cls=console.Command)(evaluate)
-    app.command("push", cls=console.Command)(push)
+    app.command("pretrain")(pretrain)
+    app.command("evaluate")(evaluate)
+    app.command("push")(push)
 
 
 _register_subcommands()

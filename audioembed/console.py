@@ -14,23 +14,35 @@ import typer
 import typer.core
 
 
-class _PlainFlags:
-    """Help whose flags read as flags: Typer 0.2x labels every option with its type, `--frames <bool>`, as if
-    a flag took a value. An empty metavar drops the label for flags only (--help included)."""
+def _plain_flags(command, ctx) -> None:
+    """Typer 0.2x labels every option with its type in help, `--frames <bool>`, as if a flag took a value;
+    an empty metavar drops the label, for flags only (--help included)."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class Group(typer.core.TyperGroup):
+    """The `audioembed` app (`typer.Typer(cls=console.Group)`): its help and every command's show flags plainly."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            command.format_help = _plain_help(command)
 
     def format_help(self, ctx, formatter) -> None:
-        for param in self.get_params(ctx):
-            if getattr(param, "is_flag", False) and param.metavar is None:
-                param.metavar = ""
+        _plain_flags(self, ctx)
         super().format_help(ctx, formatter)
 
 
-class Command(_PlainFlags, typer.core.TyperCommand):
-    """Every command: `@app.command(cls=console.Command)`."""
+def _plain_help(command):
+    format_help = command.format_help
 
+    def plain(ctx, formatter) -> None:
+        _plain_flags(command, ctx)
+        format_help(ctx, formatter)
 
-class Group(_PlainFlags, typer.core.TyperGroup):
-    """The `audioembed` app: `typer.Typer(cls=console.Group)`."""
+    return plain
 
 
 def version_option(value: bool) -> None:

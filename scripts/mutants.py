@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +49,8 @@ MUTANTS = [
     # --- issue 42's nine survivors, and the top_k tie bug ---------------------------------------------------
     M("search: ties ordered highest row first", "audioembed/search.py",
       "np.lexsort((best_index, -best_scores), axis=1)", "np.lexsort((-best_index, -best_scores), axis=1)"),
-    M("search: top_k keeps the rightmost of tied rows (block-size dependent)", "audioembed/search.py",
-      "np.cumsum(tied, axis=1) <=", "np.cumsum(tied[:, ::-1], axis=1)[:, ::-1] <=", branch="h-search"),
+    M("search: top_k keeps whichever tied rows argpartition gives (block-size dependent)", "audioembed/search.py",
+      "for i in np.flatnonzero((scores >= kth).sum(axis=1) > k):", "for i in []:", branch="h-search"),
     M("outputs: Job.done() with any instead of all", "audioembed/outputs.py",
       "return all(os.path.isfile(p) for p in self.targets())", "return any(os.path.isfile(p) for p in self.targets())",
       tests=STACK_TESTS),
@@ -204,7 +205,8 @@ def module_name(rel: str) -> str:
     return name[: -len(".__init__")] if name.endswith(".__init__") else name
 
 
-def imported_modules(path: Path, package: str = "") -> set[str]:
+@lru_cache(maxsize=None)
+def imported_modules(path: Path, package: str = "") -> frozenset[str]:
     """The audioembed modules a file imports (absolute, or relative to package), plus `audioembed.x` in strings."""
     text = path.read_text()
     found = set(re.findall(r"\baudioembed(?:\.\w+)+", text))
@@ -218,7 +220,7 @@ def imported_modules(path: Path, package: str = "") -> set[str]:
                 base = ".".join(parts + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)
-    return {m for m in found if m == "audioembed" or m.startswith("audioembed.")}
+    return frozenset(m for m in found if m == "audioembed" or m.startswith("audioembed."))
 
 
 def test_files_for(rel: str, root: Path = ROOT) -> list[str]:
@@ -272,7 +274,7 @@ def run_tests(tree: Path, tests: list[str], slow: bool, show_failures: bool = Fa
     return proc.returncode, failed, time.monotonic() - start
 
 
-def check(mutants: list[Mutant]) -> int:
+def check(mutants: list[Mutant], strict: bool = False) -> int:
     """Every mutant applies exactly once (here, or on its branch until that is merged) and has tests to run."""
     bad = 0
     for m in mutants:
@@ -283,7 +285,10 @@ def check(mutants: list[Mutant]) -> int:
             status += f" (on {where}, not merged here)"
         if not tests:
             status = "no test file imports the module"
-        bad += not status.startswith("ok")
+        waiting = m.branch and not status.startswith("ok") and not strict  # that branch still moves
+        if waiting:
+            status = f"warning: {status} (nor on {m.branch}: it moved; check again once it is merged)"
+        bad += not status.startswith("ok") and not waiting
         print(f"{m.name} [{m.file}]: {status}; tests: {', '.join(Path(t).name for t in tests)}")
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "audioembed").rglob("*.py")}
     unplanted = sorted(modules - {m.file for m in MUTANTS} - {"audioembed/eval/__init__.py", "audioembed/nn/__init__.py",
@@ -301,10 +306,11 @@ def main() -> int:
     parser.add_argument("--slow", action="store_true", help="also run the tests marked slow")
     parser.add_argument("--check", action="store_true", help="only check that every mutant applies; run no test")
     parser.add_argument("--list", action="store_true", help="list the mutants and the tests each would run")
+    parser.add_argument("--strict", action="store_true", help="with --check: a branch's mutant must apply too (after merging)")
     args = parser.parse_args()
     mutants = [m for m in MUTANTS if any(k in m.name or k in m.file for k in args.k.split("|"))]
     if args.check or args.list:
-        return check(mutants)
+        return check(mutants, args.strict)
     runnable = [m for m in mutants if not text_of(m)[1]]  # a branch's mutants wait for its merge
     for m in mutants:
         if m not in runnable:

@@ -102,3 +102,29 @@ def test_test_sh_falls_back_to_the_pinned_torch_quickly_where_the_index_is_unrea
     assert time.monotonic() - start < 30
     assert [c for c in calls if "torch==" in c] == ["-m pip install -q torch==2.13.0"]
     assert "unreachable" in result.stderr and calls[-1] == "-m pytest -q -m not slow -x"
+
+
+def test_every_planted_bug_still_applies_and_every_module_has_one():
+    """scripts/mutants.py --check: a refactor that moved a mutant's text makes its bug unplantable, silently."""
+    import re
+
+    result = subprocess.run([sys.executable, "scripts/mutants.py", "--check"], cwd=TESTS.parent, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "modules without one: none" in result.stdout
+    assert int(re.search(r"(\d+) mutants over", result.stdout).group(1)) >= 40
+
+
+def test_mutants_run_the_tests_that_import_the_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutants", TESTS.parent / "scripts" / "mutants.py")
+    mutants = importlib.util.module_from_spec(spec)
+    sys.modules["mutants"] = mutants  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(mutants)
+    finally:
+        del sys.modules["mutants"]
+    assert "tests/test_search.py" in mutants.test_files_for("audioembed/search.py")
+    assert "tests/test_train.py" in mutants.test_files_for("audioembed/train/byol.py")
+    assert "tests/test_docs.py" not in mutants.test_files_for("audioembed/train/byol.py")

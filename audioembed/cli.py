@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 MAX_PENDING_WRITES = 8
 MAX_LISTED = 10  # skipped files named in the summary
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.",
+                  cls=console.Group)
 
 ModelOpt = typer.Option(
     None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base, the copy bundled with audioembed: no network; hf-hub:audioembed/audioembed-base asks the Hub)."
@@ -32,6 +33,14 @@ BackendOpt, DeviceOpt, BatchSizeOpt = console.BackendOpt, console.DeviceOpt, con
 
 
 _err = console.err
+
+
+@app.callback()
+def _app(
+    version: bool = typer.Option(False, "--version", callback=console.version_option, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Audio embeddings from a self-supervised CNN."""
 
 
 def _exit_on_failures(failures: list, where: str = "") -> None:

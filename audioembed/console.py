@@ -11,6 +11,47 @@ import warnings
 from typing import Iterator
 
 import typer
+import typer.core
+
+
+def _plain_flags(command, ctx) -> None:
+    """Typer 0.2x labels every option with its type in help, `--frames <bool>`, as if a flag took a value;
+    an empty metavar drops the label, for flags only (--help included)."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class Group(typer.core.TyperGroup):
+    """The `audioembed` app (`typer.Typer(cls=console.Group)`): its help and every command's show flags plainly."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            command.format_help = _plain_help(command)
+
+    def format_help(self, ctx, formatter) -> None:
+        _plain_flags(self, ctx)
+        super().format_help(ctx, formatter)
+
+
+def _plain_help(command):
+    format_help = command.format_help
+
+    def plain(ctx, formatter) -> None:
+        _plain_flags(command, ctx)
+        format_help(ctx, formatter)
+
+    return plain
+
+
+def version_option(value: bool) -> None:
+    """`audioembed --version`."""
+    if value:
+        from . import __version__
+
+        typer.echo(f"audioembed {__version__}")
+        raise typer.Exit()
 
 
 BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")

@@ -1,17 +1,22 @@
-"""Plant known bugs one at a time and check that the test suite catches each, every run.
+"""Plant one-line bugs one at a time and check that the tests of the module catch each, every run.
 
-Each mutant edits one line of a temp copy of the repository (never this checkout) and runs the test
-files that guard it there; "caught" means at least one test failed. A test earns its place by failing
-(docs/STYLE principle 9): a mutant that survives means a test asserts less than it claims.
+Each mutant edits one spot of a temp copy of the repository (never this checkout) and runs there the test files
+that import its module (found by reading their imports; a module no test imports directly is guarded by the tests
+of the modules that import it). "Caught" means at least one test failed. A test earns its place by failing
+(STYLE.md principle 9): a survivor means a test asserts less than it claims. Every bug fixed adds its mutant here.
 
-    python scripts/mutants.py                 # every mutant, 3 runs each, plus the unmutated baseline
-    python scripts/mutants.py --runs 1 -k pool
+    python scripts/mutants.py --check                  # every mutant applies exactly once (no tests run)
+    python scripts/mutants.py                          # all of them, 3 runs each: about an hour on 2 cores
+    python scripts/mutants.py --sample 3 --seed 20261206 --runs 1   # CI: a rotating sample
+    python scripts/mutants.py -k hub --runs 1          # those whose name or file contains "hub"
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import random
 import re
 import shutil
 import signal
@@ -19,31 +24,230 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (name, file, original text, planted text, test files that must catch it)
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # relative to the repository root
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...] = ()  # test files to run; empty: those that import the module
+    branch: str = ""  # the round-3 branch whose code it mutates, until that branch is merged
+    survives: str = ""  # a known survivor: why no test here can catch it
+
+
+M = Mutant
+# outputs.py is reached through the CLI, which many test files import: these are the ones that run embed's jobs
+STACK_TESTS = ("tests/test_cli.py", "tests/test_reliability_interrupted.py", "tests/test_security_paths.py")
 MUTANTS = [
-    ("norm_mean sign flipped", "audioembed/nn/encoder.py",
-     "(x - self.cfg.norm_mean)", "(x + self.cfg.norm_mean)", ["tests/test_embedder.py"]),
-    ("inference pooling mean-only", "audioembed/embedder.py",
-     "(a.max + a.sum / a.count)", "(a.sum / a.count)", ["tests/test_embedder.py"]),
-    ("training pooling mean-only (AudioEncoder.pool)", "audioembed/nn/encoder.py",
-     "return frames.max(dim=1).values + frames.mean(dim=1)", "return frames.mean(dim=1)", ["tests/test_train.py"]),
-    ("writes go straight to the final path (not atomic)", "audioembed/files.py",
-     "    tmp = temp_path(path)\n", "    tmp = path\n", ["tests/test_reliability_interrupted.py"]),
-    ("sha256 mismatch ignored", "audioembed/folder.py",
-     "if actual != expected:", "if False:", ["tests/test_reliability_hub.py"]),
-    ("resampler returns its input", "audioembed/audio.py",
-     "        if self.stream is None:\n            return block\n", "        return block\n", ["tests/test_audio.py"]),
-    ("negatives return the identity", "audioembed/train/negatives.py",
-     "    return perturb_with(x, [strategies[int(k)] for k in pick], segments, gen, shift)",
-     "    return x.clone()", ["tests/test_train.py"]),
-    ("torch weights from pytorch_model.bin via pickle", "audioembed/backends/torch.py",  # past the static check too
-     "state = load_file(str(path))", 'state = torch.load(str(path.with_name("pytorch_model.bin")), **{"weights_only": False})',
-     ["tests/test_security_weights.py"]),
+    # --- issue 42's nine survivors, and the top_k tie bug ---------------------------------------------------
+    M("search: ties ordered highest row first", "audioembed/search.py",
+      "np.lexsort((best_index, -best_scores), axis=1)", "np.lexsort((-best_index, -best_scores), axis=1)"),
+    M("search: top_k keeps whichever tied rows argpartition gives (block-size dependent)", "audioembed/search.py",
+      "for i in np.flatnonzero((scores >= kth).sum(axis=1) > k):", "for i in []:", branch="h-search"),
+    M("outputs: Job.done() with any instead of all", "audioembed/outputs.py",
+      "return all(os.path.isfile(p) for p in self.targets())", "return any(os.path.isfile(p) for p in self.targets())",
+      tests=STACK_TESTS),
+    M("hub: sha256 required only for hub downloads", "audioembed/hub.py",
+      'required=resolved.source != "local"', 'required=resolved.source == "hub"'),
+    M("hub: the default model loses its revision pin", "audioembed/hub.py",
+      "revision = revision or DEFAULT_REVISION", "revision = revision", branch="h-hub"),
+    M("hub: bundled weights for any repo at our pin", "audioembed/hub.py",
+      "if model_id != DEFAULT_MODEL or revision != DEFAULT_REVISION:", "if revision != DEFAULT_REVISION:", branch="h-hub"),
+    M("distributed: relative paths sent to the Ray workers", "audioembed/distributed.py",
+      "found.append(os.path.abspath(source))", "found.append(str(source))"),
+    M("parquet: timestamps stored as float32", "audioembed/parquet.py",
+      '("timestamps", pa.list_(pa.float64()))', '("timestamps", pa.list_(pa.float32()))'),
+    M("byol: EMA weight swapped (decay for 1 - decay)", "audioembed/train/byol.py",
+      "[o.detach() for o in theirs.parameters()], 1 - decay)", "[o.detach() for o in theirs.parameters()], decay)"),
+    M("eval harness: the dataset's fold column ignored (k-fold instead)", "audioembed/eval/harness.py",
+      "probe.plan(ds.labels, ds.split, ds.fold, folds=folds", "probe.plan(ds.labels, ds.split, None, folds=folds"),
+    # --- the bugs fixed in round 3 (issues 40, 41, 42): each fix keeps its mutant --------------------------
+    M("onnx: external data at */_ORT_MEM_ADDR_/* accepted", "audioembed/backends/onnx.py",
+      "if not _plain_relative(location):", "if False:", branch="h-hub"),
+    M("hub: a ./audioembed/audioembed-base folder replaces the default", "audioembed/hub.py",
+      "    if model == DEFAULT_MODEL:  # the default name", "    if model == DEFAULT_MODEL and not os.path.isdir(model):  # the default name",
+      branch="h-hub"),
+    M("stack: parts keyed by name only, not the input's identity", "audioembed/outputs.py",
+      'text = f"{os.path.abspath(source)}\\0{info.st_size}\\0{info.st_mtime_ns}"', 'text = f"{source.name}"', tests=STACK_TESTS, branch="h-stack"),
+    M("stack: no lock on OUT (two jobs lose rows)", "audioembed/outputs.py",
+      "fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass", tests=STACK_TESTS, branch="h-stack"),
+    M("embed --frames: a failed frames write crashes the job", "audioembed/embedder.py",
+      "if a.write_error is not None:  # one failed input", "if False:  # one failed input", branch="h-stack"),
+    M("embed-cluster: any .parquet in OUT taken for a shard of ours", "audioembed/parquet.py",
+      "if SHARD_NAME.fullmatch(p.name) and p.is_file()", "if p.suffix == '.parquet' and p.is_file()", branch="h-parquet"),
+    M("embed-cluster: a non-UTF-8 name reaches pa.array", "audioembed/parquet.py",
+      'return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")', "return value",
+      branch="h-parquet"),
+    M("embed-cluster: a worker with another model writes its rows", "audioembed/distributed.py",
+      "if record is not None and record != self.record:", "if False:", branch="h-parquet"),
+    M("push: a symlinked model file is followed", "audioembed/push.py",
+      "    for name in names:\n        _refuse_link(folder, name)\n", "", tests=("tests/test_card_push.py",), branch="h-push"),
+    M("hear: bool and complex tensors cast to float", "audioembed/hear.py",
+      "if audio.dtype == torch.bool or audio.is_complex():", "if False:", branch="h-push"),
+    M("audio: a None input reaches the decoder", "audioembed/audio.py",
+      "    if source is None:\n", "    if source is None and False:\n", branch="h-push"),
+    M("search: NaN query vectors searched silently", "audioembed/cli.py",
+      "elif not np.isfinite(v).all():", "elif False:", tests=("tests/test_search.py",), branch="h-search"),
+    M("search: escape sequences in names reach the terminal", "audioembed/cli.py",
+      'if c == "\\n" or c.isprintable():', "if True:", tests=("tests/test_search.py",), branch="h-search"),
+    M("search: a FIFO named x.npy is opened (hangs)", "audioembed/index.py",
+      "if not stat.S_ISREG(os.fstat(fd).st_mode):", "if False:", branch="h-search"),
+    M("pretrain: a silent corpus trains", "audioembed/train/loop.py",
+      "if not cache.std >= MIN_STD:  # also NaN", "if False:  # also NaN", branch="h-train"),
+    M("pretrain: a checkpoint missing keys is resumed", "audioembed/train/loop.py",
+      "        if missing:\n            raise TrainingError(f\"{path}: not a complete checkpoint",
+      "        if False:\n            raise TrainingError(f\"{path}: not a complete checkpoint", branch="h-train"),
+    M("pretrain: export's dependencies checked only at the end", "audioembed/train/command.py",
+      "if missing:  # before any step", "if False:  # before any step", tests=("tests/test_train.py",), branch="h-train"),
+    M("evaluate: rows that lost different clips exit 0", "audioembed/eval/command.py",
+      " or harness.uneven(cells):", ":", branch="h-train"),
+    M("cli help: flags labelled <bool>", "audioembed/console.py",
+      '            param.metavar = ""\n', "            pass\n", tests=("tests/test_cli_help.py",)),
+    M("cli: --version prints no version", "audioembed/console.py",
+      'typer.echo(f"audioembed {__version__}")', 'typer.echo("audioembed")', tests=("tests/test_cli_help.py",)),
+    # --- one or more per module ---------------------------------------------------------------------------
+    M("package: TrainingError left out of __all__", "audioembed/__init__.py",
+      '    "TrainingError",\n    "__version__",', '    "__version__",', tests=("tests/test_embedder.py",)),
+    M("audio: stereo mixed down to its first channel", "audioembed/audio.py",
+      "        a = a.mean(axis=channel_axis)", "        a = a.take(0, axis=channel_axis)"),
+    M("audio: signed integers scaled by 2**bits, not 2**(bits-1)", "audioembed/audio.py",
+      "            a = a.astype(np.float64) / 2 ** (8 * a.dtype.itemsize - 1)",
+      "            a = a.astype(np.float64) / 2 ** (8 * a.dtype.itemsize)"),
+    M("audio: the resampler returns its input", "audioembed/audio.py",
+      "        if self.stream is None:\n            return block\n", "        return block\n"),
+    M("card: list values show only their first item", "audioembed/card.py",
+      'return ", ".join(map(str, v)) or "none"', 'return ", ".join(map(str, v[:1])) or "none"'),
+    M("cli: failures listed but the exit status is 0", "audioembed/cli.py",
+      '        _err(f"{len(failures)} failed{where}:")\n        for message in failures:\n            _err(f"  {message}")\n        raise typer.Exit(1)',
+      '        _err(f"{len(failures)} failed{where}:")\n        for message in failures:\n            _err(f"  {message}")\n        raise typer.Exit(0)', tests=("tests/test_cli.py",)),
+    M("config: norm_std <= 0 accepted", "audioembed/config.py",
+      "if self.log_eps <= 0 or self.norm_std <= 0:", "if self.log_eps <= 0:"),
+    M("console: notes printed under -q", "audioembed/console.py",
+      "            if not quiet:\n                err(f\"note: {w.message}\")", "            if True:\n                err(f\"note: {w.message}\")",
+      tests=("tests/test_hub.py", "tests/test_default_model.py", "tests/test_cli.py")),
+    M("embedder: inference pooling mean-only", "audioembed/embedder.py",
+      "(a.max + a.sum / a.count)", "(a.sum / a.count)"),
+    M("embedder: results reported under the mirrored index", "audioembed/embedder.py",
+      "        return Result(index, name, embedding, frames)", "        return Result(len(self.items) - 1 - index, name, embedding, frames)"),
+    M("errors: printable() lets control characters through", "audioembed/errors.py",
+      'c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text', "c for c in text"),
+    M("files: writes go straight to the final path (not atomic)", "audioembed/files.py",
+      "    tmp = temp_path(path)\n", "    tmp = path\n"),
+    M("folder: sha256 mismatch ignored", "audioembed/folder.py", "if actual != expected:", "if False:"),
+    M("hf: datasets' stereo arrays mixed down to the first channel", "audioembed/hf.py",
+      "mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]", "mono = samples[:, 0]"),
+    M("index: vectors of different sizes accepted in a tree", "audioembed/index.py",
+      "if len({v.shape for v in vectors}) > 1:", "if False:"),
+    M("mel: symmetric Hann window instead of periodic", "audioembed/mel.py",
+      "win = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / cfg.win_length)", "win = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (cfg.win_length - 1))"),
+    M("mel: filters not clipped at zero", "audioembed/mel.py",
+      "return np.maximum(0.0, np.minimum(down, up))", "return np.minimum(down, up)"),
+    M("outputs: --stack rows all hold the first file's vector", "audioembed/outputs.py",
+      "        for job, where in stacked:", "        for job, where in [stacked[0]] * len(stacked):", tests=STACK_TESTS),
+    M("windows: no left context", "audioembed/windows.py",
+      "m0 = max(0, r * j0 - context)", "m0 = max(0, r * j0)"),
+    M("backends: an unknown backend name accepted", "audioembed/backends/__init__.py",
+      "if backend not in BACKEND_FILES:", "if False:"),
+    M("onnx backend: the graph's output dimension unchecked", "audioembed/backends/onnx.py",
+      "if shape != (1, 8, cfg.dim):", "if False:"),
+    M("torch backend: weights from pytorch_model.bin via pickle", "audioembed/backends/torch.py",  # past the static check too
+      "state = load_file(str(path))", 'state = torch.load(str(path.with_name("pytorch_model.bin")), **{"weights_only": False})',
+      tests=("tests/test_security_weights.py",)),
+    M("eval baselines: log-mel stats give the mean twice", "audioembed/eval/baselines.py",
+      "return np.concatenate([mean, std]).astype(np.float32)", "return np.concatenate([mean, mean]).astype(np.float32)"),
+    M("eval dataset: a fold column reported as k-fold", "audioembed/eval/dataset.py",
+      'return "split" if self.split is not None else "fold" if self.fold is not None else "kfold"',
+      'return "split" if self.split is not None else "kfold"'),
+    M("eval features: the cache ignores a file's modification time", "audioembed/eval/features.py",
+      "digest(resolved, stat.st_size, stat.st_mtime_ns)", "digest(resolved, stat.st_size)"),
+    M("eval peers: a missing peer reported as installed", "audioembed/eval/peers.py",
+      "if absent else None", "if not absent else None",
+      survives="the peers are not installed here: their tests skip (scripts/check_peers.sh runs them in CI)"),
+    M("eval probe: the test split is the training split", "audioembed/eval/probe.py",
+      "keep(self.train), keep(self.valid), keep(self.test)", "keep(self.train), keep(self.valid), keep(self.train)"),
+    M("eval report: the * for rows that lost clips dropped", "audioembed/eval/report.py",
+      'return text + "*" if cell.marked else text', "return text", branch="h-train"),
+    M("nn encoder: norm_mean sign flipped", "audioembed/nn/encoder.py",
+      "(x - self.cfg.norm_mean)", "(x + self.cfg.norm_mean)"),
+    M("nn encoder: training pooling mean-only (AudioEncoder.pool)", "audioembed/nn/encoder.py",
+      "return frames.max(dim=1).values + frames.mean(dim=1)", "return frames.mean(dim=1)"),
+    M("nn frontend: log offset fixed at 1e-3 instead of the config's", "audioembed/nn/frontend.py",
+      "torch.matmul(self.fb, power) + self.log_eps)", "torch.matmul(self.fb, power) + 1e-3)"),
+    M("nn export: no model.onnx written", "audioembed/nn/export.py",
+      "    if onnx:\n", "    if False:\n"),
+    M("train augment: mixup weights swapped", "audioembed/train/augment.py",
+      "torch.log((1 - r) * x.exp() + r * z.exp()", "torch.log(r * x.exp() + (1 - r) * z.exp()"),
+    M("train byol: the loss's sign flipped", "audioembed/train/byol.py",
+      "return 2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)", "return 2 + 2 * F.cosine_similarity(p, z.detach(), dim=-1)"),
+    M("train data: --balance-folders ignored", "audioembed/train/data.py",
+      "if not balanced or len(self.group_clips) < 2:", "if True:"),
+    M("train negatives: the identity returned", "audioembed/train/negatives.py",
+      "    return perturb_with(x, [strategies[int(k)] for k in pick], segments, gen, shift, semitones)",
+      "    return x.clone()"),
+    M("train negatives: freq_roll rolls nothing", "audioembed/train/negatives.py",
+      "return ((torch.arange(length) + shift) % length).float()", "return torch.arange(length).float()"),
+    M("train settings: batch size 1 accepted", "audioembed/train/settings.py",
+      "if self.batch_size < 2:", "if False:"),
+    M("train transfer: pinned memory asked for off CUDA", "audioembed/train/transfer.py",
+      'if torch.device(device).type != "cuda" or', 'if torch.device(device).type == "cuda" or'),
 ]
+
+
+def module_name(rel: str) -> str:
+    name = rel[:-3].replace("/", ".")
+    return name[: -len(".__init__")] if name.endswith(".__init__") else name
+
+
+@lru_cache(maxsize=None)
+def imported_modules(path: Path, package: str = "") -> frozenset[str]:
+    """The audioembed modules a file imports (absolute, or relative to package), plus `audioembed.x` in strings."""
+    text = path.read_text()
+    found = set(re.findall(r"\baudioembed(?:\.\w+)+", text))
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
+    return frozenset(m for m in found if m == "audioembed" or m.startswith("audioembed."))
+
+
+def test_files_for(rel: str, root: Path = ROOT) -> list[str]:
+    """The test files that import the module; if none does, those that import a module importing it."""
+    target = module_name(rel)
+    tests = {p: imported_modules(p) for p in sorted((root / "tests").glob("test_*.py"))}
+    direct = [str(p.relative_to(root)) for p, mods in tests.items() if target in mods]
+    if direct or target == "audioembed":
+        return direct
+    importers = set()
+    for src in (root / "audioembed").rglob("*.py"):
+        src_rel = str(src.relative_to(root))
+        package = module_name(src_rel) if src.name == "__init__.py" else module_name(src_rel).rpartition(".")[0]
+        if src_rel != rel and target in imported_modules(src, package):
+            importers.add(module_name(src_rel))
+    importers.discard("audioembed")  # everything imports the package
+    return [str(p.relative_to(root)) for p, mods in tests.items() if mods & importers]
+
+
+def text_of(m: Mutant, root: Path = ROOT) -> tuple[str, str]:
+    """The file the mutant applies to: this tree's, or its branch's while that branch is not merged."""
+    text = (root / m.file).read_text() if (root / m.file).is_file() else ""
+    if text.count(m.old) != 1 and m.branch:
+        shown = subprocess.run(["git", "show", f"{m.branch}:{m.file}"], cwd=root, capture_output=True, text=True)
+        if shown.returncode == 0 and shown.stdout.count(m.old) == 1:
+            return shown.stdout, m.branch
+    return text, ""
 
 
 def copy_tree(dest: Path) -> None:
@@ -57,55 +261,97 @@ def copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
 
 
-def run_tests(tree: Path, tests: list[str], show_failures: bool = False) -> tuple[int, list[str], float]:
+def run_tests(tree: Path, tests: list[str], slow: bool, show_failures: bool = False) -> tuple[int, list[str], float]:
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("AUDIOEMBED_REQUIRE_EXTRAS", None)  # a skip here is no catch, and no failure either
+    marks = [] if slow else ["-m", "not slow"]
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", *tests],
-                          cwd=tree, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-W", "ignore", *marks,
+                           *tests], cwd=tree, env=env, capture_output=True, text=True)
     failed = sorted(set(re.findall(r"^FAILED (\S+)", proc.stdout, re.M)))
     if show_failures and proc.returncode:
         print(proc.stdout[-6000:])
     return proc.returncode, failed, time.monotonic() - start
 
 
+def check(mutants: list[Mutant], strict: bool = False) -> int:
+    """Every mutant applies exactly once (here, or on its branch until that is merged) and has tests to run."""
+    bad = 0
+    for m in mutants:
+        text, where = text_of(m)
+        tests = list(m.tests) or test_files_for(m.file)
+        status = "ok" if text.count(m.old) == 1 else f"its text occurs {text.count(m.old)} times: update MUTANTS"
+        if where:
+            status += f" (on {where}, not merged here)"
+        if not tests:
+            status = "no test file imports the module"
+        waiting = m.branch and not status.startswith("ok") and not strict  # that branch still moves
+        if waiting:
+            status = f"warning: {status} (nor on {m.branch}: it moved; check again once it is merged)"
+        bad += not status.startswith("ok") and not waiting
+        print(f"{m.name} [{m.file}]: {status}; tests: {', '.join(Path(t).name for t in tests)}")
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "audioembed").rglob("*.py")}
+    unplanted = sorted(modules - {m.file for m in MUTANTS} - {"audioembed/eval/__init__.py", "audioembed/nn/__init__.py",
+                                                             "audioembed/train/__init__.py"})
+    print(f"\n{len(mutants)} mutants over {len({m.file for m in mutants})} files; modules without one: {unplanted or 'none'}")
+    return 1 if bad else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per mutant (a flaky catch is no catch)")
-    parser.add_argument("-k", default="", help="only mutants whose name contains this")
+    parser.add_argument("-k", default="", help="only mutants whose name or file contains this (a|b: either)")
+    parser.add_argument("--sample", type=int, default=0, help="run only N mutants, drawn with --seed")
+    parser.add_argument("--seed", default="0", help="the draw of --sample (CI: the date, so each day runs others)")
+    parser.add_argument("--slow", action="store_true", help="also run the tests marked slow")
+    parser.add_argument("--check", action="store_true", help="only check that every mutant applies; run no test")
+    parser.add_argument("--list", action="store_true", help="list the mutants and the tests each would run")
+    parser.add_argument("--strict", action="store_true", help="with --check: a branch's mutant must apply too (after merging)")
     args = parser.parse_args()
+    mutants = [m for m in MUTANTS if any(k in m.name or k in m.file for k in args.k.split("|"))]
+    if args.check or args.list:
+        return check(mutants, args.strict)
+    runnable = [m for m in mutants if not text_of(m)[1]]  # a branch's mutants wait for its merge
+    for m in mutants:
+        if m not in runnable:
+            print(f"{m.name}: waits for {m.branch} to be merged (its code is not in this tree)")
+    if args.sample:
+        runnable = random.Random(args.seed).sample(runnable, min(args.sample, len(runnable)))
     # A shell's background job starts with SIGINT ignored, and children inherit that, which would break the
     # Ctrl-C tests; a Python handler here is reset to the default in every child the tests start.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    mutants = [m for m in MUTANTS if args.k in m[0]]
     rows, survived = [], 0
     with tempfile.TemporaryDirectory(prefix="audioembed-mutants-") as tmp:
         tree = Path(tmp) / "repo"
         copy_tree(tree)
-        files = sorted({t for m in mutants for t in m[4]})
-        code, failed, seconds = run_tests(tree, files, show_failures=True)
+        plan = [(m, list(m.tests) or test_files_for(m.file, tree)) for m in runnable]
+        files = sorted({t for _, tests in plan for t in tests})
+        code, failed, seconds = run_tests(tree, files, args.slow, show_failures=True)
         print(f"baseline ({', '.join(files)}): exit {code}, {len(failed)} failed, {seconds:.0f} s", flush=True)
         if code != 0:
             print("the unmutated tests fail; fix them first:", *failed, sep="\n  ")
             return 2
-        for name, rel, old, new, tests in mutants:
-            path = tree / rel
+        for m, tests in plan:
+            path = tree / m.file
             original = path.read_text()
-            if original.count(old) != 1:
-                print(f"{name}: the text to mutate occurs {original.count(old)} times in {rel}; update MUTANTS")
+            if original.count(m.old) != 1:
+                print(f"{m.name}: the text to mutate occurs {original.count(m.old)} times in {m.file}; update MUTANTS")
                 return 2
-            path.write_text(original.replace(old, new))
+            path.write_text(original.replace(m.old, m.new))
             try:
-                runs = [run_tests(tree, tests) for _ in range(args.runs)]
+                runs = [run_tests(tree, tests, args.slow) for _ in range(args.runs)]
             finally:
                 path.write_text(original)
             caught = sum(code == 1 and bool(f) for code, f, _ in runs)
-            survived += caught < args.runs
+            survived += caught < args.runs and not m.survives
             catchers = sorted({t.split("::", 1)[1] for _, f, _ in runs for t in f})
-            rows.append((name, f"{caught}/{args.runs}", len(catchers), ", ".join(catchers[:3]) + (" ..." if len(catchers) > 3 else "")))
-            print(f"{name}: caught {caught}/{args.runs} ({len(catchers)} tests)", flush=True)
-    print("\n| planted bug | caught (runs) | failing tests | e.g. |\n|---|---|---|---|")
+            note = f" (known: {m.survives})" if m.survives and caught < args.runs else ""
+            rows.append((m.name, f"{caught}/{args.runs}", ", ".join(catchers[:2]) + (" ..." if len(catchers) > 2 else "") + note))
+            print(f"{m.name}: caught {caught}/{args.runs} in {sum(s for *_, s in runs):.0f} s{note}", flush=True)
+    print("\n| planted bug | caught (runs) | first failing tests |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(map(str, row)) + " |")
+    print(f"\n{len(rows) - survived} of {len(rows)} caught every run")
     return 1 if survived else 0
 
 

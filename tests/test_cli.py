@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,8 +82,13 @@ def test_stacked_output(audio_tree, tiny_model_dir, tmp_path):
     matrix = np.load(out / "embeddings.npy")
     index = (out / "index.csv").read_text().splitlines()
     assert matrix.shape == (4, 32) and index[0] == "row,path" and len(index) == 5
-    row = next(i for i, line in enumerate(index[1:]) if line.endswith("a.wav"))
-    np.testing.assert_allclose(matrix[row], Embedder(tiny_model_dir).embed(audio_tree / "a.wav"), atol=1e-5)
+    single = Embedder(tiny_model_dir)
+    paths = [line.split(",", 1)[1] for line in index[1:]]
+    assert [row.split(",", 1)[0] for row in index[1:]] == ["0", "1", "2", "3"]
+    assert sorted(Path(p).name for p in paths) == ["a.wav", "b.flac", "c d é.ogg", "int16.wav"]
+    for row, path in enumerate(paths):  # every row, each against its own file embedded alone
+        source = Path(path) if Path(path).is_absolute() else audio_tree / path
+        np.testing.assert_allclose(matrix[row], single.embed(source), rtol=0, atol=1e-5, err_msg=path)
 
 
 def test_colliding_output_names_keep_their_extension_and_a_note_says_so(tmp_path, tiny_model_dir):

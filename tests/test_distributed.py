@@ -321,6 +321,7 @@ def cluster(*args, threads=1):
     return runner.invoke(app, ["embed-cluster", *map(str, args), *options])
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_cluster_equals_embed_bit_for_bit(ray_address, folder, tiny_model_dir, tmp_path):
     out, npy = tmp_path / "out.parquet", tmp_path / "npy"
     result = cluster(folder, "-o", out, "-m", tiny_model_dir, "--frames", threads=THREADS)
@@ -353,6 +354,7 @@ def test_cluster_equals_embed_bit_for_bit(ray_address, folder, tiny_model_dir, t
     assert sorted(rows_by_path(out)[0]) == sorted([*rows, str(folder / "new.wav")])
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_killed_run_resumes_without_duplicates(ray_address, tmp_path, tiny_model_dir):
     root = tmp_path / "many"
     root.mkdir()

@@ -115,8 +115,19 @@ def test_frames_have_hear_style_timestamps(onnx_embedder):
 
 
 def test_different_sounds_give_different_vectors(onnx_embedder):
-    a, b = onnx_embedder.embed([tone(300), tone(3000)], sr=16000)
-    assert np.abs(a - b).max() > 1e-3
+    """Two sounds lie much further apart than one sound and its slight variations (gain, shift, other noise)."""
+
+    def sound(freq: float, seed: int) -> np.ndarray:
+        return tone(freq, seconds=2.0) + 0.05 * np.random.default_rng(seed).standard_normal(32000).astype(np.float32)
+
+    def distance(u: np.ndarray, v: np.ndarray) -> float:
+        return 1.0 - float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+
+    x = sound(300, 0)
+    a, other, *variants = onnx_embedder.embed([x, sound(3000, 1), 0.8 * x, np.roll(x, 37), sound(300, 2)], sr=16000)
+    closest_other = distance(a, other)
+    farthest_variant = max(distance(a, v) for v in variants)
+    assert closest_other > 5 * farthest_variant, (closest_other, farthest_variant)
 
 
 def test_bad_input_in_a_list_raises_naming_it(onnx_embedder, tmp_path):
@@ -131,9 +142,14 @@ def test_bad_input_in_a_list_raises_naming_it(onnx_embedder, tmp_path):
 def test_iter_results_reports_errors_and_keeps_going(onnx_embedder, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"xx")
-    results = {r.index: r for r in onnx_embedder.iter_results([tone(440), bad, tone(880)], sr=16000)}
-    assert results[0].embedding is not None and results[2].embedding is not None
-    assert results[1].error is not None and "bad.wav" in str(results[1].error)
+    inputs = [tone(440), bad, noisy(seed=5), tone(880)]
+    results = {r.index: r for r in onnx_embedder.iter_results(inputs, sr=16000)}
+    assert sorted(results) == [0, 1, 2, 3]
+    assert results[1].embedding is None and "bad.wav" in str(results[1].error) and str(bad) in results[1].source
+    for i in (0, 2, 3):  # each result is its own input's vector, not a neighbour's
+        assert results[i].error is None
+        np.testing.assert_allclose(results[i].embedding, onnx_embedder.embed(inputs[i], sr=16000), rtol=0, atol=1e-6)
+    assert min(np.abs(results[i].embedding - results[j].embedding).max() for i, j in [(0, 2), (0, 3), (2, 3)]) > 1e-3
 
 
 def test_the_package_exports_the_types_users_meet(onnx_embedder):

@@ -311,6 +311,7 @@ def test_harness_uses_the_datasets_fold_column(tmp_path):
 # CLI --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_cli_table_and_json(dataset_dir, tiny_model_dir, tmp_path):
     fold_manifest = write_manifest(
         tmp_path / "folds.csv", [(dataset_dir / p, l, i % 3) for i, (p, l) in enumerate(clips_of(dataset_dir))], "path,label,fold"

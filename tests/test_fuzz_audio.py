@@ -122,6 +122,27 @@ def test_plausible_arrays(embedder, x, dtype, sr, spoil):
         spoil = None
     vector = outcome(embedder, x, sr=sr)
     assert (vector is None) == (spoil is not None)
+    if vector is not None:  # the values, not only the shape: mixdown, integer scale and rate as documented
+        expected = reference_samples(x, sr)
+        np.testing.assert_allclose(audio.load(x, sr=sr), expected, rtol=0, atol=1e-5)
+        if len(expected):  # a sample or two at a high rate resample to nothing: embed pads that, as it pads silence
+            np.testing.assert_allclose(vector, embedder.embed(expected, sr=16000), rtol=0, atol=1e-4)
+
+
+def reference_samples(x: np.ndarray, sr: int) -> np.ndarray:
+    """What the docs promise, computed here on its own: integers scaled to [-1, 1) (unsigned centred first), 2-D
+    mixed down as the mean over the shorter axis (the channels), then one-shot soxr to 16 kHz."""
+    import soxr
+
+    a = np.asarray(x)
+    if a.dtype.kind in "iu":
+        bits = 8 * a.dtype.itemsize
+        a = (a.astype(np.float64) - (2 ** (bits - 1) if a.dtype.kind == "u" else 0)) / 2 ** (bits - 1)
+    a = a.astype(np.float64)
+    if a.ndim == 2:
+        a = a.mean(axis=0 if a.shape[0] <= a.shape[1] else 1)
+    a = a.astype(np.float32)
+    return a if sr == 16000 else soxr.resample(a, sr, 16000, quality="HQ").astype(np.float32)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +163,41 @@ def test_plausible_arrays(embedder, x, dtype, sr, spoil):
 )
 def test_edge_signals_embed_to_finite_vectors(embedder, name, x, sr):
     assert outcome(embedder, x, sr=sr) is not None, name
+
+
+def test_stereo_is_mixed_down_to_the_mean_of_its_channels(embedder):
+    left, right = noisy(16000, 1.0, seed=1), np.roll(noisy(16000, 1.0, seed=2), 3000) * 0.5
+    mean = embedder.embed((left + right) / 2, sr=16000)
+    for stereo in (np.stack([left, right]), np.stack([left, right], axis=1)):  # (channels, samples) and transposed
+        vector = embedder.embed(stereo, sr=16000)
+        np.testing.assert_allclose(vector, mean, rtol=0, atol=1e-5)
+        for channel in (left, right):  # the check can tell: one channel alone gives another vector
+            assert np.abs(embedder.embed(channel, sr=16000) - vector).max() > 100 * 1e-5
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_a_rate_gives_the_vector_of_the_audio_resampled_to_16k(embedder, sr):
+    import soxr
+
+    x = noisy(sr, 1.5, seed=3)
+    vector = embedder.embed(x, sr=sr)
+    np.testing.assert_allclose(vector, embedder.embed(soxr.resample(x, sr, 16000, quality="HQ"), sr=16000),
+                               rtol=0, atol=1e-4)
+    assert np.abs(embedder.embed(x, sr=16000) - vector).max() > 1e-2  # read at the wrong rate: another vector
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint8])
+def test_integer_pcm_gives_the_vector_of_the_same_audio_as_float(embedder, dtype):
+    x = noisy(16000, 1.0, seed=4)
+    info = np.iinfo(dtype)
+    scale, offset = 2.0 ** (8 * np.dtype(dtype).itemsize - 1), (info.max + 1) // 2 if info.min == 0 else 0
+    pcm = np.clip(np.round(x * scale) + offset, info.min, info.max).astype(dtype)
+    as_float = (pcm.astype(np.float64) - offset) / scale
+    vector = embedder.embed(pcm, sr=16000)
+    np.testing.assert_allclose(vector, embedder.embed(as_float.astype(np.float32), sr=16000), rtol=0, atol=1e-5)
+    tolerance = 2e-2 if dtype == np.uint8 else 1e-4  # 8 bits quantise audibly
+    np.testing.assert_allclose(vector, embedder.embed(x, sr=16000), rtol=0, atol=tolerance)
+    assert np.abs(embedder.embed(as_float.astype(np.float32) / 2, sr=16000) - vector).max() > 1e-3  # a scale off by 2 shows
 
 
 def test_torch_tensors_of_odd_dtypes(embedder):

@@ -55,3 +55,38 @@ def test_quick_start_output_is_ignored_by_git():
     out = re.search(r"audioembed embed examples/ -o (\S+)", (REPO / "README.md").read_text()).group(1)
     probe = f"{out.rstrip('/')}/ambi_choir.npy"
     assert subprocess.run(["git", "check-ignore", "-q", probe], cwd=REPO).returncode == 0, probe
+
+
+def imported_distributions() -> dict[str, set[str]]:
+    """Every third-party distribution audioembed/ imports (lazily or not), with the files that import it."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    dists = packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in (REPO / "audioembed").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            for top in {m.split(".")[0] for m in modules} - set(sys.stdlib_module_names) - {"audioembed"}:
+                for dist in dists.get(top, [top]):
+                    found.setdefault(re.sub(r"[-_.]+", "-", dist).lower(), set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_every_imported_package_is_declared():
+    """A package imported but undeclared arrives only through another's dependencies (rich came with typer)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for rs in project["optional-dependencies"].values() for r in rs]
+    declared = {re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[ ;]", r)[0]).lower() for r in requirements}
+    peers = {"resemblyzer", "torchcrepe"}  # the evaluation's peers: scripts/check_peers.sh installs them (docs/evaluate.md)
+    undeclared = {d: sorted(f) for d, f in imported_distributions().items() if d not in declared | peers}
+    assert undeclared == {}, f"declare these in pyproject.toml: {undeclared}"
+    core = [re.split(r"[<>=!~\[ ;]", r)[0] for r in project["dependencies"]]
+    assert "rich" in core  # the embed command's progress bar (outputs.py): a plain install needs it

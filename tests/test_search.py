@@ -144,6 +144,15 @@ def test_search_cli_npy_query_text_output_and_errors(collection, tiny_model_dir,
         load_index(tmp_path / "empty")
 
 
+def test_a_tree_of_vectors_from_two_models_is_an_index_error(tmp_path):
+    """128-d and 512-d files in one tree: named as such, not numpy's stack error."""
+    np.save(tmp_path / "a.npy", np.ones(128, np.float32))
+    (tmp_path / "sub").mkdir()
+    np.save(tmp_path / "sub" / "b.npy", np.ones(512, np.float32))
+    with pytest.raises(IndexFormatError, match=r"different dimensions \[128, 512\]"):
+        load_index(tmp_path)
+
+
 def _chance_free_ranks(vectors):
     """For each half, the rank (1 = nearest) of the other half of its recording among all other halves."""
     rows, _ = top_k(vectors, vectors, k=len(vectors))

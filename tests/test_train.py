@@ -565,6 +565,7 @@ def _torchrun_pretrain(audio_dir, tmp_path, *flags) -> list[str]:
             "-o", str(tmp_path / "ddp"), "--threads", "1", "--cache-dir", str(tmp_path / "cache"), *flags]
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
     """DDP over gloo: two ranks draw different crops, rank 0 alone writes checkpoint and model."""
     import subprocess
@@ -581,6 +582,7 @@ def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
     assert record.load(out).to_dict()["training"]["samples"] == 2 * 4 * 2
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_torchrun_ranks_stop_together_on_sigterm_and_on_their_clocks(audio_dir, tmp_path):
     """torchrun passes a SIGTERM to every rank at slightly different moments, and each rank's clock runs
     out at a different step: both stops must be agreed, so no rank waits in a collective the other left."""
@@ -700,6 +702,7 @@ def test_cli_pretrain_trains_on_a_cache_folder_as_its_data_dir(audio_dir, tmp_pa
     assert data["clips"] == MelCache(moved).meta["clips"] and data["data_dir"] == audio_dir.name
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_train_gpu_script_trains_an_arm_for_its_minutes_and_tars_its_last_step(cache, tmp_path):
     """scripts/train_gpu.sh on the CPU (DEVICE=cpu): stop after the budget, export the step reached, tar it."""
     import os
@@ -956,6 +959,7 @@ def test_start_from_refuses_other_architectures_frontends_and_a_step_past_the_en
         _trainer(cache, steps=4).start_from(tmp_path / "snap", snap_cfg, step=4, name="snap")
 
 
+@pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_cli_init_from_records_the_folder_by_name_and_checks_its_flags(audio_dir, tmp_path):
     from typer.testing import CliRunner
 

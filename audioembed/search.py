@@ -3,6 +3,10 @@
 The collection is read in blocks and the queries taken in groups, so a memory-mapped (N, D) matrix
 of any size is searched in bounded memory: one block of `chunk_rows` rows and one
 QUERY_ROWS × chunk_rows score matrix at a time (64 MB with the defaults).
+
+One order everywhere: higher score first, then the lower row number. With more than k tied rows (silent
+clips all embed to the same vector) the k lowest rows are returned, whatever the block size or path.
+Rows holding NaN or inf are never returned.
 """
 
 from __future__ import annotations
@@ -13,11 +17,23 @@ CHUNK_ROWS = 16384  # collection rows scored per block
 QUERY_ROWS = 1024  # queries scored together
 
 
-def normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """L2-normalised copy in float32 (zero vectors stay zero), so that dot products are cosines."""
-    x = np.asarray(x, dtype=np.float32)
-    norm = np.linalg.norm(x, axis=axis, keepdims=True)
-    return x / np.maximum(norm, np.finfo(np.float32).tiny)
+def normalize(x: np.ndarray, axis: int = -1, dtype: type = np.float32) -> np.ndarray:
+    """L2-normalised copy in float32 (zero vectors stay zero), so that dot products are cosines.
+
+    Scaled by the largest magnitude first and summed in float64, so 3e19 or 1e-30 components neither
+    overflow nor underflow; a vector holding NaN or inf comes out as NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = np.max(np.abs(x), axis=axis, keepdims=True) if x.size else np.ones(x.shape[:-1] + (1,))
+        x = x / np.where(peak > 0, peak, 1.0)
+        norm = np.linalg.norm(x, axis=axis, keepdims=True)
+        return (x / np.where(norm > 0, norm, 1.0)).astype(dtype)
+
+
+def finite_rows(x: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """A boolean per row of an (N, D) matrix: True where every value is finite; read in blocks."""
+    return np.concatenate([np.isfinite(np.asarray(x[i : i + chunk_rows])).all(axis=1) for i in range(0, len(x), chunk_rows)]
+                          or [np.zeros(0, bool)])
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
@@ -27,8 +43,8 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
         raise ValueError(f"cosine_similarity takes vectors (D,) or sets of vectors (N, D); got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-1]:
         raise ValueError(f"cosine_similarity: dimensions differ ({a.shape[-1]} and {b.shape[-1]})")
-    sims = normalize(a) @ normalize(b).T
-    return float(sims) if sims.ndim == 0 else sims
+    sims = np.clip(normalize(a, dtype=np.float64) @ normalize(b, dtype=np.float64).T, -1.0, 1.0)
+    return float(sims) if sims.ndim == 0 else sims.astype(np.float32)
 
 
 def top_k(
@@ -37,41 +53,62 @@ def top_k(
     """The k most cosine-similar collection rows for each query: (indices, scores), each (Q, k), best first.
 
     queries: (D,) or (Q, D); collection: (N, D), e.g. `np.load(..., mmap_mode="r")`.
+    Ties go to the lower row number. Collection rows holding NaN or inf are left out (so fewer than k
+    columns come back when fewer finite rows exist); a query holding them is a ValueError.
     use_faiss: search with faiss's exact inner-product index instead (same neighbours; it holds the whole
     collection in memory, and building it each call made it slower than numpy here: benchmarks/search.py).
     """
-    q = normalize(np.atleast_2d(queries))
-    if collection.ndim != 2 or q.shape[1] != collection.shape[1]:
-        raise ValueError(f"top_k: queries of dimension {q.shape[1]} against a collection of shape {collection.shape}")
+    raw = np.atleast_2d(np.asarray(queries))
+    if collection.ndim != 2 or raw.ndim != 2 or raw.shape[1] != collection.shape[1]:
+        raise ValueError(f"top_k: queries of shape {raw.shape} against a collection of shape {collection.shape}")
     if k < 1:
         raise ValueError("top_k: k must be >= 1")
     if chunk_rows < 1:
         raise ValueError("top_k: chunk_rows must be >= 1")
-    k = min(k, len(collection))
+    bad = np.flatnonzero(~np.isfinite(raw).all(axis=1))
+    if len(bad):
+        raise ValueError(f"top_k: query {bad[0]} holds NaN or inf values; it has no cosine similarity")
+    q = normalize(raw)
     if use_faiss:
         return _faiss_top_k(q, collection, k, chunk_rows)
     parts = [_numpy_top_k(q[i : i + QUERY_ROWS], collection, k, chunk_rows) for i in range(0, len(q), QUERY_ROWS)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _first_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column positions of the k best scores per row, ties to the leftmost, in column order (no full sort)."""
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    above = scores > kth
+    tied = scores == kth
+    keep = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+    return np.nonzero(keep)[1].reshape(len(scores), k)
+
+
 def _numpy_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     best_scores = np.full((len(q), 0), -np.inf, np.float32)
     best_index = np.zeros((len(q), 0), np.int64)
+    n_finite = 0
     for start in range(0, len(collection), chunk_rows):
-        block = np.asarray(collection[start : start + chunk_rows], dtype=np.float32)
-        norms = np.maximum(np.linalg.norm(block, axis=1), np.finfo(np.float32).tiny)
-        scores = np.concatenate([best_scores, (q @ block.T) / norms], axis=1)  # cheaper than normalising the block
+        block = normalize(collection[start : start + chunk_rows])
+        finite = np.isfinite(block).all(axis=1)
+        n_finite += int(finite.sum())
+        block_scores = np.where(finite, q @ np.where(finite[:, None], block, 0).T, -np.inf).astype(np.float32)
+        # candidates stay in row order (kept ones come from earlier blocks), so "leftmost" is "lowest row"
+        scores = np.concatenate([best_scores, block_scores], axis=1)
         index = np.concatenate([best_index, np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block)))], axis=1)
         if scores.shape[1] > k:
-            keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            keep = _first_k(scores, k)
             scores, index = np.take_along_axis(scores, keep, 1), np.take_along_axis(index, keep, 1)
         best_scores, best_index = scores, index
-    order = np.lexsort((best_index, -best_scores), axis=1)  # best first; ties by row number, as faiss
+    order = np.lexsort((best_index, -best_scores), axis=1)[:, : min(k, n_finite)]  # best first; ties: lower row
     return np.take_along_axis(best_index, order, 1), np.take_along_axis(best_scores, order, 1)
 
 
 def _faiss_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact search with faiss's flat inner-product index, filled chunk by chunk with normalised rows."""
+    """Exact search with faiss's flat inner-product index, filled chunk by chunk with normalised finite rows.
+
+    faiss orders ties its own way and may keep any of more than k tied rows: its results are sorted by
+    (score, row), and a query whose k-th and (k+1)-th scores tie is answered by the numpy path instead."""
     try:
         import faiss
     except ImportError as exc:
@@ -80,7 +117,25 @@ def _faiss_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int)
         raise ImportError(f"top_k(use_faiss=True) needs faiss: {install_hint('search')}") from exc
 
     index = faiss.IndexFlatIP(collection.shape[1])
+    rows_of = []  # faiss's id -> collection row (rows with NaN or inf are not added)
     for start in range(0, len(collection), chunk_rows):
-        index.add(np.ascontiguousarray(normalize(collection[start : start + chunk_rows])))
-    scores, rows = index.search(np.ascontiguousarray(q), k)
+        block = normalize(collection[start : start + chunk_rows])
+        finite = np.isfinite(block).all(axis=1)
+        index.add(np.ascontiguousarray(block[finite]))
+        rows_of.append(np.flatnonzero(finite) + start)
+    rows_of = np.concatenate(rows_of)
+    k = min(k, len(rows_of))
+    if k == 0:
+        return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
+    wanted = min(k + 1, len(rows_of))  # one more, to see a tie at the cut
+    scores, ids = index.search(np.ascontiguousarray(q), wanted)
+    order = np.lexsort((np.where(ids < 0, len(rows_of), ids), -np.where(ids < 0, -np.inf, scores)), axis=1)
+    scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    unsure = (ids[:, :k] < 0).any(axis=1)  # faiss's "no neighbour" (-1) never reaches the output
+    if wanted > k:
+        unsure |= scores[:, k - 1] == scores[:, k]
+    ids, scores = ids[:, :k], scores[:, :k]
+    rows = np.where(ids < 0, 0, rows_of[np.maximum(ids, 0)])
+    for i in np.flatnonzero(unsure):
+        rows[i], scores[i] = (a[0] for a in _numpy_top_k(q[i : i + 1], collection, k, chunk_rows))
     return rows.astype(np.int64), scores

@@ -242,11 +242,12 @@ def info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
+UNRELATED_SCORES = (0.45, 0.9)  # audioembed-base, between the different recordings of examples/ (tests/test_search.py)
 SCORE_HELP = (
-    "Scores are cosine similarities, from -1 to 1: 1.0 is the same vector (the same sound). They rank, they do "
-    "not measure: audioembed-base's vectors share a common direction, so unrelated sounds still score high (often "
-    "0.7 to 0.95) and only the order and the gaps between scores carry meaning."
-)
+    "Scores are cosine similarities, from -1 to 1: 1.0 is the same vector (the same sound). They rank rather "
+    "than measure: with audioembed-base, different recordings still score {:.2f} to {:.2f}, so compare the "
+    "scores of one search with each other, not with a fixed threshold."
+).format(*UNRELATED_SCORES)
 
 
 @app.command(help="Find the nearest neighbours (cosine similarity) of each query in an index of embeddings.\n\n" + SCORE_HELP)

@@ -68,7 +68,7 @@ def top_k(
     bad = np.flatnonzero(~np.isfinite(raw).all(axis=1))
     if len(bad):
         raise ValueError(f"top_k: query {bad[0]} holds NaN or inf values; it has no cosine similarity")
-    q = normalize(raw)
+    q = normalize(raw, dtype=np.float64)
     if use_faiss:
         return _faiss_top_k(q, collection, k, chunk_rows)
     parts = [_numpy_top_k(q[i : i + QUERY_ROWS], collection, k, chunk_rows) for i in range(0, len(q), QUERY_ROWS)]
@@ -84,18 +84,25 @@ def _first_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.nonzero(keep)[1].reshape(len(scores), k)
 
 
+def _scores(q: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, B) cosines of normalised float64 queries with raw rows, summed in float64 and rounded to float32, so
+    identical rows score identically wherever they sit; rows holding NaN or inf score -inf. And the finite mask."""
+    block = normalize(rows, dtype=np.float64)
+    finite = np.isfinite(block).all(axis=1)
+    scores = q @ np.where(finite[:, None], block, 0.0).T
+    return np.where(finite, scores, -np.inf).astype(np.float32), finite
+
+
 def _numpy_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     best_scores = np.full((len(q), 0), -np.inf, np.float32)
     best_index = np.zeros((len(q), 0), np.int64)
     n_finite = 0
     for start in range(0, len(collection), chunk_rows):
-        block = normalize(collection[start : start + chunk_rows])
-        finite = np.isfinite(block).all(axis=1)
+        block_scores, finite = _scores(q, collection[start : start + chunk_rows])
         n_finite += int(finite.sum())
-        block_scores = np.where(finite, q @ np.where(finite[:, None], block, 0).T, -np.inf).astype(np.float32)
         # candidates stay in row order (kept ones come from earlier blocks), so "leftmost" is "lowest row"
         scores = np.concatenate([best_scores, block_scores], axis=1)
-        index = np.concatenate([best_index, np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block)))], axis=1)
+        index = np.concatenate([best_index, np.broadcast_to(np.arange(start, start + len(finite)), (len(q), len(finite)))], axis=1)
         if scores.shape[1] > k:
             keep = _first_k(scores, k)
             scores, index = np.take_along_axis(scores, keep, 1), np.take_along_axis(index, keep, 1)
@@ -107,8 +114,9 @@ def _numpy_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int)
 def _faiss_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact search with faiss's flat inner-product index, filled chunk by chunk with normalised finite rows.
 
-    faiss orders ties its own way and may keep any of more than k tied rows: its results are sorted by
-    (score, row), and a query whose k-th and (k+1)-th scores tie is answered by the numpy path instead."""
+    faiss scores in float32 and keeps any of several tied rows, so its answer is a candidate set: rescored as
+    the numpy path scores (same numbers, same tie rule), and widened to every row faiss scores within its
+    rounding error of the k-th (a range search) when the (k+1)-th comes that close."""
     try:
         import faiss
     except ImportError as exc:
@@ -125,17 +133,19 @@ def _faiss_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int)
         rows_of.append(np.flatnonzero(finite) + start)
     rows_of = np.concatenate(rows_of)
     k = min(k, len(rows_of))
+    out_rows, out_scores = np.zeros((len(q), k), np.int64), np.zeros((len(q), k), np.float32)
     if k == 0:
-        return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
-    wanted = min(k + 1, len(rows_of))  # one more, to see a tie at the cut
-    scores, ids = index.search(np.ascontiguousarray(q), wanted)
-    order = np.lexsort((np.where(ids < 0, len(rows_of), ids), -np.where(ids < 0, -np.inf, scores)), axis=1)
-    scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-    unsure = (ids[:, :k] < 0).any(axis=1)  # faiss's "no neighbour" (-1) never reaches the output
-    if wanted > k:
-        unsure |= scores[:, k - 1] == scores[:, k]
-    ids, scores = ids[:, :k], scores[:, :k]
-    rows = np.where(ids < 0, 0, rows_of[np.maximum(ids, 0)])
-    for i in np.flatnonzero(unsure):
-        rows[i], scores[i] = (a[0] for a in _numpy_top_k(q[i : i + 1], collection, k, chunk_rows))
-    return rows.astype(np.int64), scores
+        return out_rows, out_scores
+    slack = 2 * q.shape[1] * 2.0**-23  # twice a bound on faiss's float32 rounding of a cosine
+    q32 = np.ascontiguousarray(q, dtype=np.float32)
+    found, ids = index.search(q32, min(k + 1, len(rows_of)))  # one more, to see how close the cut is
+    for i in range(len(q)):
+        candidates = ids[i][ids[i] >= 0]  # faiss's "no neighbour" (-1) never reaches the output
+        if len(candidates) < k or (len(candidates) > k and found[i, k] >= found[i, k - 1] - slack):
+            _, _, wide = index.range_search(q32[i : i + 1], float(found[i, k - 1] - slack))
+            candidates = np.union1d(candidates, wide)
+        rows = np.sort(rows_of[candidates])
+        scores = _scores(q[i : i + 1], collection[rows])[0][0]
+        best = np.lexsort((rows, -scores))[:k]
+        out_rows[i], out_scores[i] = rows[best], scores[best]
+    return out_rows, out_scores

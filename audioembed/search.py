@@ -20,14 +20,17 @@ QUERY_ROWS = 1024  # queries scored together
 def normalize(x: np.ndarray, axis: int = -1, dtype: type = np.float32) -> np.ndarray:
     """L2-normalised copy in float32 (zero vectors stay zero), so that dot products are cosines.
 
-    Scaled by the largest magnitude first and summed in float64, so 3e19 or 1e-30 components neither
-    overflow nor underflow; a vector holding NaN or inf comes out as NaN."""
-    x = np.asarray(x, dtype=np.float64)
+    Summed in float64, where the square of any float32 (3e19, 1e-30) neither overflows nor underflows; float64
+    input is scaled by its largest magnitude first. A vector holding NaN or inf comes out as NaN."""
+    wide = np.asarray(x).dtype.itemsize > 4 and np.asarray(x).dtype.kind == "f"
+    x = np.array(x, dtype=np.float64)  # a copy, divided in place
     with np.errstate(invalid="ignore", over="ignore"):
-        peak = np.max(np.abs(x), axis=axis, keepdims=True) if x.size else np.ones(x.shape[:-1] + (1,))
-        x = x / np.where(peak > 0, peak, 1.0)
+        if wide and x.size:
+            peak = np.max(np.abs(x), axis=axis, keepdims=True)
+            x /= np.where(peak > 0, peak, 1.0)
         norm = np.linalg.norm(x, axis=axis, keepdims=True)
-        return (x / np.where(norm > 0, norm, 1.0)).astype(dtype)
+        x /= np.where(norm > 0, norm, 1.0)
+    return x.astype(dtype, copy=False)
 
 
 def finite_rows(x: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
@@ -75,13 +78,14 @@ def top_k(
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _first_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column positions of the k best scores per row, ties to the leftmost, in column order (no full sort)."""
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
-    above = scores > kth
-    tied = scores == kth
-    keep = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True)))
-    return np.nonzero(keep)[1].reshape(len(scores), k)
+def _best_k(scores: np.ndarray, index: np.ndarray, k: int) -> np.ndarray:
+    """Column positions of the k best scores per row, ties to the lower row number (in `index`); a full sort
+    only for the rows where more candidates reach the k-th score than can be kept."""
+    keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(scores, keep, 1).min(axis=1, keepdims=True)
+    for i in np.flatnonzero((scores >= kth).sum(axis=1) > k):
+        keep[i] = np.lexsort((index[i], -scores[i]))[:k]
+    return keep
 
 
 def _scores(q: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +104,10 @@ def _numpy_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int)
     for start in range(0, len(collection), chunk_rows):
         block_scores, finite = _scores(q, collection[start : start + chunk_rows])
         n_finite += int(finite.sum())
-        # candidates stay in row order (kept ones come from earlier blocks), so "leftmost" is "lowest row"
         scores = np.concatenate([best_scores, block_scores], axis=1)
         index = np.concatenate([best_index, np.broadcast_to(np.arange(start, start + len(finite)), (len(q), len(finite)))], axis=1)
         if scores.shape[1] > k:
-            keep = _first_k(scores, k)
+            keep = _best_k(scores, index, k)
             scores, index = np.take_along_axis(scores, keep, 1), np.take_along_axis(index, keep, 1)
         best_scores, best_index = scores, index
     order = np.lexsort((best_index, -best_scores), axis=1)[:, : min(k, n_finite)]  # best first; ties: lower row

@@ -275,7 +275,7 @@ def search(
     except AudioEmbedError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2)
-    names, vectors, selves, failures = _query_vectors(queries, model, revision, backend, device, idx)
+    names, vectors, selves, failures = _query_vectors(queries, model, revision, backend, device, idx, exclude_self)
     ok = []
     for i, (name, v) in enumerate(zip(names, vectors)):
         if v.shape != (idx.dim,):
@@ -292,7 +292,7 @@ def search(
         _err(f"note: {idx.path}: {len(bad_rows) - MAX_LISTED} more rows hold NaN or inf values; left out of the search")
     report = []
     if ok:
-        drop = [selves[i] if exclude_self else set() for i in ok]
+        drop = [selves[i] for i in ok]
         rows, scores = top_k(np.stack([vectors[i] for i in ok]), idx.vectors, k + max(map(len, drop)))
         for i, r, sc, own in zip(ok, rows, scores, drop):
             kept = [(j, s) for j, s in zip(r, sc) if j not in own][:k]
@@ -321,14 +321,14 @@ def _json_text(text: str) -> str:
     return "".join(map(escape, text))
 
 
-def _query_vectors(queries, model, revision, backend, device, idx):
+def _query_vectors(queries, model, revision, backend, device, idx, exclude_self=False):
     """Vectors for the search queries (.npy files as they are, a row each; audio files embedded with one model
     load at most), with the index rows that are each query's own file (for --exclude-self)."""
     from .errors import IndexFormatError
     from .index import read_npy, same_model
 
     names, vectors, selves, failures, audio_files = [], [], [], [], []
-    own_rows = _own_rows(idx)
+    own_rows = _own_rows(idx) if exclude_self else (lambda query: set())
     for q in queries:
         if q.suffix.lower() == ".npy":
             try:
@@ -340,7 +340,7 @@ def _query_vectors(queries, model, revision, backend, device, idx):
             for i, row in enumerate(v if v.ndim == 2 else [v]):
                 names.append(f"{q}[{i}]" if v.ndim == 2 else str(q))
                 vectors.append(row)
-                selves.append({i} if stacked else own_rows(q))
+                selves.append({i} if stacked and exclude_self else own_rows(q))
         elif q.is_dir():
             audio_files += files.find_audio(q, failures)
         elif q.is_file():
@@ -375,19 +375,18 @@ def _own_rows(idx):
     """query path -> the index rows written from that file: a --stack or Parquet row names its input; a tree's
     .npy mirrors the input's path below the folder embedded, so the longest matching tail of the path counts."""
     by_path, by_tail = {}, {}
-    root = idx.path.resolve()
-    for row, name in enumerate(idx.names):
+    root = os.path.abspath(idx.path)
+    for row, name in enumerate(idx.names):  # abspath: no system call per row of a large index
         if name.endswith(".npy") and not os.path.isabs(name):
-            by_path.setdefault(root / name, set()).add(row)
+            by_path.setdefault(os.path.join(root, os.path.normpath(name)), set()).add(row)
             by_tail.setdefault(Path(name).with_suffix("").parts, set()).add(row)
         else:
-            by_path.setdefault(Path(name).resolve(), set()).add(row)
+            by_path.setdefault(os.path.abspath(name), set()).add(row)
 
     def rows(query: Path) -> set:
-        query = query.resolve()
-        if query in by_path:
-            return by_path[query]
-        parts = query.with_suffix("").parts
+        if os.path.abspath(query) in by_path:
+            return by_path[os.path.abspath(query)]
+        parts = Path(os.path.abspath(query)).with_suffix("").parts
         for n in range(len(parts), 0, -1):
             if parts[-n:] in by_tail:
                 return by_tail[parts[-n:]]

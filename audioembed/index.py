@@ -169,8 +169,6 @@ def load_index(path: str | os.PathLike) -> Index:
     for reader in READERS:
         try:
             index = reader(path)
-        except IndexFormatError:
-            raise
         except (OSError, ValueError, KeyError, csv.Error) as exc:  # csv.Error: e.g. a field over csv's size limit
             raise IndexFormatError(f"{path}: cannot read this index ({exc})") from exc
         if index is not None:

@@ -134,7 +134,7 @@ def _faiss_top_k(q: np.ndarray, collection: np.ndarray, k: int, chunk_rows: int)
         finite = np.isfinite(block).all(axis=1)
         index.add(np.ascontiguousarray(block[finite]))
         rows_of.append(np.flatnonzero(finite) + start)
-    rows_of = np.concatenate(rows_of)
+    rows_of = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
     k = min(k, len(rows_of))
     out_rows, out_scores = np.zeros((len(q), k), np.int64), np.zeros((len(q), k), np.float32)
     if k == 0:

@@ -17,11 +17,11 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import outputs
-from .errors import IndexFormatError, install_hint
+from .errors import AudioEmbedError, IndexFormatError, install_hint
+from .outputs import same_model  # noqa: F401  (search compares records with it)
 
 FRAME_SUFFIXES = (".frames.npy", ".timestamps.npy")
 MODEL_FILE = "audioembed.json"  # OUT/audioembed.json: Embedder.model_record() of the model that wrote a tree or stack
-PARQUET_KEY = b"audioembed"  # the same record in each Parquet shard's schema metadata
 
 
 def read_npy(path: Path, ndim: tuple[int, ...] = (1, 2), mmap: bool = False) -> np.ndarray:
@@ -125,37 +125,21 @@ def _record(data: Any, where: Path) -> dict:
 
 
 def _model_file(path: Path) -> Optional[dict]:
-    """OUT/audioembed.json, or None when an older audioembed wrote OUT without it."""
-    f = path / MODEL_FILE
-    if not f.is_file():
-        return None
+    """The record `audioembed embed` keeps in OUT/audioembed.json (outputs.py reads it), or None when an older
+    audioembed wrote OUT without it."""
     try:
-        with open(f, "rb") as fh:
-            data = json.loads(fh.read(1 << 20))
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"{f}: unreadable model record ({exc}); write the index again") from None
-    return _record(data, f)
+        record = outputs.read_model_record(path)
+    except AudioEmbedError as exc:
+        raise IndexFormatError(f"{path / MODEL_FILE}: unreadable model record ({exc}); write the index again") from None
+    return None if record is None else _record(record, path / MODEL_FILE)
 
 
 def _parquet_model(path: Path) -> Optional[dict]:
-    """The record in every shard's schema metadata: None when a shard has none, an error when two differ."""
-    import pyarrow.parquet as pq
+    """The record in the shards' metadata (parquet.py reads it): None when they have none, an error when two differ."""
+    from .parquet import read_record
 
-    from .parquet import shards
-
-    records = {}
-    for shard in shards(path):
-        raw = (pq.read_schema(shard).metadata or {}).get(PARQUET_KEY)
-        if raw is None:
-            return None
-        try:
-            records[json.dumps(_record(json.loads(raw), shard), sort_keys=True)] = shard
-        except ValueError as exc:
-            raise IndexFormatError(f"{shard}: unreadable model record in its metadata ({exc})") from None
-    if len(records) > 1:
-        raise IndexFormatError(f"{path}: its shards were written by different models ({', '.join(map(str, records.values()))}); "
-                               "search one model's shards at a time")
-    return json.loads(next(iter(records))) if records else None
+    record = read_record(path)
+    return None if record is None else _record(record, path)
 
 
 READERS: list[Callable[[Path], Optional[Index]]] = [_stack, _parquet, _tree]
@@ -178,15 +162,3 @@ def load_index(path: str | os.PathLike) -> Index:
     raise IndexFormatError(
         f"{path}: not an index: expected a folder written by `audioembed embed` (tree or --stack) or `embed-cluster`"
     )
-
-
-def same_model(a: dict, b: dict) -> bool:
-    """Whether two model records name the same weights: their files' sha256 where both recorded them (a model
-    folder may be moved or renamed), else the model id and revision; the dimension always."""
-    if a.get("dim") != b.get("dim"):
-        return False
-    ha, hb = a.get("weights_sha256") or {}, b.get("weights_sha256") or {}
-    common = set(ha) & set(hb)
-    if common:
-        return all(ha[f] == hb[f] for f in common)
-    return (a.get("model"), a.get("revision")) == (b.get("model"), b.get("revision"))

@@ -196,11 +196,14 @@ def read_model_record(out: Path) -> dict | None:
 
 
 def same_model(a: dict, b: dict) -> bool:
-    """Whether two model records describe the same vectors: the same weights (by sha256) and dimension."""
+    """Whether two model records name the same vectors: their weight files' sha256 where both recorded them (a
+    model folder may be moved or renamed), else the model id and revision; the dimension always."""
     if a.get("dim") != b.get("dim"):
         return False
-    if a.get("weights_sha256") and b.get("weights_sha256"):
-        return a["weights_sha256"] == b["weights_sha256"]
+    ha, hb = a.get("weights_sha256") or {}, b.get("weights_sha256") or {}
+    common = set(ha) & set(hb)
+    if common:
+        return all(ha[f] == hb[f] for f in common)
     return (a.get("model"), a.get("revision")) == (b.get("model"), b.get("revision"))
 
 

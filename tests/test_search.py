@@ -361,11 +361,12 @@ def test_hostile_stack_files_are_index_errors(tmp_path):
 
 def test_parquet_lists_of_mixed_length_are_an_index_error(tmp_path):
     pa = pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
+    from audioembed import parquet
 
     t = pa.table({"path": ["a.wav", "b.wav"], "embedding": pa.array([[1.0, 2.0], [1.0]], pa.list_(pa.float32())),
                   "error": pa.array([None, None], pa.string())})
-    pq.write_table(t, tmp_path / "part-0.parquet")
+    record = {"model": "org/m", "revision": "v1", "weights_sha256": {}, "dim": 2}
+    parquet.write_shard(t, tmp_path, parquet.shard_name("ab12", 0), record)  # named and marked as embed-cluster's
     with pytest.raises(IndexFormatError, match="fixed-size list"):
         load_index(tmp_path)
 
@@ -453,42 +454,46 @@ def test_search_exclude_self_on_a_stack_its_matrix_and_audio(collection, tiny_mo
     assert with_self[0] == str(query) and without == with_self[1:]
 
 
+def _rewrite_record(out, **changes):
+    """Change the model record that `audioembed embed` wrote in OUT/audioembed.json, keeping the file's shape."""
+    meta = json.loads((out / "audioembed.json").read_text())
+    meta["model"] = {**meta["model"], **changes}
+    (out / "audioembed.json").write_text(json.dumps(meta))
+
+
 def test_search_refuses_an_index_written_by_another_model(collection, tiny_model_dir, tmp_path):
+    """The record is the one `embed` writes (read through outputs.read_model_record), not a hand-made file."""
     out = tmp_path / "index"
     assert runner.invoke(app, ["embed", str(collection), "-o", str(out), "-m", str(tiny_model_dir), "--backend", "onnx",
                                "-q"]).exit_code == 0
-    query = ["search", str(collection / "high.wav"), "-i", str(out), "-k", "1", "-m", str(tiny_model_dir), "--backend", "onnx"]
-    old = runner.invoke(app, query)  # no record (an older audioembed): a note, and the search runs
-    assert old.exit_code == 0 and "does not record which model" in old.stderr and "high.npy" in old.stdout
     record = Embedder(tiny_model_dir, backend="onnx").model_record()
-    (out / "audioembed.json").write_text(json.dumps(record))
+    from audioembed import outputs
+
+    assert outputs.read_model_record(out) == json.loads(json.dumps(record))
+    query = ["search", str(collection / "high.wav"), "-i", str(out), "-k", "1", "-m", str(tiny_model_dir), "--backend", "onnx"]
     same = runner.invoke(app, query)
     assert same.exit_code == 0 and "note" not in same.stderr and "high.npy" in same.stdout
-    moved = {**record, "model": "/elsewhere/tiny"}  # the same weights from a moved folder: the same model
-    (out / "audioembed.json").write_text(json.dumps(moved))
+    _rewrite_record(out, model="/elsewhere/tiny")  # the same weights from a moved folder: the same model
     assert runner.invoke(app, query).exit_code == 0
-    other = {**record, "model": "someone/other-model", "weights_sha256": {f: "0" * 64 for f in record["weights_sha256"]}}
-    (out / "audioembed.json").write_text(json.dumps(other))
+    _rewrite_record(out, model="someone/other-model", weights_sha256={f: "0" * 64 for f in record["weights_sha256"]})
     refused = runner.invoke(app, query)
     assert refused.exit_code == 2 and refused.stdout == ""
     assert "written by someone/other-model" in refused.stderr and "--model someone/other-model" in refused.stderr
+    (out / "audioembed.json").unlink()  # an index from an older audioembed: a note, and the search runs
+    old = runner.invoke(app, query)
+    assert old.exit_code == 0 and "does not record which model" in old.stderr and "high.npy" in old.stdout
 
 
 def test_search_reads_the_model_record_of_parquet_shards(tmp_path):
-    pa = pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
-
-    from audioembed.index import PARQUET_KEY
+    pytest.importorskip("pyarrow")
+    from audioembed import parquet
 
     record = {"model": "org/m", "revision": "v1", "weights_sha256": {"model.onnx": "ab" * 32}, "dim": 2}
-    for i, (path, model) in enumerate([("a.wav", record), ("b.wav", record)]):
-        t = pa.table({"path": [path], "embedding": pa.array([[1.0, float(i)]], pa.list_(pa.float32(), 2)),
-                      "error": pa.array([None], pa.string())})
-        pq.write_table(t.replace_schema_metadata({PARQUET_KEY: json.dumps(model).encode()}), tmp_path / f"part-{i}.parquet")
+    for i, path in enumerate(["a.wav", "b.wav"]):  # shards as embed-cluster writes them: named and marked
+        t = parquet.table(2, [{"path": path, "embedding": [1.0, float(i)], "sr": 16000, "seconds": 1.0}], record=record)
+        parquet.write_shard(t, tmp_path, parquet.shard_name("ab12", i), record)
     assert load_index(tmp_path).model == record
-    t = pq.read_table(tmp_path / "part-1.parquet")
-    pq.write_table(t.replace_schema_metadata({PARQUET_KEY: json.dumps({**record, "revision": "v2"}).encode()}),
-                   tmp_path / "part-1.parquet")
+    parquet.write_shard(t, tmp_path, parquet.shard_name("ab12", 1), {**record, "revision": "v2"})
     with pytest.raises(IndexFormatError, match="different models"):
         load_index(tmp_path)
 

@@ -170,8 +170,10 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
     pending: deque = deque()
     total = len(todo) + len(failures)  # the bar counts what the summary counts: failures found while planning too
     try:
+        show = not quiet and bool(todo)
+        weights = [outputs.audio_seconds(j.source) for j in todo] if show else [1.0] * len(todo)
         with console.decoder_messages(quiet), ThreadPoolExecutor(1) as writer, outputs.progress(
-            total, disable=quiet or not todo, completed=len(failures)
+            total, disable=not show, completed=len(failures), seconds=sum(weights)
         ) as advance:
             frames_to = (lambda i: todo[i].frames_temp()) if frames else None
             for result in embedder.iter_results([j.source for j in todo], frames=frames, frames_to=frames_to):
@@ -182,7 +184,7 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
                     pending.append(writer.submit(write, todo[result.index], result))
                     while len(pending) > MAX_PENDING_WRITES:
                         pending.popleft().result()
-                advance()
+                advance(weights[result.index])
             while pending:
                 pending.popleft().result()
     except KeyboardInterrupt:  # the writer finished what it had been given before the with-block let go

@@ -313,3 +313,36 @@ def test_local_folder_without_the_backends_weights(audio_tree, tiny_model_dir, t
     result = embed(audio_tree, "-o", tmp_path / "out", "-m", folder, "--backend", "onnx", "-q")
     assert result.exit_code == 2 and f"{folder}: has no model.onnx; choose the other backend" in result.output
     assert embed(audio_tree / "a.wav", "-o", tmp_path / "out", "-m", folder, "--backend", "torch", "-q").exit_code == 0
+
+
+def test_the_progress_eta_counts_audio_seconds_not_files(tmp_path, tiny_model_dir, monkeypatch):
+    """A folder of short clips and one long recording: the bar advances by each file's audio seconds (from its
+    header), so the ETA is not 1 s when the last, longest file has most of the work left."""
+    clips = tmp_path / "in"
+    clips.mkdir()
+    for name, seconds in (("a.wav", 0.5), ("b.wav", 0.25), ("long.flac", 6.0)):
+        sf.write(clips / name, noisy(seconds=seconds, seed=len(name)), 16000)
+    calls = {}
+    real = outputs.progress
+
+    def recording(files, disable, completed=0, seconds=None):
+        calls.update(files=files, seconds=seconds, weights=[])
+        with real(files, disable, completed, seconds) as advance:
+            def advance_and_record(weight=1.0):
+                calls["weights"].append(weight)
+                advance(weight)
+            yield advance_and_record
+
+    monkeypatch.setattr(outputs, "progress", __import__("contextlib").contextmanager(recording))
+    result = runner.invoke(app, ["embed", str(clips), "-o", str(tmp_path / "out"), "-m", str(tiny_model_dir), "--backend", "onnx"])
+    assert result.exit_code == 0, result.output
+    assert calls["files"] == 3 and calls["seconds"] == pytest.approx(6.75)
+    assert sorted(calls["weights"]) == pytest.approx([0.25, 0.5, 6.0])
+
+
+def test_audio_seconds_reads_headers_and_falls_back_to_the_size(tmp_path):
+    sf.write(tmp_path / "x.wav", np.zeros(16000 * 3, np.float32), 16000)
+    assert outputs.audio_seconds(tmp_path / "x.wav") == pytest.approx(3.0)
+    (tmp_path / "y.m4a").write_bytes(b"\0" * 64000)  # not a libsndfile format: 64 kB at 32 kB/s
+    assert outputs.audio_seconds(tmp_path / "y.m4a") == pytest.approx(2.0)
+    assert outputs.audio_seconds(tmp_path / "gone.wav") == pytest.approx(0.1)

@@ -47,7 +47,7 @@ def test_install_hints_name_the_packages_of_their_extra():
 def test_readme_installs_a_cpu_only_torch_the_way_pytorch_documents_it():
     readme = (REPO / "README.md").read_text()
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in readme
-    assert "pip install ." in readme and 'pip install ".[eval]"' in readme
+    assert "pip install ." in readme and 'pip install ".[av,eval]"' in readme  # the extras in one line, one wheel build
 
 
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="not a git checkout")

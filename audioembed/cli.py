@@ -108,6 +108,8 @@ def embed(
                 lock.acquire(None if quiet else lambda: _err(f"note: another audioembed job is writing to {out}; waiting for it (Ctrl-C stops)"))
             if not single:
                 outputs.claim(out, embedder.model_record(), overwrite)
+            if not single and not stack:
+                outputs.record_sources(out, jobs)  # search names the audio a tree's .npy came from
         except outputs.OutputError as exc:
             _err(f"error: {exc}")
             raise typer.Exit(2)
@@ -347,7 +349,7 @@ def search(
         for i, r, sc, own in zip(ok, rows, scores, drop):
             kept = [(j, s) for j, s in zip(r, sc) if j not in own][:k]
             report.append({"query": names[i], "neighbours": [
-                {"rank": rank + 1, "name": idx.names[j], "score": round(float(s), 6)} for rank, (j, s) in enumerate(kept)
+                {"rank": rank + 1, "name": idx.label(j), "score": round(float(s), 6)} for rank, (j, s) in enumerate(kept)
             ]})
     if as_json:
         typer.echo(_json_text(json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False)))

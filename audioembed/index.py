@@ -64,6 +64,12 @@ class Index:
     vectors: np.ndarray  # (N, D), possibly memory-mapped
     path: Path
     model: Optional[dict] = None  # Embedder.model_record() of the model that wrote it; None for older indexes
+    sources: Optional[dict] = None  # tree: .npy name -> the audio file it came from (OUT/audioembed.json)
+
+    def label(self, row: int) -> str:
+        """What search prints for a row: the audio file that made it where known, else the row's name."""
+        name = self.names[row]
+        return (self.sources or {}).get(name, name)
 
     @property
     def dim(self) -> int:
@@ -96,7 +102,8 @@ def _tree(path: Path) -> Optional[Index]:
     if len({v.shape for v in vectors}) > 1:
         raise IndexFormatError(f"{path}: its .npy files have different dimensions {sorted({len(v) for v in vectors})}; "
                                "were they written by different models?")
-    return Index([f.relative_to(path).as_posix() for f in files], np.stack(vectors), path, _model_file(path))
+    model = _model_file(path)  # first: a damaged record is an IndexFormatError
+    return Index([f.relative_to(path).as_posix() for f in files], np.stack(vectors), path, model, outputs.read_sources(path))
 
 
 def _parquet(path: Path) -> Optional[Index]:
@@ -129,7 +136,7 @@ def _model_file(path: Path) -> Optional[dict]:
     audioembed wrote OUT without it."""
     try:
         record = outputs.read_model_record(path)
-    except AudioEmbedError as exc:
+    except (AudioEmbedError, ValueError) as exc:  # outputs.OutputError: a damaged record
         raise IndexFormatError(f"{path / MODEL_FILE}: unreadable model record ({exc}); write the index again") from None
     return None if record is None else _record(record, path / MODEL_FILE)
 

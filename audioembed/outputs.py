@@ -207,6 +207,23 @@ def same_model(a: dict, b: dict) -> bool:
     return (a.get("model"), a.get("revision")) == (b.get("model"), b.get("revision"))
 
 
+def record_sources(out: Path, jobs: list) -> None:
+    """Tree mode: which audio file each .npy comes from (its path below OUT -> the input's absolute path), kept in
+    OUT/audioembed.json beside the model, so `search` names the audio rather than the vector file."""
+    sources = {j.clip.relative_to(out).as_posix(): os.path.abspath(j.source) for j in jobs}
+    meta = _read_meta(out) or {}
+    if sources and meta.get("sources", {}) != {**meta.get("sources", {}), **sources}:
+        meta["sources"] = {**meta.get("sources", {}), **sources}
+        _write_meta(out, meta)
+
+
+def read_sources(out: Path) -> dict[str, str]:
+    """The tree's .npy -> audio paths that `record_sources` kept; {} for OUT written before they were."""
+    meta = _read_meta(Path(out))
+    sources = (meta or {}).get("sources", {})
+    return {k: v for k, v in sources.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(sources, dict) else {}
+
+
 def describe_model(record: dict) -> str:
     """A model record in a few words: `name@revision (weights 1a2b3c4d5e6f, 512-d)`."""
     name = printable(str(record.get("model"))) + (f"@{printable(str(record['revision']))}" if record.get("revision") else "")

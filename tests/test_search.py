@@ -117,13 +117,13 @@ def test_search_cli_finds_the_query_first(collection, tiny_model_dir, tmp_path, 
     (item,) = json.loads(result.stdout)
     assert item["query"] == str(query) and len(item["neighbours"]) == 3
     best = item["neighbours"][0]
-    assert best["name"] == (str(collection / "sub" / "mid.wav") if stack else "sub/mid.npy")
+    assert best["name"] == os.path.abspath(collection / "sub" / "mid.wav")  # the audio, for a tree index too
     assert best["score"] == pytest.approx(1.0, abs=1e-5)
     index = load_index(out)
     names = [n["name"] for n in item["neighbours"]]
     q = Embedder(tiny_model_dir, backend="onnx").embed(query)
     expected = np.argsort(-cosine_similarity(q, np.asarray(index.vectors)))[:3]
-    assert names == [index.names[i] for i in expected]
+    assert names == [index.label(i) for i in expected]
 
 
 def test_search_cli_npy_query_text_output_and_errors(collection, tiny_model_dir, tmp_path):
@@ -132,12 +132,13 @@ def test_search_cli_npy_query_text_output_and_errors(collection, tiny_model_dir,
     result = runner.invoke(app, ["search", str(out / "high.npy"), "--index", str(out), "-k", "2"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == str(out / "high.npy") and lines[1].split() == ["1", "1.0000", "high.npy"] and len(lines) == 3
+    assert lines[0] == str(out / "high.npy") and len(lines) == 3
+    assert lines[1].split() == ["1", "1.0000", os.path.abspath(collection / "high.wav")]  # the audio it came from
     result = runner.invoke(app, ["search", str(collection), "--index", str(out), "-k", "1", "--json",
                                  "-m", str(tiny_model_dir), "--backend", "onnx"])  # a folder of queries
-    found = {Path(item["query"]).relative_to(collection).with_suffix(".npy").as_posix(): item["neighbours"][0]["name"]
-             for item in json.loads(result.stdout)}
-    assert found == {name: name for name in ["high.npy", "low.npy", "sub/mid.npy", "sub/noise.npy"]}
+    found = {item["query"]: item["neighbours"][0]["name"] for item in json.loads(result.stdout)}
+    assert len(found) == 4
+    assert found and found == {q: os.path.abspath(q) for q in found}  # each finds the audio it is
     np.save(tmp_path / "wrong.npy", np.ones(7, np.float32))
     result = runner.invoke(app, ["search", str(tmp_path / "wrong.npy"), "--index", str(out)])
     assert result.exit_code == 1 and "32-d embeddings" in result.output
@@ -472,7 +473,7 @@ def test_search_refuses_an_index_written_by_another_model(collection, tiny_model
     assert outputs.read_model_record(out) == json.loads(json.dumps(record))
     query = ["search", str(collection / "high.wav"), "-i", str(out), "-k", "1", "-m", str(tiny_model_dir), "--backend", "onnx"]
     same = runner.invoke(app, query)
-    assert same.exit_code == 0 and "note" not in same.stderr and "high.npy" in same.stdout
+    assert same.exit_code == 0 and "note" not in same.stderr and "high.wav" in same.stdout
     _rewrite_record(out, model="/elsewhere/tiny")  # the same weights from a moved folder: the same model
     assert runner.invoke(app, query).exit_code == 0
     _rewrite_record(out, model="someone/other-model", weights_sha256={f: "0" * 64 for f in record["weights_sha256"]})
@@ -481,7 +482,7 @@ def test_search_refuses_an_index_written_by_another_model(collection, tiny_model
     assert "written by someone/other-model" in refused.stderr and "--model someone/other-model" in refused.stderr
     (out / "audioembed.json").unlink()  # an index from an older audioembed: a note, and the search runs
     old = runner.invoke(app, query)
-    assert old.exit_code == 0 and "does not record which model" in old.stderr and "high.npy" in old.stdout
+    assert old.exit_code == 0 and "does not record which model" in old.stderr and "high.npy" in old.stdout  # no sources either
 
 
 def test_search_reads_the_model_record_of_parquet_shards(tmp_path):
@@ -509,3 +510,20 @@ def test_search_help_says_what_a_score_means():
     assert low <= pairs.min() and pairs.max() <= high and pairs.max() - pairs.min() > (high - low) / 2
     help_text = " ".join(runner.invoke(app, ["search", "--help"], terminal_width=200).stdout.split())
     assert "cosine similarities" in help_text and f"{low:.2f} to {high:.2f}" in help_text and "--exclude-self" in help_text
+
+
+def test_search_on_a_tree_index_names_the_source_audio(collection, tiny_model_dir, tmp_path):
+    """A tree index prints the audio file each .npy came from (recorded by embed), as a stack index does; an index
+    written before sources were recorded prints the .npy path."""
+    out = tmp_path / "tree"
+    assert runner.invoke(app, ["embed", str(collection), "-o", str(out), "-m", str(tiny_model_dir), "--backend", "onnx",
+                               "-q"]).exit_code == 0
+    query = ["search", str(collection / "high.wav"), "-i", str(out), "-k", "2", "-m", str(tiny_model_dir), "--backend",
+             "onnx", "--json"]
+    found = json.loads(runner.invoke(app, query).stdout)[0]["neighbours"]
+    assert found[0]["name"] == os.path.abspath(collection / "high.wav")
+    assert all(os.path.isfile(n["name"]) and not n["name"].endswith(".npy") for n in found)
+    meta = json.loads((out / "audioembed.json").read_text())
+    del meta["sources"]
+    (out / "audioembed.json").write_text(json.dumps(meta))
+    assert json.loads(runner.invoke(app, query).stdout)[0]["neighbours"][0]["name"] == "high.npy"

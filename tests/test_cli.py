@@ -346,3 +346,18 @@ def test_audio_seconds_reads_headers_and_falls_back_to_the_size(tmp_path):
     (tmp_path / "y.m4a").write_bytes(b"\0" * 64000)  # not a libsndfile format: 64 kB at 32 kB/s
     assert outputs.audio_seconds(tmp_path / "y.m4a") == pytest.approx(2.0)
     assert outputs.audio_seconds(tmp_path / "gone.wav") == pytest.approx(0.1)
+
+
+def test_a_fallback_note_is_one_line_and_silent_under_quiet(capsys):
+    """Where a model came from, when it was a fallback: one `note:` line, none with -q; other warnings pass through."""
+    import warnings
+
+    from audioembed import console
+    from audioembed.errors import ModelSourceWarning
+
+    for quiet, shown in ((False, True), (True, False)):
+        with console.model_notes(quiet):
+            warnings.warn("hub unreachable: the cached copy of org/m was used", ModelSourceWarning)
+        err = capsys.readouterr().err
+        assert ("note: hub unreachable: the cached copy of org/m was used" in err) == shown, (quiet, err)
+        assert err.count("\n") == (1 if shown else 0)

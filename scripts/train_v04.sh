@@ -18,6 +18,8 @@ mkdir -p "$RUNS"
 common=(--config "scripts/configs/$ARCH.json" --cache-dir "$DATA/melcache" --steps "${STEPS:-4000}" --batch-size 32 --lr 1e-4
         --seed "$SEED" --balance-folders --snapshot-every 1000 --threads "${THREADS:-1}")
 [ -n "${STOP_AFTER:-}" ] && common+=(--stop-after "$STOP_AFTER")
+# The log-mel cache once (the first run), before the two arms share it.
+nice -n 15 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/unused" --cache-only --cache-dir "$DATA/melcache"
 declare -A ARMS=([neg]="" [none]="--negatives none")
 for arm in neg none; do
   name="$ARCH-s$SEED-$arm"

@@ -212,8 +212,10 @@ def record_sources(out: Path, jobs: list) -> None:
     OUT/audioembed.json beside the model, so `search` names the audio rather than the vector file."""
     sources = {j.clip.relative_to(out).as_posix(): os.path.abspath(j.source) for j in jobs}
     meta = _read_meta(out) or {}
-    if sources and meta.get("sources", {}) != {**meta.get("sources", {}), **sources}:
-        meta["sources"] = {**meta.get("sources", {}), **sources}
+    old = meta.get("sources", {})
+    merged = {**old, **sources}
+    if merged != old:  # a rerun over the same inputs writes nothing
+        meta["sources"] = merged
         _write_meta(out, meta)
 
 

@@ -1,0 +1,44 @@
+"""Generate tests/data/golden_outputs.npz: the shipped model's outputs, to hold refactors to bit-identical results.
+
+Regenerate only when the shipped weights or the frontend change on purpose (a new release), never to make a
+refactor pass:
+    python tests/data/make_golden_outputs.py
+tests/test_golden_outputs.py recomputes every array and compares bytes.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+TORCH_THREADS = 1  # torch's CPU kernels split work by thread count; ONNX Runtime's results here do not depend on it
+
+
+def clips() -> dict[str, tuple[np.ndarray, int]]:
+    """A resampled noisy chirp and a clip shorter than one window."""
+    rng = np.random.default_rng(20261207)
+    t = np.arange(int(22050 * 2.7)) / 22050
+    chirp = 0.3 * np.sin(2 * np.pi * (200 + 900 * t) * t) + 0.05 * rng.standard_normal(t.size)
+    short = 0.2 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)
+    return {"chirp": (chirp.astype(np.float32), 22050), "short": (short.astype(np.float32), 16000)}
+
+
+def compute(backend: str) -> dict[str, np.ndarray]:
+    from audioembed import Embedder
+
+    e = Embedder(backend=backend, num_threads=TORCH_THREADS if backend == "torch" else None)
+    out = {}
+    for name, (x, sr) in clips().items():
+        out[f"{backend}/{name}"] = e.embed(x, sr=sr)
+        fr = e.embed_frames(x, sr=sr)
+        out[f"{backend}/{name}/frames"] = fr.embeddings
+        out[f"{backend}/{name}/timestamps"] = fr.timestamps
+    return out
+
+
+if __name__ == "__main__":
+    import audioembed
+
+    arrays = {**compute("onnx"), **compute("torch")}
+    np.savez_compressed(HERE / "golden_outputs.npz", **arrays, version=np.array(audioembed.__version__))
+    print(f"wrote {len(arrays)} arrays for audioembed {audioembed.__version__}")

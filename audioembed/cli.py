@@ -262,7 +262,7 @@ def info(
 ) -> None:
     """Show which model resolves, from where, on which backend, and its files' sha256."""
     from . import __version__
-    from . import folder as model_folder
+    from . import model_folder
 
     e = _load_embedder(model, revision, backend, device)
     cfg, r = e.config, e.resolved

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import audio, backends, folder, hub, windows
+from . import audio, backends, hub, model_folder, windows
 from .errors import AudioEmbedError, AudioError
 
 
@@ -148,7 +148,7 @@ class Embedder:
         self._args = (model, dict(revision=revision, backend=backend, device=device, batch_size=batch_size,
                                   num_threads=num_threads, num_workers=num_workers))
         self.backend_name = backends.choose(backend, device)
-        self.resolved, self.config = hub.fetch(model, revision, folder.BACKEND_FILES[self.backend_name])
+        self.resolved, self.config = hub.fetch(model, revision, model_folder.BACKEND_FILES[self.backend_name])
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import mel, windows
 from ..config import ModelConfig
-from ..folder import CONFIG, ONNX
+from ..model_folder import CONFIG, ONNX
 from .features import ClipFunctionExtractor, digest
 
 LOGMEL_VERSION = 2  # 2: numpy FFT (mel.LogMel) instead of a DFT matmul; bump when logmel_stats changes, so cached vectors are recomputed

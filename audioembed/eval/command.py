@@ -17,7 +17,7 @@ DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 from ..console import BackendOpt, BatchSizeOpt
 from ..console import err as _err
-from ..folder import ONNX
+from ..model_folder import ONNX
 
 
 def parse_baselines(text: str) -> list[str]:

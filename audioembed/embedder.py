@@ -215,9 +215,9 @@ class Embedder:
 
     def hf_map_fn(self, audio_column: str = "audio", column: str = "embedding"):
         """For `datasets.Dataset.map(fn, batched=True, num_proc=N)`: adds `column` (D floats per row)."""
-        from .hf import EmbedColumn
+        from .integrations.datasets import EmbedColumn
 
-        return EmbedColumn(self._args, audio_column, column, embedder=self)
+        return EmbedColumn(self, audio_column, column)
 
     # Internals --------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
         else:
             continue
         for target in targets:
-            while target and target not in modules:  # `import audioembed.nn.encoder as e` and the like
+            while target and target not in modules:  # `import pkg.mod.name`: the deepest module named
                 target = target.rpartition(".")[0]
             if target and target != name:
                 found.add(target)

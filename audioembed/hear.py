@@ -3,9 +3,7 @@
 
 from .integrations.hear import (  # noqa: F401
     HearModel,
-    _batch,
     _main,
-    _stand_in_tensorflow,
     get_scene_embeddings,
     get_timestamp_embeddings,
     load_model,

@@ -1,6 +1,8 @@
 """audioembed: fixed-size audio embeddings from a self-supervised CNN.
 
-`Embedder().embed("clip.wav")` gives a vector. Nothing heavy (torch, onnxruntime) is imported here.
+`Embedder().embed("clip.wav")` gives a vector. This module holds the public API (the Embedder, ModelConfig, the
+errors, cosine search); nothing heavy (torch, onnxruntime) is imported here. Beside it: backends/ (ONNX Runtime,
+torch), nn/ (the torch modules), integrations/ (HEAR, datasets, Ray), train/ (`pretrain`), eval/ (`evaluate`).
 """
 
 from .config import ModelConfig

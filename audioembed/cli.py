@@ -25,14 +25,11 @@ MAX_LISTED = 10  # skipped files named in the summary
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embeddings from a self-supervised CNN.",
                   cls=console.Group)
 
-ModelOpt = typer.Option(
-    None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base, the copy bundled with audioembed: no network; hf-hub:audioembed/audioembed-base asks the Hub)."
-)
-RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
+ModelOpt, RevisionOpt = console.ModelOpt, console.RevisionOpt
 BackendOpt, DeviceOpt, BatchSizeOpt = console.BackendOpt, console.DeviceOpt, console.BatchSizeOpt
 
 
-_err = console.err
+_err, _exit_on_failures, _load_embedder = console.err, console.exit_on_failures, console.load_embedder
 
 
 @app.callback()
@@ -41,27 +38,6 @@ def _app(
                                  help="Show the version and exit."),
 ) -> None:
     """Audio embeddings from a self-supervised CNN."""
-
-
-def _exit_on_failures(failures: list, where: str = "") -> None:
-    """List what failed at the end of a batch job and exit 1; nothing when all went well."""
-    if failures:
-        _err(f"{len(failures)} failed{where}:")
-        for message in failures:
-            _err(f"  {message}")
-        raise typer.Exit(1)
-
-
-def _load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
-    from . import Embedder
-    from .errors import AudioEmbedError
-
-    try:
-        with console.model_notes(quiet):
-            return Embedder(model, revision=revision, backend=backend, device=device, **kw)
-    except AudioEmbedError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2)
 
 
 @app.command()
@@ -194,65 +170,6 @@ def _embed_jobs(embedder, todo: list, failures: list, frames: bool, quiet: bool)
     return written[0], False
 
 
-@app.command("embed-cluster")
-def embed_cluster(
-    sources: List[Path] = typer.Argument(..., help="Folders (searched recursively), audio files, or manifests (one path per line)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder of Parquet shards (e.g. vectors.parquet)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Model actors (one Embedder each)."),
-    threads: int = typer.Option(os.cpu_count() or 1, "--threads", min=1, help="Cores per actor: model and decode threads."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (default: a local Ray instance)."),
-    frames: bool = typer.Option(False, "--frames", help="Also write frames (T, D) and timestamps (ms) columns."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Remove OUT's shards first and recompute every file (e.g. with another model)."),
-    model: Optional[str] = ModelOpt,
-    revision: Optional[str] = RevisionOpt,
-    backend: str = BackendOpt,
-    batch_size: int = BatchSizeOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-) -> None:
-    """Embed on Ray Data (the `ray` extra): Parquet rows path, embedding, sr, seconds, error; resumable."""
-    from . import distributed, parquet
-
-    try:
-        import pyarrow  # noqa: F401
-        import ray  # noqa: F401
-    except ImportError:
-        from .errors import install_hint
-
-        _err(f"error: embed-cluster needs Ray Data: {install_hint('ray')}")
-        raise typer.Exit(2)
-    failures: list[str] = []
-    paths = distributed.list_inputs(sources, failures)
-    if not paths:
-        _err(f"error: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in {', '.join(map(str, sources))}")
-        raise typer.Exit(2)
-    if out.exists() and not out.is_dir():
-        _err(f"error: {out} is a file; OUT is a folder of Parquet shards: choose another name")
-        raise typer.Exit(2)
-    if model and Path(model).is_dir():  # a local model folder: workers do not share the driver's cwd
-        model = os.path.abspath(model)
-    # the model the shards will record, resolved here as the workers will (a bad -m fails now, in one line)
-    record = _load_embedder(model, revision, backend, "cpu", quiet, num_threads=1).model_record()
-    try:
-        found = parquet.scan(out, record, overwrite=overwrite)
-    except parquet.OutputError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2)
-    for message in found.notes:
-        _err(f"warning: {message}")
-    todo = [p for p in paths if parquet.text(p) not in found.done]
-    if todo:
-        distributed.run(
-            todo, out, workers=workers, threads=threads, record=record, address=address, frames=frames,
-            progress=not quiet, model=model, revision=revision, backend=backend, batch_size=batch_size,
-        )
-    wanted = {parquet.text(p) for p in todo}
-    table = parquet.read_table(out, ["path", "error"]).to_pydict() if todo else {"path": [], "error": []}
-    row_errors = [e for p, e in zip(table["path"], table["error"]) if e is not None and p in wanted]
-    failed = failures + row_errors
-    _err(f"{len(todo) - len(row_errors)} embedded, {len(paths) - len(todo)} skipped (already in {out}), {len(failed)} failed")
-    _exit_on_failures(failed, f" (bad files are rows with an error in {out})")
-
-
 @app.command()
 def info(
     model: Optional[str] = ModelOpt,
@@ -262,7 +179,7 @@ def info(
 ) -> None:
     """Show which model resolves, from where, on which backend, and its files' sha256."""
     from . import __version__
-    from . import folder as model_folder
+    from . import model_folder
 
     e = _load_embedder(model, revision, backend, device)
     cfg, r = e.config, e.resolved
@@ -450,19 +367,17 @@ def _own_rows(idx):
 def _register_subcommands() -> None:
     """Commands whose code lives in subpackages; their heavy imports happen only when they run."""
     from .eval.command import evaluate
+    from .integrations.ray import embed_cluster
     from .push import push
     from .train.command import pretrain
 
     app.command("pretrain")(pretrain)
+    app.command("embed-cluster")(embed_cluster)
     app.command("evaluate")(evaluate)
     app.command("push")(push)
 
 
 _register_subcommands()
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ModelError
 
@@ -48,6 +48,12 @@ class ModelConfig:
     # How the model was trained (settings, data summary, history): carried in memory while a folder is written, then
     # saved to training.json (record.py), never to config.json. Folders before v0.3.1 hold it here; they still load.
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    # The named views, listed here once. FRONTEND: the keys that decide the log-mel an encoder sees (a log-mel cache,
+    # or weights started from, must match them). ARCHITECTURE: the CNN's shape beside n_mels (which models share one).
+    FRONTEND: ClassVar[tuple[str, ...]] = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max",
+                                           "log_eps")
+    ARCHITECTURE: ClassVar[tuple[str, ...]] = ("channels", "n_blocks", "dim", "mlp_hidden", "readout")
 
     def __post_init__(self) -> None:
         """Reject wrong types and ranges here, with the key's name, not later deep inside numpy or torch."""
@@ -124,6 +130,17 @@ class ModelConfig:
     @property
     def frame_seconds(self) -> float:
         return self.time_reduction * self.hop_length / self.sample_rate
+
+    def frontend(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.FRONTEND}
+
+    def architecture(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.ARCHITECTURE}
+
+    def numbers(self) -> dict[str, Any]:
+        """What the model computes with (config.json less its name and weight hashes): equal numbers, equal model
+        up to its weights."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("name", "sha256", "extra")}
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -57,12 +57,38 @@ def version_option(value: bool) -> None:
 BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda (torch).")
 BatchSizeOpt = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call.")
+ModelOpt = typer.Option(
+    None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base, the copy bundled with audioembed: no network; hf-hub:audioembed/audioembed-base asks the Hub)."
+)
+RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
 
 
 def err(msg: str) -> None:
     from .errors import printable
 
     typer.echo(printable(msg), err=True)  # file names may hold escape sequences or bytes that are not UTF-8
+
+
+def exit_on_failures(failures: list, where: str = "") -> None:
+    """List what failed at the end of a batch job and exit 1; nothing when all went well."""
+    if failures:
+        err(f"{len(failures)} failed{where}:")
+        for message in failures:
+            err(f"  {message}")
+        raise typer.Exit(1)
+
+
+def load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
+    """The Embedder a command asked for; a model that cannot load is one `error:` line and exit status 2."""
+    from . import Embedder
+    from .errors import AudioEmbedError
+
+    try:
+        with model_notes(quiet):
+            return Embedder(model, revision=revision, backend=backend, device=device, **kw)
+    except AudioEmbedError as exc:
+        err(f"error: {exc}")
+        raise typer.Exit(2)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import audio, backends, folder, hub, windows
+from . import audio, backends, hub, model_folder, pooling, windows
 from .errors import AudioEmbedError, AudioError
 
 
@@ -73,13 +73,11 @@ class _FrameFile:
 
 
 class _Accumulator:
-    """Running mean + max over an input's output frames, and the frames themselves if wanted: in memory, or
+    """An input's clip pooling (pooling.Pool) as its windows finish, and its frames if wanted: in memory, or
     streamed to a file when one is given (and can be created: else in memory, and writing it later says why)."""
 
     def __init__(self, keep_frames: bool, frames_file: Path | None = None, dim: int = 0):
-        self.sum: np.ndarray | None = None
-        self.max: np.ndarray | None = None
-        self.count = 0
+        self.pool = pooling.Pool()
         self.keep_frames = keep_frames
         self.frames: np.ndarray | None = None  # (>= count, D), row i = output frame i
         self.file: _FrameFile | None = None
@@ -92,11 +90,13 @@ class _Accumulator:
         self.windows_total: int | None = None
         self.write_error: OSError | None = None  # the frame file could not be written (a full disk): this input fails
 
+    @property
+    def count(self) -> int:
+        """Output frames so far."""
+        return self.pool.count
+
     def add(self, start: int, frames: np.ndarray) -> None:
-        s, m = frames.sum(axis=0, dtype=np.float64), frames.max(axis=0)
-        self.sum = s if self.sum is None else self.sum + s
-        self.max = m if self.max is None else np.maximum(self.max, m)
-        self.count += len(frames)
+        self.pool.add(frames)
         if self.write_error is not None:
             pass
         elif self.file is not None:
@@ -148,7 +148,7 @@ class Embedder:
         self._args = (model, dict(revision=revision, backend=backend, device=device, batch_size=batch_size,
                                   num_threads=num_threads, num_workers=num_workers))
         self.backend_name = backends.choose(backend, device)
-        self.resolved, self.config = hub.fetch(model, revision, folder.BACKEND_FILES[self.backend_name])
+        self.resolved, self.config = hub.fetch(model, revision, model_folder.BACKEND_FILES[self.backend_name])
         self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -215,9 +215,9 @@ class Embedder:
 
     def hf_map_fn(self, audio_column: str = "audio", column: str = "embedding"):
         """For `datasets.Dataset.map(fn, batched=True, num_proc=N)`: adds `column` (D floats per row)."""
-        from .hf import EmbedColumn
+        from .integrations.datasets import EmbedColumn
 
-        return EmbedColumn(self._args, audio_column, column, embedder=self)
+        return EmbedColumn(self, audio_column, column)
 
     # Internals --------------------------------------------------------------------------------
 
@@ -372,7 +372,7 @@ class _Pipeline:
 
     def _finish(self, index: int, a: _Accumulator) -> Result:
         name = audio.describe(self.items[index])
-        embedding = (a.max + a.sum / a.count).astype(np.float32)
+        embedding = a.pool.embedding()
         if not np.isfinite(embedding).all():  # a NaN vector would poison every search it joins, silently
             self._discard(a)
             return Result(index, name, error=AudioError(

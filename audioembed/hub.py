@@ -17,7 +17,7 @@ import re
 import warnings
 from pathlib import Path
 
-from . import folder as model_folder
+from . import model_folder
 from .config import ModelConfig
 from .errors import ModelError, ModelNotFoundError, ModelSourceWarning
 

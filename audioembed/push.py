@@ -83,7 +83,7 @@ def _advice(exc: BaseException) -> str:
 def _check_folder(folder: Path):
     """Refuse to publish what Embedder would refuse to load (a bad config, no weights, unrecorded hashes) or a
     model file that is a link. Returns the config and the allow-listed files present (README.md may come later)."""
-    from . import folder as model_folder
+    from . import model_folder
     from .errors import ModelError
 
     config = folder / model_folder.CONFIG

@@ -39,11 +39,6 @@ def min_samples(cfg: ModelConfig) -> int:
     return max(cfg.time_reduction * cfg.hop_length, cfg.n_fft // 2 + 1)
 
 
-def n_outputs(n_samples: int, cfg: ModelConfig) -> int:
-    n = max(n_samples, min_samples(cfg))
-    return (n // cfg.hop_length + 1) // cfg.time_reduction
-
-
 def cut(
     blocks: Iterable[np.ndarray],
     cfg: ModelConfig,

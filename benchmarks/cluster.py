@@ -41,7 +41,8 @@ folder, out, model, workers, threads, small = sys.argv[1:7]
 workers, threads, small = int(workers), int(threads), int(small)
 ray.init(num_cpus=workers * threads + 1, include_dashboard=False, log_to_driver=False)
 t1 = time.perf_counter()
-from audioembed import distributed, parquet
+from audioembed import parquet
+from audioembed.integrations import ray as distributed
 paths = distributed.list_inputs([folder], [])
 def job(files, to):
     t = time.perf_counter()
@@ -62,7 +63,7 @@ PLAIN_DRIVER = """
 import json, math, sys, time
 t0 = time.perf_counter()
 import numpy as np, pyarrow.parquet as pq
-from audioembed import distributed
+from audioembed.integrations import ray as distributed
 folder, out, model, threads = sys.argv[1:5]
 paths = distributed.list_inputs([folder], [])
 actor = distributed.EmbedBatch(model, backend="onnx", num_threads=int(threads), num_workers=int(threads))
@@ -129,7 +130,7 @@ def main() -> None:
     a = parse_args()
     cores = os.cpu_count() or 1
     folder, summary = corpus.folder(a.workdir, a.files)
-    from audioembed import distributed
+    from audioembed.integrations import ray as distributed
 
     files = [Path(p) for p in distributed.list_inputs([folder], [])]  # the order the Ray driver uses
     contenders = {

@@ -32,7 +32,8 @@ def main() -> None:
     n = p.parse_args().paths
     import pyarrow as pa
 
-    from audioembed import distributed, parquet
+    from audioembed import parquet
+    from audioembed.integrations import ray as distributed
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest, out = Path(tmp) / "manifest.txt", Path(tmp) / "out.parquet"

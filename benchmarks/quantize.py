@@ -50,7 +50,7 @@ def quantised_folder(model: Path, out: Path, static_files: list[Path] | None = N
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     from audioembed.config import ModelConfig
-    from audioembed.folder import sha256
+    from audioembed.model_folder import sha256
 
     out.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "README.md"):

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from audioembed.config import ModelConfig
-from audioembed.folder import SAFETENSORS
+from audioembed.model_folder import SAFETENSORS
 from audioembed.nn import AudioEncoder
 from audioembed.nn.export import save_model_folder
 

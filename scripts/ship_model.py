@@ -22,7 +22,7 @@ from pathlib import Path
 from audioembed import card as model_card
 from audioembed import record
 from audioembed.config import ModelConfig
-from audioembed.folder import CONFIG, WEIGHT_FILES
+from audioembed.model_folder import CONFIG, WEIGHT_FILES
 
 
 def corpus_section(corpus: Path) -> str:

@@ -277,7 +277,7 @@ def test_file_names_that_are_not_utf8(tmp_path, tiny_model_dir):
 def test_info_survives_an_unreadable_extra_file(tiny_model_dir, tmp_path, monkeypatch):
     import shutil
 
-    from audioembed import folder as model_folder
+    from audioembed import model_folder
 
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioembed import Embedder, audio, folder, hub, record
+from audioembed import Embedder, audio, hub, model_folder, record
 from audioembed.config import ModelConfig
 
 import reference
@@ -22,7 +22,7 @@ def test_shipped_folder_is_complete_and_its_digests_match():
     cfg = ModelConfig.load(MODEL / "config.json")
     assert cfg.dim == 512 and cfg.norm_std > 0
     for name in ("model.safetensors", "model.onnx"):
-        assert cfg.sha256[name] == folder.sha256(MODEL / name), name
+        assert cfg.sha256[name] == model_folder.sha256(MODEL / name), name
     card = (MODEL / "README.md").read_text()
     assert cfg.sha256["model.onnx"] in card and "logmel-stats" in card  # the card carries the evaluation
     from audioembed import card as model_card

@@ -73,10 +73,11 @@ def test_window_count_and_memory_are_bounded_by_the_window(tiny_torch_model):
     x = np.zeros(16000 * 100, np.float32)
     blocks = (x[i : i + 7777] for i in range(0, len(x), 7777))
     ws = list(win.cut(blocks, cfg))
-    assert len(ws) == int(np.ceil(win.n_outputs(len(x), cfg) / win.WINDOW_FRAMES))
+    n_outputs = (len(x) // cfg.hop_length + 1) // cfg.time_reduction  # centred log-mel frames // 2**n_blocks
+    assert len(ws) == int(np.ceil(n_outputs / win.WINDOW_FRAMES))
     assert max(len(w.wave) for w in ws) <= (win.WINDOW_FRAMES * 8 + 2 * win.context_frames(cfg)) * 160 + cfg.n_fft
     kept = [w.keep for w in ws]
-    assert kept[0][0] == 0 and kept[-1][1] == win.n_outputs(len(x), cfg)
+    assert kept[0][0] == 0 and kept[-1][1] == n_outputs
     assert all(a[1] == b[0] for a, b in zip(kept, kept[1:]))
 
 
@@ -204,7 +205,24 @@ def test_frames_arriving_out_of_order_are_stitched_in_place():
     for start, stop in ((30, 40), (0, 10), (20, 30), (10, 20)):  # the last, shorter window often runs first
         acc.add(start, frames[start:stop])
     np.testing.assert_array_equal(acc.frames, frames)
-    np.testing.assert_allclose(acc.max + acc.sum / acc.count, frames.max(0) + frames.mean(0))
+    np.testing.assert_allclose(acc.pool.embedding(), frames.max(0) + frames.mean(0))
+
+
+def test_the_streaming_pool_is_the_training_pool():
+    """pooling.Pool (inference, a window at a time) and AudioEncoder.pool (training, a batch at once) agree."""
+    import torch
+
+    from audioembed.nn import AudioEncoder
+    from audioembed.pooling import Pool
+
+    frames = np.random.default_rng(0).standard_normal((2, 50, 8)).astype(np.float32)
+    expected = AudioEncoder.pool(torch.from_numpy(frames)).numpy()
+    for clip, want in zip(frames, expected):
+        pool = Pool()
+        for start, stop in ((30, 50), (0, 10), (10, 30)):  # windows finish out of order
+            pool.add(clip[start:stop])
+        assert pool.count == 50
+        np.testing.assert_allclose(pool.embedding(), want, rtol=1e-6, atol=1e-6)
 
 
 def test_queued_windows_do_not_pin_the_decode_buffer(tiny_torch_model):

@@ -65,3 +65,17 @@ def test_filterbank_peaks_rise_through_the_band():
     assert np.all(np.diff(peaks) >= 0)
     freqs = np.linspace(0, cfg.sample_rate / 2, fb.shape[0])
     assert freqs[peaks[0]] >= cfg.f_min - 20 and freqs[peaks[-1]] <= cfg.f_max + 20
+
+
+def test_every_config_key_has_its_place_in_the_named_views():
+    """A new ModelConfig key is either frontend (a log-mel cache and --init-from compare it), architecture, or one
+    of the few others: listed in one place, so that no hand-made list elsewhere misses it."""
+    import dataclasses
+
+    from audioembed import ModelConfig
+
+    others = {"name", "norm_mean", "norm_std", "sha256", "extra"}
+    views = [set(ModelConfig.FRONTEND), set(ModelConfig.ARCHITECTURE), others]
+    assert {f.name for f in dataclasses.fields(ModelConfig)} == set.union(*views) and sum(map(len, views)) == len(set.union(*views))
+    cfg = ModelConfig(n_mels=32, dim=16)
+    assert cfg.frontend()["n_mels"] == 32 and cfg.architecture()["dim"] == 16 and "sha256" not in cfg.numbers()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audioembed import Embedder
-from audioembed import hear
+from audioembed.integrations import hear
 
 from conftest import noisy, tone
 

@@ -421,7 +421,7 @@ def test_hf_hub_prefix_names_a_hub_repo_even_where_a_folder_of_that_name_exists(
 def test_the_default_name_never_means_a_folder_in_the_working_directory(tiny_model_dir, tmp_path, monkeypatch, fake_hub):
     """A `./audioembed/audioembed-base/` where the user runs (a clone of this repo has `audioembed/`) must not
     replace the default model: not for Embedder(), its id, HEAR's load_model(""), nor what --init-from fetches."""
-    from audioembed import hear
+    from audioembed.integrations import hear
 
     planted = tmp_path / "audioembed" / "audioembed-base"
     shutil.copytree(tiny_model_dir, planted)

@@ -67,7 +67,7 @@ def test_bad_readouts_are_refused_naming_the_key(bad):
 
 
 def test_the_hear_sizes_follow_the_stacked_dim(stacked_dir):
-    from audioembed import hear
+    from audioembed.integrations import hear
 
     m = hear.load_model(str(stacked_dir))
     assert m.scene_embedding_size == m.timestamp_embedding_size == 152

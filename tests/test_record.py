@@ -23,7 +23,7 @@ def test_the_shipped_config_holds_inference_numbers_only():
 
 
 def test_a_folder_written_with_a_record_splits_it_out(tmp_path):
-    from audioembed import folder
+    from audioembed import model_folder as folder
 
     cfg = ModelConfig(name="x", extra={"training": {"steps": 3, "history": [{"step": 1}]}, "data": {"clips": 2}, "note": 1})
     (tmp_path / "model.safetensors").write_bytes(b"w")

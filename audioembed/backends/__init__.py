@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import BackendError, install_hint
-from ..folder import BACKEND_FILES
+from ..model_folder import BACKEND_FILES
 # NVIDIA's driver (Linux), WSL's GPU bridge, AMD's ROCm: without one of them torch cannot see a GPU.
 GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
 

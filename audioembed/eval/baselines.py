@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import mel, windows
 from ..config import ModelConfig
-from ..folder import CONFIG, ONNX
+from ..model_folder import CONFIG, ONNX
 from .features import ClipFunctionExtractor, digest
 
 LOGMEL_VERSION = 2  # 2: numpy FFT (mel.LogMel) instead of a DFT matmul; bump when logmel_stats changes, so cached vectors are recomputed
@@ -55,8 +55,7 @@ class LogMelStats:
 
 
 def logmel_stats(cfg: ModelConfig) -> ClipFunctionExtractor:
-    numbers = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
-    key = digest("logmel-stats", LOGMEL_VERSION, sorted(numbers.items()))
+    key = digest("logmel-stats", LOGMEL_VERSION, sorted(cfg.numbers().items()))
     return ClipFunctionExtractor("logmel-stats", key, cfg.sample_rate, LogMelStats(cfg), threads=1)
 
 
@@ -66,8 +65,7 @@ def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -
     model.onnx only when the onnx package is installed (torch's exporter needs it; the [torch] and [eval]
     extras do not install it): without it the baseline runs on torch. A failed build leaves nothing behind.
     """
-    arch = {k: v for k, v in cfg.to_dict().items() if k not in ("name", "sha256", "extra")}
-    folder = cache / "models" / f"random-init-{digest(sorted(arch.items()), seed)[:16]}"
+    folder = cache / "models" / f"random-init-{digest(sorted(cfg.numbers().items()), seed)[:16]}"
     onnx = importlib.util.find_spec("onnx") is not None
     if (folder / CONFIG).is_file() and (not onnx or (folder / ONNX).is_file()):
         return folder

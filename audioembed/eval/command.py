@@ -17,7 +17,7 @@ DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 from ..console import BackendOpt, BatchSizeOpt
 from ..console import err as _err
-from ..folder import ONNX
+from ..model_folder import ONNX
 
 
 def parse_baselines(text: str) -> list[str]:
@@ -65,7 +65,7 @@ def _architectures(configs: list) -> list:
     order: random-init is read out the way each model is, since a readout alone moves random weights' scores."""
     seen, out = set(), []
     for cfg in configs:
-        key = (cfg.n_blocks, cfg.channels, cfg.n_mels, cfg.dim, cfg.hidden, cfg.readout)
+        key = (cfg.n_mels, cfg.hidden, *cfg.architecture().values())
         if key not in seen:
             seen.add(key)
             out.append(cfg)

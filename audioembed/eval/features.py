@@ -40,7 +40,7 @@ class ModelExtractor:
     """A model through the public Embedder: decoding, windowing and batching exactly as users get them."""
 
     def __init__(self, name: str, embedder) -> None:
-        from ..folder import BACKEND_FILES, CONFIG, sha256
+        from ..model_folder import BACKEND_FILES, CONFIG, sha256
 
         self.name, self.embedder = name, embedder
         folder = embedder.resolved.folder

@@ -35,7 +35,7 @@ def load(name: str) -> ClipFunctionExtractor:
 
 
 def _file_digest(path: Path) -> str:
-    from ..folder import sha256
+    from ..model_folder import sha256
 
     return sha256(path)
 

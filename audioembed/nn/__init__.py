@@ -1,4 +1,5 @@
-"""Torch modules: the log-mel frontend and the CNN encoder. Importing this imports torch."""
+"""Torch modules: the log-mel frontend (frontend.py, mirroring mel.py), the CNN encoder and its clip pooling
+(encoder.py), and the export of weights into a model folder (export.py). Importing this imports torch."""
 
 from .encoder import AudioEncoder
 from .frontend import LogMel

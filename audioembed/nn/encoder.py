@@ -74,5 +74,5 @@ class AudioEncoder(nn.Module):
 
     @staticmethod
     def pool(frames: torch.Tensor) -> torch.Tensor:
-        """BYOL-A's clip embedding: max over time plus mean over time."""
+        """(B, T, D) -> (B, D): the clip pooling of pooling.py (max over time plus mean over time), in torch."""
         return frames.max(dim=1).values + frames.mean(dim=1)

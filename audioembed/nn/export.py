@@ -1,4 +1,4 @@
-"""Export a torch encoder's weights into a model folder (model.safetensors, model.onnx); folder.write finishes it."""
+"""Export a torch encoder's weights into a model folder (model.safetensors, model.onnx); model_folder.write finishes it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .. import folder
+from .. import model_folder
 from ..config import ModelConfig
 from .encoder import AudioEncoder
 
@@ -57,7 +57,7 @@ def save_model_folder(
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     # as bytes through our own writer: a file with the umask's mode like the others (safetensors' save_file
     # creates 0600), written whole or not at all
-    atomic_write_bytes(out / folder.SAFETENSORS, save(state))
+    atomic_write_bytes(out / model_folder.SAFETENSORS, save(state))
     if onnx:
-        export_onnx(model, out / folder.ONNX)
-    return folder.write(out, model.cfg, folder.WEIGHT_FILES if onnx else [folder.SAFETENSORS], card_text, history)
+        export_onnx(model, out / model_folder.ONNX)
+    return model_folder.write(out, model.cfg, model_folder.WEIGHT_FILES if onnx else [model_folder.SAFETENSORS], card_text, history)

@@ -136,7 +136,7 @@ def pretrain(
     if resume:
         log(f"resumed at step {trainer.step} from {ckpt}")
     elif init_from is not None:
-        from .. import folder as model_folder
+        from .. import model_folder
         from ..hub import DEFAULT_MODEL, DEFAULT_REVISION, fetch
 
         try:

@@ -46,8 +46,7 @@ def _segments(path: Path, cfg: ModelConfig) -> Iterator[np.ndarray]:
 def cache_key(files: list[Path], root: Path, cfg: ModelConfig) -> str:
     """Changes when any file, its size or mtime, or a frontend number changes."""
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
-    front = {k: getattr(cfg, k) for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "log_eps")}
-    h.update(json.dumps(front, sort_keys=True).encode())
+    h.update(json.dumps(cfg.frontend(), sort_keys=True).encode())
     for p in files:
         st = p.stat()
         h.update(f"{p.relative_to(root) if p != root else p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

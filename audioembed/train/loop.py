@@ -156,7 +156,7 @@ class Trainer:
         predictor, negatives' head, optimizer moments and mixup bank start anew, and the target starts as a copy
         of the loaded encoder. The random streams are drawn afresh for the step, so a continued run does not
         replay the crops of its first steps. Recorded in config.json and the card (self.init)."""
-        from .. import folder as model_folder
+        from .. import model_folder
         from ..backends.torch import load_weights
 
         label = name or Path(folder).name  # a name, not a path of this machine (it goes into config.json)

@@ -1,4 +1,4 @@
-"""Torch modules: the log-mel frontend and the CNN encoder. Importing this imports torch."""
+"""Torch modules: the log-mel frontend, the CNN encoder, loading its weights, the device. Importing this imports torch."""
 
 from .encoder import AudioEncoder
 from .frontend import LogMel

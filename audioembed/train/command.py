@@ -77,7 +77,7 @@ def pretrain(
 
     from ..config import ModelConfig
     from ..errors import AudioEmbedError
-    from ..backends.torch import pick_device
+    from ..nn.device import pick_device
     from ..files import cache_folder
     from .loop import Trainer, log_stderr
 

@@ -157,7 +157,7 @@ class Trainer:
         of the loaded encoder. The random streams are drawn afresh for the step, so a continued run does not
         replay the crops of its first steps. Recorded in config.json and the card (self.init)."""
         from .. import folder as model_folder
-        from ..backends.torch import load_weights
+        from ..nn.weights import load_weights
 
         label = name or Path(folder).name  # a name, not a path of this machine (it goes into config.json)
         for field in self.FRONTEND:

@@ -17,7 +17,8 @@ from audioembed.config import ModelConfig  # noqa: E402
 from audioembed.train import augment, negatives  # noqa: E402
 from audioembed.mel import LogMel  # noqa: E402
 from audioembed.train.data import MelCache, build_cache  # noqa: E402
-from audioembed.train.loop import StopSignals, Trainer  # noqa: E402
+from audioembed.train.control import StopSignals  # noqa: E402
+from audioembed.train.loop import Trainer  # noqa: E402
 from audioembed.errors import TrainingError  # noqa: E402
 from audioembed.train.settings import STRATEGIES, TrainSettings  # noqa: E402
 
@@ -534,7 +535,7 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     final = rec["training"]["final"]
     assert final == {k: v for k, v in history[-1].items() if k != "step"} and 0 < final["lr"] < 1e-3
     # "auto" resolved to what the run used (float32 on a CPU without bfloat16 hardware), in the config and the card
-    from audioembed.train.loop import resolve_precision
+    from audioembed.train.precision import resolve_precision
 
     used = resolve_precision("auto", "cpu")[0]
     assert rec["training"]["precision"] == used and f"{used} arithmetic" in card
@@ -839,7 +840,7 @@ def test_train_speed_builds_the_reference_trainer_with_the_same_overrides(tmp_pa
 
 def test_statistics_read_back_later_are_the_floats_a_step_returns_at_once(cache):
     """fit reads a GPU step's statistics back only at log rows (no wait per step): same numbers."""
-    from audioembed.train.loop import read_stats
+    from audioembed.train.history import read_stats
 
     now = _trainer(cache, steps=3, neg_candidates=2)
     at_once = [now.train_step() for _ in range(3)]
@@ -854,12 +855,12 @@ def test_statistics_read_back_later_are_the_floats_a_step_returns_at_once(cache)
 def test_precision_auto_is_bfloat16_only_where_the_hardware_has_it(cache, monkeypatch):
     """On an AVX2-only CPU bfloat16 is emulated (a step 7x slower than float32): auto must pick float32 there,
     bfloat16 where it is native, and an explicit bfloat16 on such a CPU must warn."""
-    from audioembed.train import loop
+    from audioembed.train import precision
 
     assert TrainSettings().precision == "auto"
     x, w = torch.randn(4, 8), torch.randn(8, 8)
     for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
-        monkeypatch.setattr(loop, "native_bfloat16", lambda device, native=native: native)
+        monkeypatch.setattr(precision, "native_bfloat16", lambda device, native=native: native)
         logged = []
         t = Trainer(TrainSettings(batch_size=4, dim=32, steps=2), cache, "m", log=logged.append)
         assert t.precision == ("bfloat16" if native else "float32") and not logged
@@ -878,20 +879,20 @@ def test_precision_auto_is_bfloat16_only_where_the_hardware_has_it(cache, monkey
 
 
 def test_native_bfloat16_reads_the_cpu_capabilities(monkeypatch):
-    from audioembed.train import loop
+    from audioembed.train import precision
 
     caps = {"avx2": True, "avx512_bf16": False, "amx_bf16": False}
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
-    assert loop.native_bfloat16("cpu") is False
+    assert precision.native_bfloat16("cpu") is False
     caps["avx512_bf16"] = True
-    assert loop.native_bfloat16("cpu") is True
+    assert precision.native_bfloat16("cpu") is True
     caps.update(avx512_bf16=False, amx_bf16=True)
-    assert loop.native_bfloat16("cpu") is True
+    assert precision.native_bfloat16("cpu") is True
 
 
 def test_native_bfloat16_on_a_gpu_does_not_count_emulation(monkeypatch):
     """torch's is_bf16_supported() says True for pre-Ampere GPUs that only emulate it: ask without emulation."""
-    from audioembed.train import loop
+    from audioembed.train import precision
 
     asked = []
 
@@ -901,11 +902,11 @@ def test_native_bfloat16_on_a_gpu_does_not_count_emulation(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulating_gpu)
-    assert loop.native_bfloat16("cuda:0") is False and asked == [False]
+    assert precision.native_bfloat16("cuda:0") is False and asked == [False]
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
-    assert loop.native_bfloat16("cuda") is True
+    assert precision.native_bfloat16("cuda") is True
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert loop.native_bfloat16("cuda") is False
+    assert precision.native_bfloat16("cuda") is False
 
 
 def test_start_from_exported_weights_goes_on_at_its_step_and_is_recorded(cache, tmp_path):

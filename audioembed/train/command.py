@@ -79,7 +79,8 @@ def pretrain(
     from ..errors import AudioEmbedError
     from ..nn.device import pick_device
     from ..files import cache_folder
-    from .loop import Trainer, log_stderr
+    from .history import log_stderr
+    from .loop import Trainer
 
     flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_decay_from=lr_decay_from, lr_after=lr_after, freq_crop_until=freq_crop_until, dim=dim, negatives=negatives,
                  neg_lambda=neg_lambda, neg_margin=neg_margin, neg_repr_margin=neg_repr_margin, neg_segments=neg_segments, neg_space=neg_space,
@@ -191,7 +192,7 @@ def missing_dependencies(export: bool = True) -> list[str]:
 
 def _init_distributed(device: str):
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: join the group (nccl on GPUs, gloo on CPUs)."""
-    from .loop import Dist
+    from .control import Dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:

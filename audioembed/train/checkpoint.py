@@ -51,7 +51,7 @@ CHECKPOINT_KEYS = ("step", "elapsed", "history", "world", "cache", "online", "ta
 
 def load(t: Trainer, path: Path) -> None:
     """Continue from a checkpoint; a truncated, foreign or incomplete one is a TrainingError before any step."""
-    advice = "delete it to start over, or pass --checkpoint with this run's file"
+    advice = "delete it to start over, or name this run's file as checkpoint in --config"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
     except Exception as exc:  # truncated or not a torch file: torch raises several types

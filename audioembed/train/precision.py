@@ -29,6 +29,6 @@ def resolve_precision(requested: str, device: str) -> tuple[str, str | None]:
     if requested == "auto":
         return ("bfloat16" if native_bfloat16(device) else "float32"), None
     if requested == "bfloat16" and not native_bfloat16(device):
-        return requested, (f"warning: --precision bfloat16 on {device}, which has no bfloat16 arithmetic (no AVX-512 BF16 "
-                           "or AMX): it is emulated, a step about 7x slower than in float32; --precision auto picks float32 here")
+        return requested, (f"warning: precision bfloat16 on {device}, which has no bfloat16 arithmetic (no AVX-512 BF16 "
+                           "or AMX): it is emulated, a step about 7x slower than in float32; precision auto (the default) picks float32 here")
     return requested, None

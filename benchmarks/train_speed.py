@@ -103,7 +103,7 @@ def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10, budget_
 
 
 def cpu_description() -> str:
-    """The CPU's name and whether it has bfloat16 in hardware (what --precision auto decides on)."""
+    """The CPU's name and whether it has bfloat16 in hardware (what precision "auto" decides on)."""
     from audioembed.train.precision import native_bfloat16
 
     try:

@@ -52,7 +52,7 @@ def pretrain(
         None, "--config", help="JSON or YAML file of training settings: any key of docs/training.md's table; flags given "
                                "here override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a model's encoder weights (a folder such as a snapshot, or a hub repo id) instead of random ones: when a run's checkpoint is lost (its step: init_step in --config), or to train a model further on your audio."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a model's encoder weights (a folder such as a snapshot, or a hub repo id) instead of random ones: when a run's checkpoint is lost (its step: the config file's init_step), or to train a model further on your audio."),
     device: str = DeviceOpt,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Log-mel cache (default: ~/.cache/audioembed/melcache)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),

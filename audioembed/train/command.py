@@ -77,12 +77,10 @@ def pretrain(
     from .history import log_stderr
     from .loop import Trainer
 
-    flags = {k: v for k, v in flags.items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None}  # flags given override the config file
     try:
-        settings, run = TrainSettings(**flags), {}
-        if config:
-            values, run = read_config(config)
-            settings = TrainSettings(**{**values, **flags})
+        values, run = read_config(config) if config else ({}, {})
+        settings = TrainSettings(**{**values, **given})
     except (ValueError, TypeError, OSError) as exc:
         err(f"error: {exc}")
         raise typer.Exit(2)

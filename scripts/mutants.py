@@ -203,6 +203,11 @@ MUTANTS = [
       'floats["cos_pos"] = 1 - floats[k] / 4', 'floats["cos_pos"] = 1 - floats[k] / 2'),
     M("train checkpoint: a start from weights keeps the random streams of step 0", "audioembed/train/checkpoint.py",
       "salt = 1_000_003 * (step + 1)", "salt = 0"),
+    M("train settings: a config file's unknown key accepted", "audioembed/train/settings.py",
+      "if key not in known and key not in RUN_KEYS:", "if False:"),
+    M("pretrain: the config file overrides the flags given", "audioembed/train/command.py",
+      "settings = TrainSettings(**{**values, **given})", "settings = TrainSettings(**{**given, **values})",
+      tests=("tests/test_train.py",)),
     M("train transfer: pinned memory asked for off CUDA", "audioembed/train/transfer.py",
       'if torch.device(device).type != "cuda" or', 'if torch.device(device).type == "cuda" or'),
     # --- this round's lead changes: readout, training record, the search's model check ----------------------

@@ -208,6 +208,10 @@ MUTANTS = [
     M("pretrain: the config file overrides the flags given", "audioembed/train/command.py",
       "settings = TrainSettings(**{**values, **given})", "settings = TrainSettings(**{**given, **values})",
       tests=("tests/test_train.py",)),
+    M("nn device: a GPU torch does not see is asked for anyway", "audioembed/nn/device.py",
+      'if device.startswith("cuda") and not torch.cuda.is_available():', "if False:"),
+    M("torch backend: the model left in training mode", "audioembed/backends/torch.py",
+      "self.model = model.eval().to(self.device)", "self.model = model.to(self.device)", tests=("tests/test_embedder.py",)),
     M("train transfer: pinned memory asked for off CUDA", "audioembed/train/transfer.py",
       'if torch.device(device).type != "cuda" or', 'if torch.device(device).type == "cuda" or'),
     # --- this round's lead changes: readout, training record, the search's model check ----------------------

@@ -23,7 +23,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from audioembed.backends.torch import load_weights
+from audioembed.nn.weights import load_weights
 from audioembed.config import ModelConfig
 from audioembed.nn import AudioEncoder
 from audioembed.nn.export import export_onnx

@@ -103,7 +103,7 @@ def gemm_contenders(n: int = 2048) -> dict:
     hardware, bfloat16 (emulated, one 2048² product takes a minute: it would stretch every round's slot)."""
     import torch
 
-    from audioembed.train.loop import native_bfloat16
+    from audioembed.train.precision import native_bfloat16
 
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = a.T.copy()

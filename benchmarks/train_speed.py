@@ -38,7 +38,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from audioembed.config import ModelConfig  # noqa: E402
 from audioembed.train.data import MelCache  # noqa: E402
-from audioembed.train.loop import Trainer, read_stats  # noqa: E402
+from audioembed.train.history import read_stats  # noqa: E402
+from audioembed.train.loop import Trainer  # noqa: E402
 from audioembed.train.settings import TrainSettings  # noqa: E402
 
 
@@ -102,8 +103,8 @@ def matmul_rate(dtype: torch.dtype, device: str = "cpu", reps: int = 10, budget_
 
 
 def cpu_description() -> str:
-    """The CPU's name and whether it has bfloat16 in hardware (what --precision auto decides on)."""
-    from audioembed.train.loop import native_bfloat16
+    """The CPU's name and whether it has bfloat16 in hardware (what precision "auto" decides on)."""
+    from audioembed.train.precision import native_bfloat16
 
     try:
         name = torch.cpu.get_capabilities().get("cpu_name", "?")

@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from audioembed.backends.torch import load_weights
+from audioembed.nn.weights import load_weights
 from audioembed.config import ModelConfig
 from audioembed.nn import AudioEncoder
 from audioembed.nn.export import save_model_folder

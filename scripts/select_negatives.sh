@@ -11,10 +11,13 @@ OUT=${OUT:-$DATA/sel}
 STEPS=${STEPS:-250}
 AE=${AE:-audioembed}
 common=(--steps "$STEPS" --batch-size 32 --balance-folders --cache-dir "$OUT/melcache" --threads 1)
+mkdir -p "$OUT"
+echo '{"neg_candidates": 1}' > "$OUT/random-draw.json"   # settings beyond the flags: config files
+echo '{"neg_candidates": 4}' > "$OUT/hardest-of-4.json"
 declare -A ARMS=(
   [byola]="--negatives none"
-  [neg-v1]="--negatives freq_roll,freq_shuffle,time_shuffle,freq_flip,time_flip --neg-candidates 1"
-  [neg-hard]="--negatives freq --neg-candidates 4"
+  [neg-v1]="--negatives freq_roll,freq_shuffle,time_shuffle,freq_flip,time_flip --config $OUT/random-draw.json"
+  [neg-hard]="--negatives freq --config $OUT/hardest-of-4.json"
 )
 # Build the log-mel cache once, then one process per arm (one thread each), seeds in turn.
 "$AE" pretrain "$CORPUS" -o "$OUT/unused" --cache-only --cache-dir "$OUT/melcache"

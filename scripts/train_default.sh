@@ -7,7 +7,7 @@
 # (not shipped: docs/training.md) is STEPS=15625 LR_DECAY_FROM=0.5; the one with the rate dropped at 128,000 crops
 # (not shipped either) is STEPS=15625 LR_AFTER=3e-5 LR_DECAY_FROM=0.256. v0.2.0's recipe (no crop, `--negatives
 # freq` in the projection, 2,000 steps) is this script at commit b8e4525.
-# Arithmetic: `--precision auto` (the default) is bfloat16 autocast where the CPU or GPU has it in hardware, as the
+# Arithmetic: `precision` `auto` (the default) is bfloat16 autocast where the CPU or GPU has it in hardware, as the
 # release was trained (AVX-512 BF16), and float32 elsewhere (7x faster than emulated bfloat16 on an AVX2-only CPU).
 # Resumable: rerun the same command after a stop (each run continues from its checkpoint; RUNS holds
 # checkpoints, outside the repository).
@@ -21,9 +21,10 @@ STEPS=${STEPS:-4000}
 python3 scripts/data/build_corpus.py --out "$DATA/corpus"      # pretraining audio (Debian packages)
 python3 scripts/data/build_devsets.py --out "$DATA/devsets"    # labelled dev sets (not in the corpus)
 mkdir -p "$RUNS"
-common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr "${LR:-1e-4}" --lr-decay-from "${LR_DECAY_FROM:-1}" --seed 42 --balance-folders)
+# The schedule's settings beyond the flags: a config file (docs/training.md#settings).
+echo "{\"lr_decay_from\": ${LR_DECAY_FROM:-1.0}${LR_AFTER:+, \"lr_after\": $LR_AFTER}}" > "$RUNS/schedule.json"
+common=(--cache-dir "$DATA/melcache" --steps "$STEPS" --batch-size 32 --lr "${LR:-1e-4}" --config "$RUNS/schedule.json" --seed 42 --balance-folders)
 [ -n "${STOP_AFTER:-}" ] && common+=(--stop-after "$STOP_AFTER")
-[ -n "${LR_AFTER:-}" ] && common+=(--lr-after "$LR_AFTER")
 declare -A ARMS=([audioembed-base]="" [audioembed-byola]="--negatives none")   # the default negatives; none
 # Build the log-mel cache once (first run), then the unfinished runs side by side, the cores shared out.
 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/unused" --cache-only --cache-dir "$DATA/melcache"

@@ -49,39 +49,49 @@ if [ -z "${SKIP_SPEED:-}" ]; then
 fi
 
 common='"log_every": 200, "ckpt_every": 4000, "balance_folders": true'  # the seed comes from the arm's name
-echo "{$common}" > "$WORK/common.json"
-echo "{$common, \"rrc_freq_scale\": [0.6, 1.5]}" > "$WORK/crop.json"
+# An arm's recipe: its flags (ARGS) and its config file's keys beyond the shared ones (KEYS).
 declare -A ARGS=(
-  [neg32]="--batch-size 32 --lr 1e-4 --negatives freq --neg-candidates 4 --snapshot-every 1000"
+  [neg32]="--batch-size 32 --lr 1e-4 --negatives freq --snapshot-every 1000"
   [byola32]="--batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
-  [neg256]="--batch-size 256 --lr 3e-4 --negatives freq --neg-candidates 4 --snapshot-every 250"
+  [neg256]="--batch-size 256 --lr 3e-4 --negatives freq --snapshot-every 250"
   [byola256]="--batch-size 256 --lr 3e-4 --negatives none --snapshot-every 250"
-  [cropneg32]="--config $WORK/crop.json --batch-size 32 --lr 1e-4 --negatives freq --neg-lambda 0.3 --neg-candidates 4 --snapshot-every 1000"
-  [drop32]="--batch-size 32 --lr 1e-4 --lr-after 3e-5 --lr-decay-from 0.256 --snapshot-every 1000"
-  [dropbyola32]="--batch-size 32 --lr 1e-4 --lr-after 3e-5 --lr-decay-from 0.256 --negatives none --snapshot-every 1000"
-  [cropbyola32]="--config $WORK/crop.json --batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
+  [cropneg32]="--batch-size 32 --lr 1e-4 --negatives freq --snapshot-every 1000"
+  [drop32]="--batch-size 32 --lr 1e-4 --snapshot-every 1000"
+  [dropbyola32]="--batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
+  [cropbyola32]="--batch-size 32 --lr 1e-4 --negatives none --snapshot-every 1000"
 )
-# An arm's flags: its recipe's, the seed its name carries, and the shared config unless the recipe names one.
+declare -A KEYS=(
+  [neg32]='"neg_candidates": 4'
+  [neg256]='"neg_candidates": 4'
+  [cropneg32]='"rrc_freq_scale": [0.6, 1.5], "neg_lambda": 0.3, "neg_candidates": 4'
+  [drop32]='"lr_after": 3e-5, "lr_decay_from": 0.256'
+  [dropbyola32]='"lr_after": 3e-5, "lr_decay_from": 0.256'
+  [cropbyola32]='"rrc_freq_scale": [0.6, 1.5]'
+)
+# An arm's flags: its recipe's and the seed its name carries.
 flags() {
   local base=${1%-s[0-9]*} seed=42
   [[ $1 =~ -s([0-9]+)$ ]] && seed=${BASH_REMATCH[1]}
   [ -n "${ARGS[$base]:-}" ] || { echo "unknown arm $1 (known: ${!ARGS[*]})" >&2; return 1; }
-  case "${ARGS[$base]}" in *--config*) ;; *) echo -n "--config $WORK/common.json ";; esac
   echo "${ARGS[$base]} --seed $seed"
 }
-for arm in ${ARMS:-${!ARGS[@]}}; do flags "$arm" > /dev/null || exit 2; done
+# An arm's config file: the shared keys, its recipe's, and any given as $2.
+config() { local base=${1%-s[0-9]*}; echo "{$common${KEYS[$base]:+, ${KEYS[$base]}}${2:+, $2}}"; }
+for arm in ${ARMS:-${!ARGS[@]}}; do flags "$arm" > /dev/null || exit 2; config "$arm" > "$WORK/$arm.json"; done
 for arm in ${ARMS:-${!ARGS[@]}}; do
   # shellcheck disable=SC2046
-  ae pretrain "$cache" -o "$WORK/$arm" --device "$DEVICE" $(flags "$arm") --steps "${STEPS:-1000000}" \
+  ae pretrain "$cache" -o "$WORK/$arm" --device "$DEVICE" --config "$WORK/$arm.json" $(flags "$arm") --steps "${STEPS:-1000000}" \
      --stop-after "$MINUTES" --threads "$THREADS" > "$WORK/$arm.log" 2>&1 &
 done
 wait
 for arm in ${ARMS:-${!ARGS[@]}}; do
-  # The last step: a resume whose target is the step reached exports at once.
+  # The last step: a resume (of the arm's checkpoint) whose target is the step reached exports at once.
   last=$(grep -o 'stopped at step [0-9]*' "$WORK/$arm.log" | tail -1 | grep -o '[0-9]*$')
+  [ -n "$last" ] || continue
+  config "$arm" "\"checkpoint\": \"$WORK/$arm.checkpoints/last.pt\"" > "$WORK/$arm.last.json"
   # shellcheck disable=SC2046
-  [ -n "$last" ] && ae pretrain "$cache" -o "$WORK/$arm.snapshots/step-$(printf %06d "$last")" --device "$DEVICE" \
-     $(flags "$arm") --steps "$last" --resume --checkpoint "$WORK/$arm.checkpoints/last.pt" \
+  ae pretrain "$cache" -o "$WORK/$arm.snapshots/step-$(printf %06d "$last")" --device "$DEVICE" \
+     --config "$WORK/$arm.last.json" $(flags "$arm") --steps "$last" --resume \
      --threads "$THREADS" >> "$WORK/$arm.log" 2>&1 &
 done
 wait

@@ -15,7 +15,10 @@ RUNS=${RUNS:-$DATA/runs2}
 mkdir -p "$RUNS"
 NEG_NAME=${NEG_NAME:-pitchrep}
 NEG_JSON=${NEG_JSON:-'{"negatives": ["pitch_shift"], "neg_candidates": 4, "neg_semitones": [1, 6], "neg_space": "representation", "neg_margin": 0.8}'}
-echo "$NEG_JSON" > "$RUNS/$NEG_NAME.json"
+# Each arm's config file: the negatives arm's NEG_JSON, both with the schedule's lr_decay_from (DECAY).
+python3 -c 'import json, sys; print(json.dumps({**json.loads(sys.argv[1]), "lr_decay_from": float(sys.argv[2])}))' \
+  "$NEG_JSON" "${DECAY:-1}" > "$RUNS/$NEG_NAME.json"
+echo "{\"lr_decay_from\": $(python3 -c 'import sys; print(float(sys.argv[1]))' "${DECAY:-1}")}" > "$RUNS/byola.json"
 if [ -n "${EVAL:-}" ]; then
   mkdir -p "$RUNS/evals"
   for s in "$RUNS"/*.snapshots/step-*; do
@@ -27,10 +30,10 @@ if [ -n "${EVAL:-}" ]; then
   done
   exit 0
 fi
-common=(--cache-dir "$DATA/melcache" --steps 15625 --batch-size 32 --lr "${LR:-3e-4}" --lr-decay-from "${DECAY:-1}"
+common=(--cache-dir "$DATA/melcache" --steps 15625 --batch-size 32 --lr "${LR:-3e-4}"
         --seed 42 --balance-folders
         --snapshot-every 1000 --threads "${THREADS:-1}")
-declare -A ARMS=(["$NEG_NAME"]="--config $RUNS/$NEG_NAME.json" [byola]="--negatives none")
+declare -A ARMS=(["$NEG_NAME"]="--config $RUNS/$NEG_NAME.json" [byola]="--config $RUNS/byola.json --negatives none")
 for name in "${!ARMS[@]}"; do
   [ -f "$RUNS/$name/config.json" ] && continue
   resume=(); [ -f "$RUNS/$name.checkpoints/last.pt" ] && resume=(--resume)

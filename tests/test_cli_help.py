@@ -48,3 +48,13 @@ def test_version():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output == f"audioembed {audioembed.__version__}\n"
     assert re.fullmatch(r"\d+\.\d+\.\d+", audioembed.__version__)
+
+
+def test_pretrain_help_lists_at_most_18_options():
+    """Issue 38: `pretrain --help` shows the settings users change; every other one is a --config key."""
+    group = typer.main.get_command(app)
+    command = group.commands["pretrain"]
+    options = [p for p in command.get_params(command.context_class(command, info_name="pretrain", parent=None))
+               if p.param_type_name == "option"]
+    assert len(options) <= 18, [p.opts[0] for p in options]
+    assert {"--help", "--device", "--config"} <= set(option_rows(render_help("pretrain")))

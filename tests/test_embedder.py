@@ -168,6 +168,15 @@ def test_unknown_backend_and_device_errors(tiny_model_dir):
         Embedder(tiny_model_dir, backend="onnx", device="cuda")
 
 
+def test_torch_asked_for_a_gpu_it_does_not_see_says_so(tiny_model_dir, monkeypatch):
+    from audioembed.nn.device import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BackendError, match="torch sees no CUDA GPU; use device='cpu'"):
+        Embedder(tiny_model_dir, backend="torch", device="cuda")
+    assert pick_device("auto") == "cpu" and pick_device("cpu") == "cpu"
+
+
 def run_isolated(code: str) -> str:
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -17,11 +18,19 @@ from audioembed.config import ModelConfig  # noqa: E402
 from audioembed.train import augment, negatives  # noqa: E402
 from audioembed.mel import LogMel  # noqa: E402
 from audioembed.train.data import MelCache, build_cache  # noqa: E402
-from audioembed.train.loop import StopSignals, Trainer  # noqa: E402
+from audioembed.train.control import StopSignals  # noqa: E402
+from audioembed.train.loop import Trainer  # noqa: E402
 from audioembed.errors import TrainingError  # noqa: E402
 from audioembed.train.settings import STRATEGIES, TrainSettings  # noqa: E402
 
 from conftest import noisy, tone  # noqa: E402
+
+def _config(tmp_path, dim: int = 32, **more) -> str:
+    """A --config file for a CLI run's tiny encoder (dim and most settings are config-file keys, not flags)."""
+    path = tmp_path / f"config-{dim}-{len(list(tmp_path.glob('config-*')))}.json"
+    path.write_text(json.dumps({"dim": dim, **more}))
+    return str(path)
+
 
 TINY = dict(dim=32, channels=8, proj_hidden=64, proj_dim=16, batch_size=8, mixup_bank=16, log_every=2, ckpt_every=1000)
 
@@ -497,7 +506,7 @@ def test_settings_from_a_config_file(tmp_path):
     s = TrainSettings.from_file(path, steps=4)  # flags override the file
     assert (s.steps, s.batch_size, s.negatives, s.rrc_time_scale, s.lr) == (4, 4, ("freq_roll",), (0.5, 2.0), 1e-4)
     path.write_text('{"step": 4}')
-    with pytest.raises(ValueError, match=r"settings\.json: unknown settings \['step'\]"):
+    with pytest.raises(ValueError, match=r"settings\.json: unknown setting 'step' \(did you mean 'steps'\?\)"):
         TrainSettings.from_file(path)
 
 
@@ -509,7 +518,7 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
 
     runner = CliRunner()
     base = ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--steps", "4", "--batch-size", "4",
-            "--dim", "32", "--threads", "1"]
+            "--config", _config(tmp_path), "--threads", "1"]
     out = tmp_path / "m"
     r = runner.invoke(app, [*base, "-o", str(out), "--stop-after", "0"])
     assert r.exit_code == 0, r.output
@@ -534,7 +543,7 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     final = rec["training"]["final"]
     assert final == {k: v for k, v in history[-1].items() if k != "step"} and 0 < final["lr"] < 1e-3
     # "auto" resolved to what the run used (float32 on a CPU without bfloat16 hardware), in the config and the card
-    from audioembed.train.loop import resolve_precision
+    from audioembed.train.precision import resolve_precision
 
     used = resolve_precision("auto", "cpu")[0]
     assert rec["training"]["precision"] == used and f"{used} arithmetic" in card
@@ -571,7 +580,7 @@ def test_torchrun_two_processes_on_cpu(audio_dir, tmp_path):
     import subprocess
 
     out = tmp_path / "ddp"
-    cmd = _torchrun_pretrain(audio_dir, tmp_path, "--steps", "2", "--batch-size", "4", "--dim", "32")
+    cmd = _torchrun_pretrain(audio_dir, tmp_path, "--steps", "2", "--batch-size", "4", "--config", _config(tmp_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -590,7 +599,7 @@ def test_torchrun_ranks_stop_together_on_sigterm_and_on_their_clocks(audio_dir, 
     import time
 
     log = tmp_path / "log.txt"
-    cmd = _torchrun_pretrain(audio_dir, tmp_path, "--steps", "100000", "--batch-size", "2", "--dim", "16")
+    cmd = _torchrun_pretrain(audio_dir, tmp_path, "--steps", "100000", "--batch-size", "2", "--config", _config(tmp_path, 16))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log, "w") as err:
         job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
@@ -694,8 +703,8 @@ def test_cli_pretrain_trains_on_a_cache_folder_as_its_data_dir(audio_dir, tmp_pa
     moved.parent.mkdir()
     folder.rename(moved)
     out = tmp_path / "model"
-    r = CliRunner().invoke(app, ["pretrain", str(moved), "-o", str(out), "--steps", "2", "--batch-size", "4", "--dim", "32",
-                                 "--threads", "1", "--cache-dir", str(tmp_path / "never")])
+    r = CliRunner().invoke(app, ["pretrain", str(moved), "-o", str(out), "--steps", "2", "--batch-size", "4",
+                                 "--config", _config(tmp_path), "--threads", "1", "--cache-dir", str(tmp_path / "never")])
     assert r.exit_code == 0, r.output
     assert not (tmp_path / "never").exists()  # nothing decoded again
     data = record.load(out).to_dict()["data"]
@@ -795,7 +804,7 @@ def test_snapshots_export_the_model_as_it_stood_at_each_interval(audio_dir, tmp_
 
     out = tmp_path / "m"
     args = ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--steps", "4", "--batch-size", "4",
-            "--dim", "32", "--threads", "1", "--snapshot-every", "2", "-o", str(out)]
+            "--config", _config(tmp_path), "--threads", "1", "--snapshot-every", "2", "-o", str(out)]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     snaps = sorted(p.name for p in (tmp_path / "m.snapshots").iterdir())
@@ -839,7 +848,7 @@ def test_train_speed_builds_the_reference_trainer_with_the_same_overrides(tmp_pa
 
 def test_statistics_read_back_later_are_the_floats_a_step_returns_at_once(cache):
     """fit reads a GPU step's statistics back only at log rows (no wait per step): same numbers."""
-    from audioembed.train.loop import read_stats
+    from audioembed.train.history import read_stats
 
     now = _trainer(cache, steps=3, neg_candidates=2)
     at_once = [now.train_step() for _ in range(3)]
@@ -854,12 +863,12 @@ def test_statistics_read_back_later_are_the_floats_a_step_returns_at_once(cache)
 def test_precision_auto_is_bfloat16_only_where_the_hardware_has_it(cache, monkeypatch):
     """On an AVX2-only CPU bfloat16 is emulated (a step 7x slower than float32): auto must pick float32 there,
     bfloat16 where it is native, and an explicit bfloat16 on such a CPU must warn."""
-    from audioembed.train import loop
+    from audioembed.train import precision
 
     assert TrainSettings().precision == "auto"
     x, w = torch.randn(4, 8), torch.randn(8, 8)
     for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
-        monkeypatch.setattr(loop, "native_bfloat16", lambda device, native=native: native)
+        monkeypatch.setattr(precision, "native_bfloat16", lambda device, native=native: native)
         logged = []
         t = Trainer(TrainSettings(batch_size=4, dim=32, steps=2), cache, "m", log=logged.append)
         assert t.precision == ("bfloat16" if native else "float32") and not logged
@@ -869,7 +878,7 @@ def test_precision_auto_is_bfloat16_only_where_the_hardware_has_it(cache, monkey
         assert t.precision == "bfloat16" and bool(logged) is not native
         with t.autocast():
             assert torch.nn.functional.linear(x, w).dtype == torch.bfloat16
-    assert "about 7x slower" in logged[0] and "--precision auto" in logged[0]
+    assert "about 7x slower" in logged[0] and "precision auto" in logged[0]
     t = Trainer(TrainSettings(batch_size=4, dim=32, steps=2, precision="float32"), cache, "m", log=logged.append)
     with t.autocast():
         assert torch.nn.functional.linear(x, w).dtype == torch.float32
@@ -878,20 +887,20 @@ def test_precision_auto_is_bfloat16_only_where_the_hardware_has_it(cache, monkey
 
 
 def test_native_bfloat16_reads_the_cpu_capabilities(monkeypatch):
-    from audioembed.train import loop
+    from audioembed.train import precision
 
     caps = {"avx2": True, "avx512_bf16": False, "amx_bf16": False}
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
-    assert loop.native_bfloat16("cpu") is False
+    assert precision.native_bfloat16("cpu") is False
     caps["avx512_bf16"] = True
-    assert loop.native_bfloat16("cpu") is True
+    assert precision.native_bfloat16("cpu") is True
     caps.update(avx512_bf16=False, amx_bf16=True)
-    assert loop.native_bfloat16("cpu") is True
+    assert precision.native_bfloat16("cpu") is True
 
 
 def test_native_bfloat16_on_a_gpu_does_not_count_emulation(monkeypatch):
     """torch's is_bf16_supported() says True for pre-Ampere GPUs that only emulate it: ask without emulation."""
-    from audioembed.train import loop
+    from audioembed.train import precision
 
     asked = []
 
@@ -901,11 +910,11 @@ def test_native_bfloat16_on_a_gpu_does_not_count_emulation(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulating_gpu)
-    assert loop.native_bfloat16("cuda:0") is False and asked == [False]
+    assert precision.native_bfloat16("cuda:0") is False and asked == [False]
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
-    assert loop.native_bfloat16("cuda") is True
+    assert precision.native_bfloat16("cuda") is True
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert loop.native_bfloat16("cuda") is False
+    assert precision.native_bfloat16("cuda") is False
 
 
 def test_start_from_exported_weights_goes_on_at_its_step_and_is_recorded(cache, tmp_path):
@@ -966,20 +975,22 @@ def test_cli_init_from_records_the_folder_by_name_and_checks_its_flags(audio_dir
     from audioembed.cli import app
 
     runner = CliRunner()
-    base = ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--batch-size", "4", "--dim", "32", "--threads", "1"]
-    r = runner.invoke(app, [*base, "--steps", "2", "-o", str(tmp_path / "a")])
+    base = ["pretrain", str(audio_dir), "--cache-dir", str(tmp_path / "cache"), "--batch-size", "4", "--threads", "1"]
+    tiny = ["--config", _config(tmp_path)]
+    r = runner.invoke(app, [*base, *tiny, "--steps", "2", "-o", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), "--init-step", "2"])
+    at_step_2 = ["--config", _config(tmp_path, init_step=2)]  # init_step: a config-file key (a lost run's rescue)
+    r = runner.invoke(app, [*base, *at_step_2, "--steps", "4", "-o", str(tmp_path / "b"), "--init-from", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
     assert "started from a's encoder at step 2" in r.output
     rec = record.load(tmp_path / "b").to_dict()
     assert rec["training"]["init_from"]["model"] == "a" and rec["training"]["steps"] == 4
     assert str(tmp_path) not in (tmp_path / "b" / "training.json").read_text() + (tmp_path / "b" / "README.md").read_text()
-    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "c"), "--init-step", "2"])
-    assert r.exit_code == 2 and "--init-step goes with --init-from" in r.output
-    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "b"), "--resume", "--init-from", str(tmp_path / "a")])
+    r = runner.invoke(app, [*base, *at_step_2, "--steps", "4", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "init_step goes with --init-from" in r.output
+    r = runner.invoke(app, [*base, *tiny, "--steps", "4", "-o", str(tmp_path / "b"), "--resume", "--init-from", str(tmp_path / "a")])
     assert r.exit_code == 2 and "pass one" in r.output
-    r = runner.invoke(app, [*base, "--steps", "4", "-o", str(tmp_path / "d"), "--init-from", str(tmp_path / "nowhere")])
+    r = runner.invoke(app, [*base, *tiny, "--steps", "4", "-o", str(tmp_path / "d"), "--init-from", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "--init-from" in r.output and "not a model folder" in r.output
 
 
@@ -1007,13 +1018,15 @@ def _one_error_line(result) -> str:
     (["--epochs", "0"], "epochs must be > 0"),
     (["--lr", "nan"], "lr must be a finite number"),
     (["--lr", "-1e-3"], "lr must be > 0"),
-    (["--lr-after", "inf"], "lr_after must be a finite number"),
-    (["--neg-lambda", "nan"], "neg_lambda must be a finite number"),
+    ({"lr_after": math.inf}, "lr_after must be a finite number"),
+    ({"neg_lambda": math.nan}, "neg_lambda must be a finite number"),
     (["--threads", "0"], "--threads must be >= 1"),
     (["--stop-after", "nan"], "--stop-after must be minutes >= 0"),
 ])
 def test_pretrain_refuses_bad_numbers_before_any_work(tmp_path, flags, message):
     """`--steps -5` exported an untrained model and exited 0; NaNs gave tracebacks."""
+    if isinstance(flags, dict):  # a setting of the --config file
+        flags = ["--config", _config(tmp_path, **flags)]
     r = _pretrain([tmp_path / "nowhere", "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", *flags])
     assert message in _one_error_line(r)
     assert not (tmp_path / "m").exists() and not (tmp_path / "c").exists()
@@ -1051,9 +1064,9 @@ def test_resume_refuses_truncated_incomplete_and_foreign_checkpoints_before_a_st
     assert fresh.step == 0 and all(torch.equal(before[k], v) for k, v in _state(fresh).items())
 
     base = [audio_dir, "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", "--steps", "2", "--batch-size", "4",
-            "--dim", "32", "--threads", "1", "--resume"]
+            "--threads", "1", "--resume"]
     for name, message in [("short.pt", "not a readable checkpoint"), ("partial.pt", "not a complete checkpoint")]:
-        line = _one_error_line(_pretrain([*base, "--checkpoint", tmp_path / name]))
+        line = _one_error_line(_pretrain([*base, "--config", _config(tmp_path, checkpoint=str(tmp_path / name))]))
         assert str(tmp_path / name) in line and message in line
     assert not (tmp_path / "m").exists()
 
@@ -1063,7 +1076,7 @@ def test_pretrain_refuses_a_silent_corpus(tmp_path):
     for i in range(3):
         sf.write(tmp_path / f"quiet{i}.wav", np.zeros(16000, np.float32), 16000)
     r = _pretrain([tmp_path, "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", "--steps", "2", "--batch-size", "4",
-                   "--dim", "32", "--threads", "1"])
+                   "--config", _config(tmp_path), "--threads", "1"])
     line = _one_error_line(r)
     assert f"{tmp_path}: the audio is silent (log-mel std" in line and "3 clips" in line
     assert not (tmp_path / "m").exists() and not (tmp_path / "m.checkpoints").exists()
@@ -1075,7 +1088,8 @@ def test_pretrain_checks_what_export_needs_before_the_first_step(audio_dir, tmp_
     import sys
 
     monkeypatch.setitem(sys.modules, module, None)  # `import onnx` now raises ImportError
-    args = [audio_dir, "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", "--steps", "2", "--batch-size", "4", "--dim", "32"]
+    args = [audio_dir, "-o", tmp_path / "m", "--cache-dir", tmp_path / "c", "--steps", "2", "--batch-size", "4",
+            "--config", _config(tmp_path)]
     line = _one_error_line(_pretrain(args))
     assert f"pretrain needs {name} " in line and 'pip install ".[train]"' in line
     assert not (tmp_path / "c").exists() and not (tmp_path / "m").exists()  # nothing decoded, nothing trained
@@ -1103,26 +1117,31 @@ def test_exported_files_have_the_umask_mode_like_the_others(cache, tmp_path):
 
 
 def test_pretrain_help_describes_every_settings_flag_with_its_default():
+    """The flags are built from TrainSettings' fields marked flag=True: the field's help, then its default."""
+    import dataclasses
+
     import typer.main
 
     from audioembed.cli import app
 
     command = typer.main.get_command(app).commands["pretrain"]
-    fields = {f.name for f in __import__("dataclasses").fields(TrainSettings)}
+    flagged = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainSettings) if f.metadata["flag"]}
     checked = 0
     for param in command.params:
-        if param.name not in fields:
+        if param.name not in {f.name for f in dataclasses.fields(TrainSettings)}:
             continue
         value = getattr(TrainSettings(), param.name)
         shown = ("--no-balance-folders" if param.name == "balance_folders" else ",".join(value) if isinstance(value, tuple)
                  else "off" if value is None else str(value))
-        assert param.help and (f"(default: {shown})" in param.help or param.name == "lr_after"), param.name
+        assert param.help == f"{flagged[param.name]} (default: {shown})", param.name
         checked += 1
-    assert checked >= 19
+    assert checked == len(flagged) >= 8
     helps = {p.name: p.help for p in command.params}
     assert helps["lr"].startswith("Learning rate") and "(default: 0.0001)" in helps["lr"]
     assert helps["seed"].startswith("Random seed") and "(default: 42)" in helps["seed"]
-    assert "(default: --lr)" in helps["lr_after"]
+    # `pretrain --help` stays short (issue 38): at most 18 options, --help and --device counted
+    options = [p for p in command.get_params(command.context_class(command)) if p.param_type_name == "option"]
+    assert len(options) <= 18 and {"--help", "--device", "--config", "--resume"} <= {o for p in options for o in p.opts}
 
 
 def test_ema_update_moves_each_weight_exactly_one_minus_decay_of_the_way():
@@ -1193,3 +1212,89 @@ def test_a_step_descends_the_byol_loss_on_a_fixed_batch(cache):
         losses.append(t.train_step()["loss_pos"])
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < losses[0] - 0.05
+
+
+# -- issue 38: the settings written once; most of them a --config file's keys -----------------------------------
+
+EVERY_SETTING = dict(  # a value other than the default for every field: a new field must be added here
+    steps=3, epochs=2.5, batch_size=6, lr=5e-5, lr_decay_from=0.5, lr_after=1e-5, weight_decay=0.01, ema=0.9, seed=7,
+    dim=48, channels=16, n_blocks=2, mlp_hidden=128, readout="stacked", proj_hidden=96, proj_dim=24, crop_frames=64,
+    mixup_ratio=0.2, mixup_bank=32, rrc_virtual_scale=[1.0, 1.2], rrc_freq_scale=[1.0, 1.0], freq_crop_until=0.5,
+    rrc_time_scale=[0.8, 1.2], fader_gain=0.5, negatives=["freq_roll", "time_flip"], neg_segments=3, neg_lambda=0.5,
+    neg_margin=0.3, neg_space="projection", neg_repr_margin=0.8, neg_candidates=2, neg_shift=[1, 3], neg_semitones=[2, 4],
+    precision="float32", balance_folders=True, log_every=5, ckpt_every=50, snapshot_every=10, workers=1)
+
+
+def _settings_seen(monkeypatch) -> dict:
+    """Stop `pretrain` where it first uses its settings (the cache), keeping them: no audio decoded, nothing trained."""
+    seen = {}
+
+    def stop(data_dir, cache_root, cfg, settings, dist, log):
+        seen["settings"] = settings
+        raise SystemExit(0)
+
+    monkeypatch.setattr("audioembed.train.command._cache_on_rank0", stop)
+    return seen
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_every_setting_is_a_config_file_key(tmp_path, monkeypatch, suffix):
+    """Flags are a few; every field of TrainSettings is reachable through --config, JSON or YAML alike."""
+    import dataclasses
+
+    import yaml
+
+    assert set(EVERY_SETTING) == {f.name for f in dataclasses.fields(TrainSettings)}
+    defaults = TrainSettings().to_dict()
+    assert all(EVERY_SETTING[k] != defaults[k] for k in EVERY_SETTING)
+    path = tmp_path / f"every{suffix}"
+    path.write_text(json.dumps(EVERY_SETTING) if suffix == ".json" else yaml.safe_dump(EVERY_SETTING).replace("5.0e-05", "5e-5"))
+    seen = _settings_seen(monkeypatch)
+    r = _pretrain([tmp_path, "-o", tmp_path / "m", "--config", path])
+    assert r.exit_code == 0, r.output
+    assert seen["settings"].to_dict() == EVERY_SETTING
+    assert TrainSettings.from_file(path) == seen["settings"]  # and back through a file: the checkpoint's record
+    (tmp_path / "again.json").write_text(json.dumps(seen["settings"].to_dict()))
+    assert TrainSettings.from_file(tmp_path / "again.json") == seen["settings"]
+
+
+def test_flags_given_override_the_config_file(tmp_path, monkeypatch):
+    from audioembed.train.settings import FREQ_STRATEGIES
+
+    seen = _settings_seen(monkeypatch)
+    config = _config(tmp_path, steps=99, lr=1e-3, balance_folders=True, negatives="none", neg_lambda=0.5, seed=7)
+    r = _pretrain([tmp_path, "-o", tmp_path / "m", "--config", config, "--steps", "3", "--no-balance-folders",
+                   "--negatives", "freq", "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    s = seen["settings"]
+    assert (s.steps, s.lr, s.balance_folders, s.negatives, s.neg_lambda, s.seed, s.dim) == (3, 1e-3, False, FREQ_STRATEGIES, 0.5, 0, 32)
+    r = _pretrain([tmp_path, "-o", tmp_path / "m", "--config", config])  # the file's, where no flag is given
+    assert r.exit_code == 0 and (seen["settings"].steps, seen["settings"].balance_folders, seen["settings"].negatives) == (99, True, ())
+    bad = _config(tmp_path, batch_size=1)  # a flag given replaces the file's value before it is checked
+    assert "batch_size must be >= 2" in _one_error_line(_pretrain([tmp_path, "-o", tmp_path / "m", "--config", bad]))
+    assert _pretrain([tmp_path, "-o", tmp_path / "m", "--config", bad, "--batch-size", "4"]).exit_code == 0
+
+
+def test_a_config_file_with_an_unknown_key_is_one_error_line_naming_it_and_the_file(tmp_path):
+    for name, text in [("typo.json", '{"dim": 32, "neg_lamda": 0.5}'), ("typo.yaml", "dim: 32\nneg_lamda: 0.5\n")]:
+        (tmp_path / name).write_text(text)
+        line = _one_error_line(_pretrain([tmp_path / "nowhere", "-o", tmp_path / "m", "--config", tmp_path / name]))
+        assert f"{tmp_path / name}: unknown setting 'neg_lamda' (did you mean 'neg_lambda'?)" in line
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text('{"dim": ')
+    for name, message in [("list.json", "one mapping of settings"), ("broken.json", "not a JSON file"), ("none.json", "cannot read")]:
+        assert message in _one_error_line(_pretrain([tmp_path / "nowhere", "-o", tmp_path / "m", "--config", tmp_path / name]))
+    (tmp_path / "step.json").write_text('{"init_step": -1}')
+    assert "init_step must be an integer >= 0" in _one_error_line(
+        _pretrain([tmp_path / "nowhere", "-o", tmp_path / "m", "--config", tmp_path / "step.json"]))
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_training_page_lists_every_config_key():
+    """docs/training.md's table is settings_table(): a setting's help is written once, in its field."""
+    from pathlib import Path
+
+    from audioembed.train.settings import settings_table
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    assert settings_table() in page, "paste audioembed.train.settings.settings_table() into docs/training.md"

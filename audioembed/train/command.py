@@ -5,6 +5,8 @@ This module imports no torch at import time, so `audioembed --help` stays fast a
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 from pathlib import Path
 from typing import Optional
@@ -12,19 +14,33 @@ from typing import Optional
 import typer
 
 from ..console import DeviceOpt, err
-from .settings import TrainSettings
-
-
-_DEFAULTS = TrainSettings()
+from .settings import TrainSettings, read_config
 
 
 def _default(name: str) -> str:
     """' (default: X)' for a settings flag: its value in TrainSettings, which a --config file or the flag overrides."""
-    value = getattr(_DEFAULTS, name)
+    value = getattr(TrainSettings(), name)
     if isinstance(value, bool):
         return f" (default: --{'' if value else 'no-'}{name.replace('_', '-')})"
     text = ",".join(value) if isinstance(value, tuple) else "off" if value is None else value
     return f" (default: {text})"
+
+
+def _setting_flags() -> list[inspect.Parameter]:
+    """An option for each TrainSettings field marked flag=True, its help and default read from the field: a setting
+    is written once. None: not given (the --config file's value, else the default, stands)."""
+    params = []
+    for f in dataclasses.fields(TrainSettings):
+        if not f.metadata["flag"]:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            decls, kind = [f"{flag}/--no-{flag[2:]}"], bool
+        else:  # a tuple (the negatives) is given as one comma list
+            decls, kind = [flag], str if isinstance(f.default, tuple) else type(f.default)
+        option = typer.Option(None, *decls, help=f.metadata["help"] + _default(f.name), show_default=False)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]))
+    return params
 
 
 def pretrain(
@@ -32,38 +48,17 @@ def pretrain(
         ..., help="Folder of audio (any format and rate, searched recursively), or a log-mel cache folder that "
                   "--cache-only built (meta.json, frames.f16): copy that to a GPU machine instead of the audio."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json, model.safetensors, model.onnx, README.md)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="JSON file of training settings; flags given here override it."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (overrides --epochs; 0: use --epochs)." + _default("steps")),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs; one epoch = one crop per cached clip." + _default("epochs")),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step per process." + _default("batch_size")),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of Adam (> 0)." + _default("lr")),
-    lr_decay_from: Optional[float] = typer.Option(
-        None, "--lr-decay-from", help="Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant)." + _default("lr_decay_from")),
-    lr_after: Optional[float] = typer.Option(
-        None, "--lr-after", help="The lr the half cosine starts from (default: --lr): a drop at --lr-decay-from, then the decay."),
-    freq_crop_until: Optional[float] = typer.Option(
-        None, "--freq-crop-until", help="Fraction of the steps after which the views' frequency crop stops (1: never)." + _default("freq_crop_until")),
-    dim: Optional[int] = typer.Option(None, "--dim", help="Embedding size." + _default("dim")),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip." + _default("negatives")),
-    neg_lambda: Optional[float] = typer.Option(None, "--neg-lambda", help="Weight of the negative hinge." + _default("neg_lambda")),
-    neg_margin: Optional[float] = typer.Option(None, "--neg-margin", help="Cosine below which a negative costs nothing." + _default("neg_margin")),
-    neg_repr_margin: Optional[float] = typer.Option(None, "--neg-repr-margin", help="Also cap the clip embeddings' cosine to their negatives at this value (a second hinge, same weight)." + _default("neg_repr_margin")),
-    neg_segments: Optional[int] = typer.Option(None, "--neg-segments", help="Bands/segments the shuffles cut into." + _default("neg_segments")),
-    neg_space: Optional[str] = typer.Option(None, "--neg-space", help="projection (BYOL's space), representation (the clip embedding) or head (a projector of their own)." + _default("neg_space")),
-    neg_candidates: Optional[int] = typer.Option(None, "--neg-candidates", help="Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random)." + _default("neg_candidates")),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bfloat16 where the device has it in hardware, else float32), bfloat16 (autocast; weights and statistics stay float32) or float32." + _default("precision")),
-    balance_folders: Optional[bool] = typer.Option(None, "--balance-folders/--no-balance-folders", help="Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often." + _default("balance_folders")),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of the initial weights, crops, views and negatives." + _default("seed")),
-    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets); 0: never." + _default("snapshot_every")),
-    device: str = DeviceOpt,
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="JSON or YAML file of training settings: any key of docs/training.md's table; flags given "
+                               "here override it."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint exactly where it stopped."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a model's encoder weights (a folder such as a snapshot, or a hub repo id) instead of random ones: when a run's checkpoint is lost, or to train a model further on your audio."),
-    init_step: Optional[int] = typer.Option(None, "--init-step", help="With --init-from: the step to go on from (a lost run's snapshot step, so --steps and the lr schedule carry on); default 0."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint file (default: OUT.checkpoints/last.pt)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from a model's encoder weights (a folder such as a snapshot, or a hub repo id) instead of random ones: when a run's checkpoint is lost (its step: the config file's init_step), or to train a model further on your audio."),
+    device: str = DeviceOpt,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Log-mel cache (default: ~/.cache/audioembed/melcache)."),
-    stop_after: Optional[float] = typer.Option(None, "--stop-after", help="Minutes; then checkpoint and exit (continue later with --resume)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    stop_after: Optional[float] = typer.Option(None, "--stop-after", help="Minutes; then checkpoint and exit (continue later with --resume)."),
     cache_only: bool = typer.Option(False, "--cache-only", help="Build the log-mel cache and exit (e.g. before starting several runs on it)."),
+    **flags,
 ) -> None:
     """Pretrain an encoder self-supervised (BYOL-A + adversarial negatives) and export it."""
     from ..errors import install_hint
@@ -77,20 +72,19 @@ def pretrain(
 
     from ..config import ModelConfig
     from ..errors import AudioEmbedError
-    from ..backends.torch import pick_device
     from ..files import cache_folder
-    from .loop import Trainer, log_stderr
+    from ..nn.device import pick_device
+    from .history import log_stderr
+    from .loop import Trainer
 
-    flags = dict(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_decay_from=lr_decay_from, lr_after=lr_after, freq_crop_until=freq_crop_until, dim=dim, negatives=negatives,
-                 neg_lambda=neg_lambda, neg_margin=neg_margin, neg_repr_margin=neg_repr_margin, neg_segments=neg_segments, neg_space=neg_space,
-                 neg_candidates=neg_candidates, precision=precision, balance_folders=balance_folders, seed=seed,
-                 snapshot_every=snapshot_every)
-    flags = {k: v for k, v in flags.items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None}  # flags given override the config file
     try:
-        settings = TrainSettings.from_file(config, **flags) if config else TrainSettings(**flags)
+        values, run = read_config(config) if config else ({}, {})
+        settings = TrainSettings(**{**values, **given})
     except (ValueError, TypeError, OSError) as exc:
         err(f"error: {exc}")
         raise typer.Exit(2)
+    checkpoint, init_step = run.get("checkpoint"), run.get("init_step")
     if threads is not None and threads < 1:
         err(f"error: --threads must be >= 1, not {threads}")
         raise typer.Exit(2)
@@ -98,7 +92,7 @@ def pretrain(
         err(f"error: --stop-after must be minutes >= 0, not {stop_after}")
         raise typer.Exit(2)
     if init_step is not None and init_from is None:
-        err("error: --init-step goes with --init-from")
+        err(f"error: {config}: init_step goes with --init-from")
         raise typer.Exit(2)
     if init_from is not None and resume:
         err("error: --resume continues a checkpoint, --init-from starts a new run from a model's weights: pass one")
@@ -106,7 +100,7 @@ def pretrain(
     if threads:
         torch.set_num_threads(threads)
     dist, device = _init_distributed(pick_device(device))
-    ckpt = checkpoint or out.with_name(out.name + ".checkpoints") / "last.pt"
+    ckpt = Path(checkpoint) if checkpoint else out.with_name(out.name + ".checkpoints") / "last.pt"
     if resume and not ckpt.exists():
         err(f"error: --resume: no checkpoint at {ckpt}")
         raise typer.Exit(2)
@@ -172,6 +166,17 @@ def pretrain(
             f"{trainer.samples_per_s:.1f} samples/s)")
 
 
+def _with_setting_flags(command):
+    """The command's signature for typer: DATA_DIR, --out, --config, the settings' flags, then its other options."""
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(command).parameters.values()
+           if p.kind is not inspect.Parameter.VAR_KEYWORD]  # typer passes every parameter by name
+    command.__signature__ = inspect.Signature(own[:3] + _setting_flags() + own[3:])
+    return command
+
+
+_with_setting_flags(pretrain)
+
+
 # What a run imports to train and to export (torch's ONNX exporter needs the onnx package, which [torch] lacks).
 EXPORT_MODULES = {"torch": "PyTorch", "safetensors.torch": "safetensors", "onnx": "onnx"}
 
@@ -191,7 +196,7 @@ def missing_dependencies(export: bool = True) -> list[str]:
 
 def _init_distributed(device: str):
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: join the group (nccl on GPUs, gloo on CPUs)."""
-    from .loop import Dist
+    from .control import Dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:

@@ -1,13 +1,12 @@
-"""The training loop: views, negatives, losses, EMA, checkpoints that resume exactly, DDP, export."""
+"""The training loop: views, negatives, losses, EMA, one step after another, export.
+
+Its other concerns live beside it: precision.py (the arithmetic), control.py (stops and torchrun ranks),
+checkpoint.py (save, resume, start from a model), history.py (statistics, log rows, training.json's account)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,13 +15,16 @@ import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
 
-from .. import record
 from ..config import ModelConfig
-from ..errors import ModelError, TrainingError
+from ..errors import TrainingError
+from . import checkpoint
 from .augment import ViewMaker, crop_fade_norm, post_norm
 from .byol import Online, Target, byol_loss, negative_loss
+from .control import STOP_SIGNAL, STOP_TIME, Dist, StopSignals, agree
 from .data import MelCache
+from .history import format_row, read_stats, training_record
 from .negatives import candidates, perturb
+from .precision import resolve_precision
 from .settings import TrainSettings
 from .transfer import to_device
 
@@ -30,80 +32,10 @@ PROBE_SEED = 1234567  # the fixed batch on which representation similarities are
 # probe_neg: the five strategies of the first release (comparable across versions);
 # probe_shift: the mel axis moved by 2-4 bands (about 2-6 semitones), i.e. pitch.
 PROBE_STRATEGIES = ("freq_roll", "freq_shuffle", "time_shuffle", "freq_flip", "time_flip")
-STOP_TIME, STOP_SIGNAL = 1, 2
 # The least log-mel std a corpus may have: silence (digital zeros) is the log floor everywhere, std ~0, and the
 # exported model's norm_std would scale every input up by 1/std (1e-6 gave embeddings ~1.6e5 in size).
 # Real audio, even quiet speech, has a std of several nepers.
-MIN_STD = 0.01  # why ranks stop early; the larger wins the vote
-
-
-def native_bfloat16(device: str) -> bool:
-    """Whether the device runs bfloat16 arithmetic in hardware: a CUDA GPU that supports it (Ampere on), or a
-    CPU with AVX-512 BF16 or AMX. Elsewhere it is emulated: on an AVX2-only CPU a training step took 7x as long
-    as in float32 (docs/training.md)."""
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            return False
-        try:  # newer torch counts emulation as support unless told not to
-            return torch.cuda.is_bf16_supported(including_emulation=False)
-        except TypeError:
-            return torch.cuda.is_bf16_supported()
-    try:
-        caps = torch.cpu.get_capabilities()
-    except (AttributeError, RuntimeError):  # older torch: the narrower checks
-        return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-                    or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
-    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-
-
-def resolve_precision(requested: str, device: str) -> tuple[str, str | None]:
-    """The precision a run uses, and a warning when an explicit bfloat16 will be emulated (slow)."""
-    if requested == "auto":
-        return ("bfloat16" if native_bfloat16(device) else "float32"), None
-    if requested == "bfloat16" and not native_bfloat16(device):
-        return requested, (f"warning: --precision bfloat16 on {device}, which has no bfloat16 arithmetic (no AVX-512 BF16 "
-                           "or AMX): it is emulated, a step about 7x slower than in float32; --precision auto picks float32 here")
-    return requested, None
-
-
-class StopSignals:
-    """Ctrl-C (SIGINT) or `kill` (SIGTERM, a scheduler's stop, torchrun's) while training asks the loop to stop
-    at the next step boundary, where it checkpoints. Raising at once, wherever the signal lands, would save a
-    half-done step (weights updated, step not counted) and, under torchrun, leave ranks in different
-    collectives. A second Ctrl-C stops at once without saving; SIGTERM never escalates (kill -9 does).
-    A background job ignores SIGINT, so SIGTERM must count too. Handlers only exist in the main thread."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-
-@dataclasses.dataclass
-class Dist:
-    """Where this process sits in a torchrun job (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+MIN_STD = 0.01
 
 
 class Trainer:
@@ -119,12 +51,13 @@ class Trainer:
         self.precision, warning = resolve_precision(s.precision, device)
         if warning and dist.main:
             log(warning)
-        self.cfg = ModelConfig(name=name, dim=s.dim, channels=s.channels, n_blocks=s.n_blocks, mlp_hidden=s.mlp_hidden,
-                               readout=s.readout, norm_mean=cache.mean, norm_std=cache.std)
+        self.cfg = ModelConfig(name=name, norm_mean=cache.mean, norm_std=cache.std,
+                               **{k: getattr(s, k) for k in ModelConfig.ARCHITECTURE})
         torch.manual_seed(s.seed)  # identical initial weights on every rank
         self.online = Online(self.cfg, s.proj_hidden, s.proj_dim, neg_head=bool(s.negatives) and s.neg_space == "head").to(device)
         self.target = Target(self.online).to(device)
         self.net = self.online
+        self._flag_group = None  # the per-step stop vote's group, under torchrun
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -146,43 +79,19 @@ class Trainer:
         self.total_steps = s.steps or max(1, math.ceil(s.epochs * per_epoch))
         self.probe = cache.sample(min(64, max(2, len(cache))), s.crop_frames, torch.Generator().manual_seed(PROBE_SEED))
 
-    # Fields of a model's config that decide what its encoder sees; a start from other weights needs them equal.
-    FRONTEND = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "log_eps")
-
     def start_from(self, folder: Path, cfg: ModelConfig, step: int = 0, name: str | None = None) -> None:
-        """Start from an exported model's encoder (a snapshot, a released model) instead of random weights: to go
-        on with a run whose checkpoint is lost (step = the snapshot's step, so the schedule and --steps carry on),
-        or to train a model further on other audio (step 0). An export holds the encoder only, so the projector,
-        predictor, negatives' head, optimizer moments and mixup bank start anew, and the target starts as a copy
-        of the loaded encoder. The random streams are drawn afresh for the step, so a continued run does not
-        replay the crops of its first steps. Recorded in config.json and the card (self.init)."""
-        from .. import model_folder
-        from ..backends.torch import load_weights
+        """Start from an exported model's encoder instead of random weights (checkpoint.start_from)."""
+        checkpoint.start_from(self, folder, cfg, step, name)
 
-        label = name or Path(folder).name  # a name, not a path of this machine (it goes into config.json)
-        for field in self.FRONTEND:
-            if getattr(cfg, field) != getattr(self.cfg, field):
-                raise ModelError(f"{label}: made with {field}={getattr(cfg, field)}, this run's log-mels use "
-                                 f"{getattr(self.cfg, field)}; its weights would see other inputs than they learned from")
-        if not 0 <= step < self.total_steps:
-            raise TrainingError(f"{label}: start step {step} is not before the run's last step ({self.total_steps}); "
-                                f"raise --steps")
-        weights = Path(folder) / model_folder.SAFETENSORS
-        load_weights(self.online.encoder, weights, against="this run's encoder")
-        self.target.encoder.load_state_dict(self.online.encoder.state_dict())  # copied in place: layouts kept
-        salt = 1_000_003 * (step + 1)
-        self.gen.manual_seed(self.s.seed * 1000 + self.dist.rank + salt)
-        self.neg_gen.manual_seed(self.s.seed * 1000 + self.dist.rank + 500 + salt)
-        torch.manual_seed(self.s.seed + salt)
-        train = record.load(folder).training
-        self.step = step
-        self.init = {"model": label, "sha256": model_folder.sha256(weights), "step": step,
-                     "norm_mean": cfg.norm_mean, "norm_std": cfg.norm_std,
-                     **{f"its_{k}": train[k] for k in ("steps", "samples", "train_seconds") if k in train}}
-        drift = abs(cfg.norm_mean - self.cfg.norm_mean) + abs(cfg.norm_std - self.cfg.norm_std)
-        if drift > 1e-3 * self.cfg.norm_std and self.dist.main:
-            self.log(f"warning: {label} was normalised with log-mel mean {cfg.norm_mean:.4f}, std {cfg.norm_std:.4f}; "
-                     f"this data has {self.cfg.norm_mean:.4f}, {self.cfg.norm_std:.4f}, and the new model will use these")
+    def state_dict(self) -> dict:
+        return checkpoint.state_of(self)
+
+    def save(self, path: Path) -> None:
+        checkpoint.save(self, path)
+
+    def load(self, path: Path) -> None:
+        """Continue from a checkpoint (checkpoint.load): a damaged or foreign one is a TrainingError."""
+        checkpoint.load(self, path)
 
     # -- one step -------------------------------------------------------------------------
     def autocast(self):
@@ -284,77 +193,7 @@ class Trainer:
         self.online.train()
         return out
 
-    # -- checkpoints ----------------------------------------------------------------------
-    def _gather(self, item):
-        if self.dist.world == 1:
-            return [item]
-        out = [None] * self.dist.world
-        tdist.all_gather_object(out, item)
-        return out
-
-    def state_dict(self) -> dict:
-        per_rank = self._gather({"gen": self.gen.get_state(), "neg_gen": self.neg_gen.get_state(), "bank": self.views.bank.state_dict(),
-                                 "rng": torch.get_rng_state()})
-        return {"step": self.step, "elapsed": self.elapsed, "history": self.history, "settings": self.s.to_dict(),
-                "cache": self.cache.folder.name, "world": self.dist.world, "init": self.init, "online": self.online.state_dict(),
-                "target": self.target.state_dict(), "opt": self.opt.state_dict(), "ranks": per_rank}
-
-    def save(self, path: Path) -> None:
-        state = self.state_dict()  # every rank joins the gather; only rank 0 writes
-        if not self.dist.main:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)  # after a failed or interrupted save: the previous checkpoint stands
-
-    CHECKPOINT_KEYS = ("step", "elapsed", "history", "world", "cache", "online", "target", "opt", "ranks")
-
-    def load(self, path: Path) -> None:
-        """Continue from a checkpoint; a truncated, foreign or incomplete one is a TrainingError before any step."""
-        advice = "delete it to start over, or pass --checkpoint with this run's file"
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
-        except Exception as exc:  # truncated or not a torch file: torch raises several types
-            raise TrainingError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); {advice}") from exc
-        missing = [k for k in self.CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
-        if missing:
-            raise TrainingError(f"{path}: not a complete checkpoint (missing {', '.join(missing)}); {advice}")
-        if state["world"] != self.dist.world:
-            raise TrainingError(f"{path}: saved with {state['world']} processes, resuming with {self.dist.world}; "
-                                f"resume with as many processes")
-        if state["cache"] != self.cache.folder.name:
-            self.log(f"warning: {path} was trained on another data cache ({state['cache']})")
-        try:
-            self.online.load_state_dict(state["online"])
-            self.target.load_state_dict(state["target"])
-            self.opt.load_state_dict(state["opt"])
-            mine = state["ranks"][self.dist.rank]
-            self.gen.set_state(mine["gen"])
-            self.neg_gen.set_state(mine["neg_gen"])
-            self.views.bank.load_state_dict(mine["bank"])
-            torch.set_rng_state(mine["rng"])
-            step, elapsed, history = int(state["step"]), float(state["elapsed"]), list(state["history"])
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
-            raise TrainingError(f"{path}: does not match this run's settings or is damaged ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); {advice}") from exc
-        self.step, self.elapsed, self.history = step, elapsed, history
-        self.init = state.get("init")  # checkpoints before start_from existed have none
-
     # -- the loop -------------------------------------------------------------------------
-    def agree(self, mine: int) -> int:
-        """The largest of every rank's `mine`: each rank asks at every step, so all act at the same step
-        (a stop decided by one rank's clock or signal would leave the others waiting in a collective)."""
-        if self.dist.world == 1:
-            return mine
-        vote = torch.tensor([mine])  # on a CPU (gloo) group: no GPU sync per step
-        tdist.all_reduce(vote, op=tdist.ReduceOp.MAX, group=self._flag_group)
-        return int(vote.item())
-
     def fit(self, ckpt: Path, stop_after_s: float | None = None, stop_at_step: int | None = None,
             snapshot: Callable[[int], None] | None = None) -> bool:
         """Train to total_steps, checkpointing every ckpt_every steps. False if stopped early.
@@ -389,7 +228,8 @@ class Trainer:
                 if snapshot is not None and s.snapshot_every and self.step % s.snapshot_every == 0:
                     snapshot(self.step)
                 out_of_time = stop_after_s is not None and time.perf_counter() - started > stop_after_s
-                stop = self.agree(STOP_SIGNAL if signals.requested else STOP_TIME if out_of_time else 0)
+                why = STOP_SIGNAL if signals.requested else STOP_TIME if out_of_time else 0
+                stop = agree(self.dist, why, self._flag_group)
                 if stop == STOP_SIGNAL:
                     self.save(ckpt)
                     if self.dist.main:
@@ -413,54 +253,9 @@ class Trainer:
         """Write the encoder as a model folder the Embedder loads (rank 0 only)."""
         from ..nn.export import save_model_folder
 
-        last = self.history[-1] if self.history else {}
-        digits = lambda v: float(f"{v:.5g}")  # significant digits: a rate of 3e-5 rounded to 4 decimals read 0.0
-        train = {"settings": self.s.to_dict(), "steps": self.step, "samples": self.step * self.s.batch_size * self.dist.world,
-                 "train_seconds": round(self.elapsed, 1), "processes": self.dist.world, "device": self.device,
-                 "precision": self.precision, **({"init_from": self.init} if self.init else {}),
-                 "samples_per_s": round(self.samples_per_s, 2),
-                 "final": {k: digits(v) for k, v in last.items() if k not in ("step", "eta_s")},
-                 # every logged row, for the training curves in the docs (scripts/make_figures.py)
-                 "history": [{k: v if k == "step" else digits(v) for k, v in row.items() if k != "eta_s"}
-                             for row in self.history]}
+        train = training_record(self)
         encoder = self.online.encoder  # save_model_folder exports a copy: training goes on with this one as it is
         encoder.cfg = dataclasses.replace(self.cfg, extra={"training": train, "data": data_summary})
         return save_model_folder(encoder, out, history=self.history)
 
 
-def read_stats(rows: list[dict]) -> list[dict]:
-    """Steps' statistics as floats, read back from the device at once (one wait, not several a step).
-
-    cos_pos is derived from loss_pos in Python, as the step once did right after it."""
-    tensors = [v for row in rows for v in row.values() if isinstance(v, torch.Tensor)]
-    values = iter(torch.stack([t.float() for t in tensors]).tolist() if tensors else [])
-    out = []
-    for row in rows:
-        floats = {}
-        for k, v in row.items():
-            floats[k] = next(values) if isinstance(v, torch.Tensor) else v
-            if k == "loss_pos":
-                floats["cos_pos"] = 1 - floats[k] / 4
-        out.append(floats)
-    return out
-
-
-def format_row(row: dict, total: int) -> str:
-    parts = [f"step {row['step']}/{total}", f"loss {row['loss']:.4f}", f"cos+ {row['cos_pos']:.3f}"]
-    if "cos_neg" in row:
-        parts.append(f"cos- {row['cos_neg']:.3f}")
-    if "cos_hard" in row:
-        parts.append(f"hard {row['cos_hard']:.3f}")
-    if "cos_repr" in row:
-        parts.append(f"repr {row['cos_repr']:.3f}")
-    probe = f"probe pos {row['probe_pos']:.3f} neg {row['probe_neg']:.3f}"
-    if "probe_shift" in row:
-        probe += f" shift {row['probe_shift']:.3f}"
-    parts += [probe, f"{row['samples_per_s']:.1f} samples/s"]
-    if "eta_s" in row:
-        parts.append(f"eta {row['eta_s'] / 60:.0f} min")
-    return " | ".join(parts)
-
-
-def log_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

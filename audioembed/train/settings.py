@@ -1,10 +1,13 @@
-"""TrainSettings: every training knob in one place, from CLI flags or a JSON config file."""
+"""TrainSettings: every training knob in one place, each written once (default, help); `pretrain` builds its flags
+from the fields marked flag=True, and a --config file (JSON or YAML) sets any field."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,90 +20,99 @@ FREQ_STRATEGIES = ("freq_roll", "freq_shuffle", "freq_flip", "freq_shift")
 PRECISIONS = ("auto", "bfloat16", "float32")
 
 
+def setting(default: Any, help: str, flag: bool = False) -> Any:
+    """A field with its help written once: for the `pretrain` flag (flag=True), the --config key, docs/training.md."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
     # Schedule (steps wins over epochs; an epoch is one crop per cached clip on average).
-    steps: int = 0
-    epochs: float = 10.0
-    batch_size: int = 32  # the shipped model's: twice the updates per crop of BYOL-A's 64, for small CPU budgets
+    steps: int = setting(0, "Training steps (overrides --epochs; 0: use --epochs).", flag=True)
+    epochs: float = setting(10.0, "Epochs; one epoch = one crop per cached clip.", flag=True)
+    # the shipped model's: twice the updates per crop of BYOL-A's 64, for small CPU budgets
+    batch_size: int = setting(32, "Crops per step per process.", flag=True)
     # BYOL-A's 3e-4 is for batch 256; at batch 32 it cost most of the pitch class by 64,000 crops,
     # where 1e-4 kept it and learned family faster (same seed and data; docs/training.md).
-    lr: float = 1e-4
+    lr: float = setting(1e-4, "Learning rate of Adam (> 0).", flag=True)
     # After this fraction of the steps, the learning rate follows a half cosine from lr down to 0 at
     # the last step (1.0: constant). Resuming with another value changes the rest of the run only.
-    lr_decay_from: float = 1.0
+    lr_decay_from: float = setting(1.0, "Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant).")
     # The learning rate the half cosine starts from (None: lr). A lower value drops the rate at
     # lr_decay_from, then decays it: one run that learns fast, then settles slowly.
-    lr_after: float | None = None
-    weight_decay: float = 0.0
-    ema: float = 0.99  # target network decay (BYOL-A)
-    seed: int = 42
+    lr_after: float | None = setting(None, "The lr the half cosine starts from (off: lr): a drop at lr_decay_from, then the decay.")
+    weight_decay: float = setting(0.0, "Adam's weight decay.")
+    ema: float = setting(0.99, "Decay of the target network's moving average (BYOL-A).")
+    seed: int = setting(42, "Random seed of the initial weights, crops, views and negatives.", flag=True)
     # Model (the encoder config's numbers; frontend numbers stay at ModelConfig's defaults).
-    dim: int = 512
-    channels: int = 64
+    dim: int = setting(512, "Embedding size.")
+    channels: int = setting(64, "Channels of the conv blocks.")
     # The encoder's other numbers (ModelConfig's fields): AudioNTT2020 by default; BYOL-A v2's AudioNTT2022 is
     # n_blocks 2, mlp_hidden 2048, dim 2048, readout "stacked" (scripts/configs/audiontt2022.json).
-    n_blocks: int = 3
-    mlp_hidden: int | None = None
-    readout: str = "mlp"
-    proj_hidden: int = 4096
-    proj_dim: int = 256
+    n_blocks: int = setting(3, "Conv blocks of the encoder.")
+    mlp_hidden: int | None = setting(None, "Hidden units of the encoder's MLP (off: its output width).")
+    readout: str = setting("mlp", "mlp, or stacked (the last conv map beside the MLP's output).")
+    proj_hidden: int = setting(4096, "Hidden units of the projector and predictor (not exported).")
+    proj_dim: int = setting(256, "Output size of the projector and predictor.")
     # BYOL-A views: 0.95 s crops (96 log-mel frames), mixup, random resize crop, linear fader.
-    crop_frames: int = 96
-    mixup_ratio: float = 0.4
-    mixup_bank: int = 2048
-    rrc_virtual_scale: tuple[float, float] = (1.0, 1.5)
+    crop_frames: int = setting(96, "Log-mel frames per crop (96: 0.95 s).")
+    mixup_ratio: float = setting(0.4, "Largest weight of the past clip mixed in (log-mixup-exp).")
+    mixup_bank: int = setting(2048, "Past crops kept to mix in.")
+    rrc_virtual_scale: tuple[float, float] = setting((1.0, 1.5), "Random resize crop: the zero canvas's size range, × the input.")
     # BYOL-A's frequency crop (0.6-1.5): zooming and shifting the mel axis between the views teaches
     # invariance to pitch, which costs pitch class in plain BYOL-A; the negatives in a head of their
     # own (below) keep it (+6.3 ± 3.1 points over the ablation, 3 seeds per arm, docs/training.md).
-    rrc_freq_scale: tuple[float, float] = (0.6, 1.5)
+    rrc_freq_scale: tuple[float, float] = setting((0.6, 1.5), "Random resize crop's frequency scale ([1, 1]: none).")
     # After this fraction of the steps the views' frequency crop stops (the mel axis kept whole; 1.0: never).
     # Same random draws either way. Stopped at 128,000 of 500,000 crops it cost family (docs/training.md): not adopted.
-    freq_crop_until: float = 1.0
-    rrc_time_scale: tuple[float, float] = (0.6, 1.5)
-    fader_gain: float = 1.0
+    freq_crop_until: float = setting(1.0, "Fraction of the steps after which the views' frequency crop stops (1: never).")
+    rrc_time_scale: tuple[float, float] = setting((0.6, 1.5), "Random resize crop's time scale.")
+    fader_gain: float = setting(1.0, "Largest ramp of the linear fader, ± in the log domain.")
     # Adversarial negatives: "none" gives exactly BYOL-A. Default (the release's): a pitch shift of
     # 1-6 semitones, hardest of 4, pushed to cosine 0 (margin 0) in a head of their own; chosen on
     # short runs, 3 seeds per arm (docs/training.md).
-    negatives: tuple[str, ...] = ("pitch_shift",)
-    neg_segments: int = 4
-    neg_lambda: float = 1.0
-    neg_margin: float = 0.0
+    negatives: tuple[str, ...] = setting(
+        ("pitch_shift",), "'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, "
+                          "freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip.", flag=True)
+    neg_segments: int = setting(4, "Bands or segments the shuffles cut into.")
+    neg_lambda: float = setting(1.0, "Weight of the negative hinge.")
+    neg_margin: float = setting(0.0, "Cosine below which a negative costs nothing.")
     # Where negatives are pushed: "projection" (their prediction vs the anchor's target projection,
     # BYOL's space), "representation" (their clip embedding vs the anchor's: what users get), or
     # "head" (both through a projector of the negatives' own, not the views': the views may then teach
     # invariance to a frequency zoom in their projection while the negatives keep position in the
     # representation under it, where the two terms in one projection pull against each other).
-    neg_space: str = "head"
+    neg_space: str = setting("head", "projection (BYOL's space), representation (the clip embedding) or head (a projector of their own).")
     # A cap on the representation itself: also add λ·relu(cos(y_neg, y_anchor) − this) on the clip
     # embeddings (None: off). A head of their own can keep its negatives apart on a feature the
     # representation shrinks step by step; this keeps the representation's cosine to the negative
     # (the hardest pitch shift: the log's `repr`) from rising past the value. Not with neg_space
     # "representation", where the hinge itself is on the clip embeddings. Tried at 0.8 and not adopted:
     # every dev set lost 1-4 points (docs/training.md).
-    neg_repr_margin: float | None = None
+    neg_repr_margin: float | None = setting(None, "Also cap the clip embeddings' cosine to their negatives at this value (a second hinge).")
     # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
     # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
-    neg_candidates: int = 4
-    neg_shift: tuple[int, int] = (2, 12)  # freq_shift moves the mel axis by this many bands (no wrap)
+    neg_candidates: int = setting(4, "Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random).")
+    neg_shift: tuple[int, int] = setting((2, 12), "freq_shift's range, in mel bands (no wrap).")
     # pitch_shift moves the spectrum by this many semitones, up or down (fractional mel bands,
     # interpolated): a musical interval, where freq_shift's whole bands are 0.3-2 semitones each.
-    neg_semitones: tuple[int, int] = (1, 6)
+    neg_semitones: tuple[int, int] = setting((1, 6), "pitch_shift's range, in semitones up or down.")
     # Arithmetic of the network passes: bfloat16 autocast (weights, EMA target, losses and
     # batch-norm statistics stay float32) or float32. "auto": bfloat16 where the device runs it
     # natively (a GPU with bfloat16; a CPU with AVX-512 BF16 or AMX), float32 elsewhere: on a CPU
     # without them bfloat16 is emulated, a step 7x slower than float32 (measured on an AVX2-only EPYC).
-    precision: str = "auto"
+    precision: str = setting("auto", "auto (bfloat16 where the device has it in hardware, else float32), bfloat16 or float32.")
     # Sample crops so that every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) is drawn
     # equally often, whatever its hours; False draws clips uniformly.
-    balance_folders: bool = False
+    balance_folders: bool = setting(False, "Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often.", flag=True)
     # Bookkeeping.
-    log_every: int = 20
-    ckpt_every: int = 100
+    log_every: int = setting(20, "Steps per log row.")
+    ckpt_every: int = setting(100, "Steps between checkpoints.")
     # Every this many steps, also export the model as it stands to OUT.snapshots/step-NNNNNN (0: never),
     # so a long run's course can be evaluated on the dev sets and a step chosen afterwards.
-    snapshot_every: int = 0
-    workers: int = 2
+    snapshot_every: int = setting(
+        0, "Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets); 0: never.", flag=True)
+    workers: int = setting(2, "Processes that decode audio into the log-mel cache.")
 
     def __post_init__(self):
         """Normalise lists (from JSON) and a negatives string (from the CLI) to tuples, then check the values."""
@@ -115,7 +127,7 @@ class TrainSettings:
             raise TrainingError(f"neg_space must be 'projection', 'representation' or 'head', not {self.neg_space!r}")
         if self.neg_repr_margin is not None and self.neg_space == "representation":
             raise TrainingError("neg_repr_margin caps the clip embeddings' cosine, where neg_space 'representation' "
-                                "already puts the hinge: use --neg-margin there")
+                                "already puts the hinge: use neg_margin there")
         if not 0.0 <= self.lr_decay_from <= 1.0:
             raise TrainingError(f"lr_decay_from must be a fraction of the run in [0, 1], not {self.lr_decay_from}")
         if not 0.0 <= self.freq_crop_until <= 1.0:
@@ -141,12 +153,72 @@ class TrainSettings:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "TrainSettings":
-        data = json.loads(Path(path).read_text())
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainingError(f"{path}: unknown settings {unknown}")
-        return cls(**{**data, **overrides})
+        """The settings of a --config file (its RUN_KEYS aside), `overrides` (the flags given) on top."""
+        return cls(**{**read_config(path)[0], **overrides})
+
+
+# Keys a --config file may hold beside the settings: how this invocation runs, not what it trains (never recorded).
+RUN_KEYS = {
+    "checkpoint": "Checkpoint file (default: OUT.checkpoints/last.pt); this invocation's, not recorded.",
+    "init_step": "With --init-from: the step to go on from (a lost run's snapshot step, so steps and the lr schedule "
+                 "carry on; default 0); this invocation's, not recorded.",
+}
+
+
+def read_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A --config file's settings and run keys: JSON, or YAML (.yaml, .yml). A key that is neither is an error
+    naming it and the file: a typo must not train for hours on a default."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = _yaml(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainingError(f"{path}: cannot read the config file ({exc})") from exc
+    except ValueError as exc:  # json's and yaml's errors alike (see _yaml)
+        raise TrainingError(f"{path}: not a {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'} file "
+                            f"({' '.join(str(exc).split())})") from exc
+    if not isinstance(data, dict):
+        raise TrainingError(f"{path}: a config file holds one mapping of settings, not {type(data).__name__}")
+    known = [f.name for f in dataclasses.fields(TrainSettings)]
+    for key in data:
+        if key not in known and key not in RUN_KEYS:
+            near = difflib.get_close_matches(str(key), [*known, *RUN_KEYS], n=1)
+            raise TrainingError(f"{path}: unknown setting {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                                + "; the keys are listed in docs/training.md")
+    run = {k: data[k] for k in RUN_KEYS if k in data}
+    if run.get("checkpoint") is not None and not isinstance(run["checkpoint"], str):
+        raise TrainingError(f"{path}: checkpoint must be a file name, not {run['checkpoint']!r}")
+    step = run.get("init_step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise TrainingError(f"{path}: init_step must be an integer >= 0, not {step!r}")
+    return {k: v for k, v in data.items() if k not in RUN_KEYS}, run
+
+
+def _yaml(text: str) -> Any:
+    """YAML with 1e-4 read as a number (PyYAML's YAML 1.1 reads it as a string), its errors as ValueError."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def settings_table() -> str:
+    """docs/training.md's table of the --config keys, from the fields (tests/test_train.py checks the page has it)."""
+    def shown(value: Any) -> str:
+        return "off" if value is None else json.dumps(list(value) if isinstance(value, tuple) else value)
+
+    rows = [f"| `{f.name}` | {'`--' + f.name.replace('_', '-') + '`' if f.metadata['flag'] else ''} | "
+            f"`{shown(f.default)}` | {f.metadata['help'].replace('|', '/')} |" for f in dataclasses.fields(TrainSettings)]
+    rows += [f"| `{k}` | | off | {help} |" for k, help in RUN_KEYS.items()]
+    return "\n".join(["| key | flag | default | what it sets |", "|---|---|---|---|", *rows])
 
 
 def parse_negatives(text: str) -> tuple[str, ...]:
@@ -175,7 +247,7 @@ def _check_numbers(s: "TrainSettings") -> None:
         if not math.isfinite(value):
             raise TrainingError(f"{f.name} must be a finite number, not {value}")
     if s.steps < 0:
-        raise TrainingError(f"steps must be >= 0 (0: train for --epochs), not {s.steps}")
+        raise TrainingError(f"steps must be >= 0 (0: train for epochs), not {s.steps}")
     for name in ("epochs", "lr", "crop_frames", "channels", "dim", "proj_hidden", "proj_dim", "log_every", "ckpt_every", "workers"):
         if not getattr(s, name) > 0:
             raise TrainingError(f"{name} must be > 0, not {getattr(s, name)}")

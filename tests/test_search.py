@@ -501,7 +501,7 @@ def test_search_reads_the_model_record_of_parquet_shards(tmp_path):
 
 def test_search_help_says_what_a_score_means():
     """The range in --help is measured here: the shipped model on the different recordings of examples/."""
-    from audioembed.cli import UNRELATED_SCORES
+    from audioembed.search_command import UNRELATED_SCORES
 
     files = sorted(str(p) for p in (ROOT / "examples").iterdir() if p.suffix in (".flac", ".wav"))
     sims = cosine_similarity(*[Embedder(SHIPPED, backend="onnx").embed(files)] * 2)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class Job:
+    """One input's outputs: its .npy (and frame files) in the tree, or with --stack its part; written atomically."""
+
     source: Path
     clip: Path  # OUT/<relative stem>.npy
     frames: bool

@@ -36,7 +36,7 @@ def _app(
     """Audio embeddings from a self-supervised CNN."""
 
 
-app.command()(embed)
+app.command()(embed)  # outputs/command.py
 
 
 @app.command("embed-cluster")
@@ -139,7 +139,7 @@ def info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
-app.command(help=search_command.HELP)(search_command.search)
+app.command(help=search_command.HELP)(search_command.search)  # search_command.py
 
 
 def _register_subcommands() -> None:

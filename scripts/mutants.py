@@ -223,7 +223,7 @@ MUTANTS = [
       "return stem.with_name(stem.name + FRAMES), stem.with_name(stem.name + TIMESTAMPS)",
       "return stem.with_name(stem.name + TIMESTAMPS), stem.with_name(stem.name + FRAMES)", tests=("tests/test_cli.py",)),
     M("cli: the embed command left unregistered", "audioembed/cli.py",
-      "app.command()(embed)\n", "", tests=("tests/test_cli.py",)),
+      "app.command()(embed)  # outputs/command.py\n", "", tests=("tests/test_cli.py",)),
     M("index: the old import path audioembed.index left empty", "audioembed/index.py",
       "sys.modules[__name__] = index", "pass", tests=INDEX_TESTS),
     M("parquet: the old import path audioembed.parquet left empty", "audioembed/parquet.py",

@@ -11,6 +11,7 @@ import typer
 
 from . import console, files
 from .errors import printable
+from .outputs.names import EMBEDDINGS, NPY
 
 UNRELATED_SCORES = (0.45, 0.9)  # audioembed-base, between the different recordings of examples/ (tests/test_search.py)
 SCORE_HELP = (
@@ -101,13 +102,13 @@ def _query_vectors(queries, model, revision, backend, device, idx, exclude_self=
     names, vectors, selves, failures, audio_files = [], [], [], [], []
     own_rows = _own_rows(idx) if exclude_self else (lambda query: set())
     for q in queries:
-        if q.suffix.lower() == ".npy":
+        if q.suffix.lower() == NPY:
             try:
                 v = read_npy(q, ndim=(1, 2))
             except IndexFormatError as exc:
                 failures.append(str(exc))
                 continue
-            stacked = idx.path.resolve() / "embeddings.npy" == q.resolve()  # the index's own --stack matrix
+            stacked = idx.path.resolve() / EMBEDDINGS == q.resolve()  # the index's own --stack matrix
             for i, row in enumerate(v if v.ndim == 2 else [v]):
                 names.append(f"{q}[{i}]" if v.ndim == 2 else str(q))
                 vectors.append(row)
@@ -148,7 +149,7 @@ def _own_rows(idx):
     by_path, by_tail = {}, {}
     root = os.path.abspath(idx.path)
     for row, name in enumerate(idx.names):  # abspath: no system call per row of a large index
-        if name.endswith(".npy") and not os.path.isabs(name):
+        if name.endswith(NPY) and not os.path.isabs(name):
             by_path.setdefault(os.path.join(root, os.path.normpath(name)), set()).add(row)
             by_tail.setdefault(Path(name).with_suffix("").parts, set()).add(row)
         else:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from audioembed import Embedder, IndexFormatError, cosine_similarity, search, top_k
 from audioembed.cli import app
-from audioembed.index import load_index
+from audioembed.outputs.index import load_index
 
 from conftest import noisy, tone
 
@@ -358,6 +358,20 @@ def test_hostile_stack_files_are_index_errors(tmp_path):
         load_index(out)
     (out / "index.csv").write_text("row,path\n0,a.wav\n")
     assert load_index(out).names == ["a.wav"]
+
+
+def test_the_old_import_paths_are_the_modules_themselves():
+    """`audioembed.index` and `audioembed.parquet` (their homes before outputs/) import as the same modules, so a
+    patch through either path reaches the code; `audioembed.outputs` keeps the names it held as one module."""
+    import audioembed.index
+    import audioembed.outputs.index
+    import audioembed.outputs.parquet
+    import audioembed.parquet
+    from audioembed import outputs
+
+    assert audioembed.index is audioembed.outputs.index and audioembed.index.load_index is load_index
+    assert audioembed.parquet is audioembed.outputs.parquet
+    assert all(hasattr(outputs, name) for name in outputs.__all__)
 
 
 def test_parquet_lists_of_mixed_length_are_an_index_error(tmp_path):

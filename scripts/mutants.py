@@ -46,6 +46,7 @@ M = Mutant
 # outputs/ is reached through the CLI, which many test files import: these are the ones that run embed's jobs
 STACK_TESTS = ("tests/test_cli.py", "tests/test_reliability_interrupted.py", "tests/test_security_paths.py")
 INDEX_TESTS = ("tests/test_search.py",)  # outputs/'s readers are reached through load_index and `search`
+PARQUET_TESTS = ("tests/test_distributed.py", "tests/test_search.py")  # embed-cluster's shards: written, scanned, read
 MUTANTS = [
     # --- issue 42's nine survivors, and the top_k tie bug ---------------------------------------------------
     M("search: ties ordered highest row first", "audioembed/search.py",
@@ -64,7 +65,7 @@ MUTANTS = [
     M("distributed: relative paths sent to the Ray workers", "audioembed/distributed.py",
       "found.append(os.path.abspath(source))", "found.append(str(source))"),
     M("parquet: timestamps stored as float32", "audioembed/outputs/parquet.py",
-      '("timestamps", pa.list_(pa.float64()))', '("timestamps", pa.list_(pa.float32()))'),
+      '("timestamps", pa.list_(pa.float64()))', '("timestamps", pa.list_(pa.float32()))', tests=PARQUET_TESTS),
     M("byol: EMA weight swapped (decay for 1 - decay)", "audioembed/train/byol.py",
       "[o.detach() for o in theirs.parameters()], 1 - decay)", "[o.detach() for o in theirs.parameters()], decay)"),
     M("eval harness: the dataset's fold column ignored (k-fold instead)", "audioembed/eval/harness.py",
@@ -82,9 +83,9 @@ MUTANTS = [
       "if a.write_error is not None:  # one failed input", "if False:  # one failed input",
       tests=("tests/test_stack_outputs.py",)),
     M("embed-cluster: any .parquet in OUT taken for a shard of ours", "audioembed/outputs/parquet.py",
-      "if SHARD_NAME.fullmatch(p.name) and p.is_file()", "if p.suffix == '.parquet' and p.is_file()"),
+      "if SHARD_NAME.fullmatch(p.name) and p.is_file()", "if p.suffix == '.parquet' and p.is_file()", tests=PARQUET_TESTS),
     M("embed-cluster: a non-UTF-8 name reaches pa.array", "audioembed/outputs/parquet.py",
-      'return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")', "return value"),
+      'return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")', "return value", tests=PARQUET_TESTS),
     M("embed-cluster: a worker with another model writes its rows", "audioembed/distributed.py",
       "if record is not None and record != self.record:", "if False:"),
     M("push: a symlinked model file is followed", "audioembed/push.py",

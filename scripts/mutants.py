@@ -44,7 +44,8 @@ class Mutant:
 
 M = Mutant
 # outputs/ is reached through the CLI, which many test files import: these are the ones that run embed's jobs
-STACK_TESTS = ("tests/test_cli.py", "tests/test_reliability_interrupted.py", "tests/test_security_paths.py")
+STACK_TESTS = ("tests/test_cli.py", "tests/test_reliability_interrupted.py", "tests/test_security_paths.py",
+               "tests/test_stack_outputs.py")
 INDEX_TESTS = ("tests/test_search.py",)  # outputs/'s readers are reached through load_index and `search`
 PARQUET_TESTS = ("tests/test_distributed.py", "tests/test_search.py")  # embed-cluster's shards: written, scanned, read
 MUTANTS = [

@@ -41,7 +41,7 @@ folder, out, model, workers, threads, small = sys.argv[1:7]
 workers, threads, small = int(workers), int(threads), int(small)
 ray.init(num_cpus=workers * threads + 1, include_dashboard=False, log_to_driver=False)
 t1 = time.perf_counter()
-from audioembed import parquet
+from audioembed.outputs import parquet
 from audioembed.integrations import ray as distributed
 paths = distributed.list_inputs([folder], [])
 def job(files, to):

@@ -32,7 +32,7 @@ def main() -> None:
     n = p.parse_args().paths
     import pyarrow as pa
 
-    from audioembed import parquet
+    from audioembed.outputs import parquet
     from audioembed.integrations import ray as distributed
 
     with tempfile.TemporaryDirectory() as tmp:

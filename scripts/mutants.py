@@ -43,15 +43,18 @@ class Mutant:
 
 
 M = Mutant
-# outputs.py is reached through the CLI, which many test files import: these are the ones that run embed's jobs
-STACK_TESTS = ("tests/test_cli.py", "tests/test_reliability_interrupted.py", "tests/test_security_paths.py")
+# outputs/ is reached through the CLI, which many test files import: these are the ones that run embed's jobs
+STACK_TESTS = ("tests/test_cli.py", "tests/test_reliability_interrupted.py", "tests/test_security_paths.py",
+               "tests/test_stack_outputs.py")
+INDEX_TESTS = ("tests/test_search.py",)  # outputs/'s readers are reached through load_index and `search`
+PARQUET_TESTS = ("tests/test_distributed.py", "tests/test_search.py")  # embed-cluster's shards: written, scanned, read
 MUTANTS = [
     # --- issue 42's nine survivors, and the top_k tie bug ---------------------------------------------------
     M("search: ties ordered highest row first", "audioembed/search.py",
       "np.lexsort((best_index, -best_scores), axis=1)", "np.lexsort((-best_index, -best_scores), axis=1)"),
     M("search: top_k keeps whichever tied rows argpartition gives (block-size dependent)", "audioembed/search.py",
       "for i in np.flatnonzero((scores >= kth).sum(axis=1) > k):", "for i in []:"),
-    M("outputs: Job.done() with any instead of all", "audioembed/outputs.py",
+    M("outputs: Job.done() with any instead of all", "audioembed/outputs/tree.py",
       "return all(os.path.isfile(p) for p in self.targets())", "return any(os.path.isfile(p) for p in self.targets())",
       tests=STACK_TESTS),
     M("hub: sha256 required only for hub downloads", "audioembed/hub.py",
@@ -62,8 +65,8 @@ MUTANTS = [
       "if model_id != DEFAULT_MODEL or revision != DEFAULT_REVISION:", "if revision != DEFAULT_REVISION:"),
     M("ray: relative paths sent to the Ray workers", "audioembed/integrations/ray.py",
       "found.append(os.path.abspath(source))", "found.append(str(source))"),
-    M("parquet: timestamps stored as float32", "audioembed/parquet.py",
-      '("timestamps", pa.list_(pa.float64()))', '("timestamps", pa.list_(pa.float32()))'),
+    M("parquet: timestamps stored as float32", "audioembed/outputs/parquet.py",
+      '("timestamps", pa.list_(pa.float64()))', '("timestamps", pa.list_(pa.float32()))', tests=PARQUET_TESTS),
     M("byol: EMA weight swapped (decay for 1 - decay)", "audioembed/train/byol.py",
       "[o.detach() for o in theirs.parameters()], 1 - decay)", "[o.detach() for o in theirs.parameters()], decay)"),
     M("eval harness: the dataset's fold column ignored (k-fold instead)", "audioembed/eval/harness.py",
@@ -73,17 +76,17 @@ MUTANTS = [
       "if not _plain_relative(location):", "if False:"),
     M("hub: a ./audioembed/audioembed-base folder replaces the default", "audioembed/hub.py",
       "    if model == DEFAULT_MODEL:  # the default name", "    if model == DEFAULT_MODEL and not os.path.isdir(model):  # the default name"),
-    M("stack: parts keyed by name only, not the input's identity", "audioembed/outputs.py",
+    M("stack: parts keyed by name only, not the input's identity", "audioembed/outputs/tree.py",
       'text = f"{os.path.abspath(source)}\\0{info.st_size}\\0{info.st_mtime_ns}"', 'text = f"{source.name}"', tests=STACK_TESTS),
-    M("stack: no lock on OUT (two jobs lose rows)", "audioembed/outputs.py",
+    M("stack: no lock on OUT (two jobs lose rows)", "audioembed/outputs/lock.py",
       "fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass", tests=STACK_TESTS),
     M("embed --frames: a failed frames write crashes the job", "audioembed/embedder.py",
       "if a.write_error is not None:  # one failed input", "if False:  # one failed input",
       tests=("tests/test_stack_outputs.py",)),
-    M("embed-cluster: any .parquet in OUT taken for a shard of ours", "audioembed/parquet.py",
-      "if SHARD_NAME.fullmatch(p.name) and p.is_file()", "if p.suffix == '.parquet' and p.is_file()"),
-    M("embed-cluster: a non-UTF-8 name reaches pa.array", "audioembed/parquet.py",
-      'return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")', "return value"),
+    M("embed-cluster: any .parquet in OUT taken for a shard of ours", "audioembed/outputs/parquet.py",
+      "if SHARD_NAME.fullmatch(p.name) and p.is_file()", "if p.suffix == '.parquet' and p.is_file()", tests=PARQUET_TESTS),
+    M("embed-cluster: a non-UTF-8 name reaches pa.array", "audioembed/outputs/parquet.py",
+      'return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")', "return value", tests=PARQUET_TESTS),
     M("embed-cluster: a worker with another model writes its rows", "audioembed/integrations/ray.py",
       "if record is not None and record != self.record:", "if False:"),
     M("push: a symlinked model file is followed", "audioembed/push.py",
@@ -92,12 +95,12 @@ MUTANTS = [
       "if audio.dtype == torch.bool or audio.is_complex():", "if False:"),
     M("audio: a None input reaches the decoder", "audioembed/audio.py",
       "    if source is None:\n", "    if source is None and False:\n"),
-    M("search: NaN query vectors searched silently", "audioembed/cli.py",
+    M("search: NaN query vectors searched silently", "audioembed/search_command.py",
       "elif not np.isfinite(v).all():", "elif False:", tests=("tests/test_search.py",)),
-    M("search: escape sequences in names reach the terminal", "audioembed/cli.py",
+    M("search: escape sequences in names reach the terminal", "audioembed/search_command.py",
       'if c == "\\n" or c.isprintable():', "if True:", tests=("tests/test_search.py",)),
-    M("search: a FIFO named x.npy is opened (hangs)", "audioembed/index.py",
-      "if not stat.S_ISREG(os.fstat(fd).st_mode):", "if False:"),
+    M("search: a FIFO named x.npy is opened (hangs)", "audioembed/outputs/npy.py",
+      "if not stat.S_ISREG(os.fstat(fd).st_mode):", "if False:", tests=INDEX_TESTS),
     M("pretrain: a silent corpus trains", "audioembed/train/loop.py",
       "if not cache.std >= MIN_STD:  # also NaN", "if False:  # also NaN"),
     M("pretrain: a checkpoint missing keys is resumed", "audioembed/train/checkpoint.py",
@@ -143,13 +146,13 @@ MUTANTS = [
     M("hf/audio: datasets' stereo bytes (and files) mixed down to the first channel", "audioembed/audio.py",
       "mono = data.mean(axis=1, dtype=dtype) if data.shape[1] > 1 else data[:, 0]", "mono = data[:, 0]",
       tests=("tests/test_hf_adapter.py", "tests/test_audio.py")),
-    M("index: vectors of different sizes accepted in a tree", "audioembed/index.py",
-      "if len({v.shape for v in vectors}) > 1:", "if False:"),
+    M("index: vectors of different sizes accepted in a tree", "audioembed/outputs/tree.py",
+      "if len({v.shape for v in vectors}) > 1:", "if False:", tests=INDEX_TESTS),
     M("mel: symmetric Hann window instead of periodic", "audioembed/mel.py",
       "win = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / cfg.win_length)", "win = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (cfg.win_length - 1))"),
     M("mel: filters not clipped at zero", "audioembed/mel.py",
       "return np.maximum(0.0, np.minimum(down, up))", "return np.minimum(down, up)"),
-    M("outputs: --stack rows all hold the first file's vector", "audioembed/outputs.py",
+    M("outputs: --stack rows all hold the first file's vector", "audioembed/outputs/stack.py",
       "        for job, where in stacked:", "        for job, where in [stacked[0]] * len(stacked):", tests=STACK_TESTS),
     M("windows: no left context", "audioembed/windows.py",
       "m0 = max(0, r * j0 - context)", "m0 = max(0, r * j0)"),
@@ -227,13 +230,25 @@ MUTANTS = [
       tests=("tests/test_record.py", "tests/test_default_model.py")),
     M("datasets: a None row decoded as if it were audio", "audioembed/integrations/datasets.py",
       "    if value is None:\n", "    if value is None and False:\n", tests=("tests/test_hf_adapter.py",)),
-    M("search: a tree index names its .npy, not the audio it came from", "audioembed/index.py",
+    M("search: a missing index reported as a foreign folder", "audioembed/outputs/index.py",
+      "    if not path.exists():\n", "    if False:\n", tests=INDEX_TESTS),
+    M("search: a tree index names its .npy, not the audio it came from", "audioembed/outputs/searchable.py",
       "return (self.sources or {}).get(name, name)", "return name", tests=("tests/test_search.py",)),
-    M("embed: the progress bar advances by files, not audio seconds", "audioembed/cli.py",
+    M("embed: the progress bar advances by files, not audio seconds", "audioembed/outputs/command.py",
       "advance(weights[result.index])", "advance()", tests=("tests/test_cli.py",)),
-    M("outputs: any two records with common weight files are the same model", "audioembed/outputs.py",
+    M("outputs: any two records with common weight files are the same model", "audioembed/outputs/record.py",
       "return all(ha[f] == hb[f] for f in common)", "return True",
       tests=("tests/test_search.py", "tests/test_stack_outputs.py")),
+    # --- the house in order (issue 38): outputs/ one module per format, and the old import paths -----------------
+    M("outputs names: the frames and timestamps files swapped", "audioembed/outputs/names.py",
+      "return stem.with_name(stem.name + FRAMES), stem.with_name(stem.name + TIMESTAMPS)",
+      "return stem.with_name(stem.name + TIMESTAMPS), stem.with_name(stem.name + FRAMES)", tests=("tests/test_cli.py",)),
+    M("cli: the embed command left unregistered", "audioembed/cli.py",
+      "app.command()(embed)  # outputs/command.py\n", "", tests=("tests/test_cli.py",)),
+    M("index: the old import path audioembed.index left empty", "audioembed/index.py",
+      "sys.modules[__name__] = index", "pass", tests=INDEX_TESTS),
+    M("parquet: the old import path audioembed.parquet left empty", "audioembed/parquet.py",
+      "sys.modules[__name__] = parquet", "pass", tests=INDEX_TESTS),
 ]
 
 
@@ -314,7 +329,7 @@ def run_tests(tree: Path, tests: list[str], slow: bool, show_failures: bool = Fa
 # docstrings and re-exports only: a package's __init__, and the old import paths of moved modules
 NOTHING_TO_PLANT = {"audioembed/eval/__init__.py", "audioembed/nn/__init__.py", "audioembed/train/__init__.py",
                     "audioembed/integrations/__init__.py", "audioembed/hear.py", "audioembed/hf.py",
-                    "audioembed/distributed.py"}
+                    "audioembed/distributed.py", "audioembed/outputs/__init__.py"}
 
 
 def check(mutants: list[Mutant], strict: bool = False) -> int:

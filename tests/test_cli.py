@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from audioembed import Embedder, outputs
+from audioembed import Embedder, console, outputs
 from audioembed.cli import app
 
 import reference
@@ -323,7 +323,7 @@ def test_the_progress_eta_counts_audio_seconds_not_files(tmp_path, tiny_model_di
     for name, seconds in (("a.wav", 0.5), ("b.wav", 0.25), ("long.flac", 6.0)):
         sf.write(clips / name, noisy(seconds=seconds, seed=len(name)), 16000)
     calls = {}
-    real = outputs.progress
+    real = console.progress
 
     def recording(files, disable, completed=0, seconds=None):
         calls.update(files=files, seconds=seconds, weights=[])
@@ -333,7 +333,7 @@ def test_the_progress_eta_counts_audio_seconds_not_files(tmp_path, tiny_model_di
                 advance(weight)
             yield advance_and_record
 
-    monkeypatch.setattr(outputs, "progress", __import__("contextlib").contextmanager(recording))
+    monkeypatch.setattr(console, "progress", __import__("contextlib").contextmanager(recording))
     result = runner.invoke(app, ["embed", str(clips), "-o", str(tmp_path / "out"), "-m", str(tiny_model_dir), "--backend", "onnx"])
     assert result.exit_code == 0, result.output
     assert calls["files"] == 3 and calls["seconds"] == pytest.approx(6.75)
@@ -342,10 +342,10 @@ def test_the_progress_eta_counts_audio_seconds_not_files(tmp_path, tiny_model_di
 
 def test_audio_seconds_reads_headers_and_falls_back_to_the_size(tmp_path):
     sf.write(tmp_path / "x.wav", np.zeros(16000 * 3, np.float32), 16000)
-    assert outputs.audio_seconds(tmp_path / "x.wav") == pytest.approx(3.0)
+    assert console.audio_seconds(tmp_path / "x.wav") == pytest.approx(3.0)
     (tmp_path / "y.m4a").write_bytes(b"\0" * 64000)  # not a libsndfile format: 64 kB at 32 kB/s
-    assert outputs.audio_seconds(tmp_path / "y.m4a") == pytest.approx(2.0)
-    assert outputs.audio_seconds(tmp_path / "gone.wav") == pytest.approx(0.1)
+    assert console.audio_seconds(tmp_path / "y.m4a") == pytest.approx(2.0)
+    assert console.audio_seconds(tmp_path / "gone.wav") == pytest.approx(0.1)
 
 
 def test_a_fallback_note_is_one_line_and_silent_under_quiet(capsys):

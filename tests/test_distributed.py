@@ -23,7 +23,7 @@ from conftest import noisy, tone
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from audioembed import parquet  # noqa: E402
+from audioembed.outputs import parquet  # noqa: E402
 from audioembed.integrations import ray as distributed  # noqa: E402
 
 runner = CliRunner()

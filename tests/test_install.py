@@ -89,4 +89,4 @@ def test_every_imported_package_is_declared():
     undeclared = {d: sorted(f) for d, f in imported_distributions().items() if d not in declared | peers}
     assert undeclared == {}, f"declare these in pyproject.toml: {undeclared}"
     core = [re.split(r"[<>=!~\[ ;]", r)[0] for r in project["dependencies"]]
-    assert "rich" in core  # the embed command's progress bar (outputs.py): a plain install needs it
+    assert "rich" in core  # the embed command's progress bar (console.py): a plain install needs it

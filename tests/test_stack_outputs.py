@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from audioembed import Embedder, files, outputs
 from audioembed.cli import app
 from audioembed.errors import IndexFormatError
-from audioembed.index import load_index
+from audioembed.outputs.index import load_index
+from audioembed.outputs import command
 
 from conftest import build_tiny_model, noisy, tone
 
@@ -121,7 +122,7 @@ def test_stack_parts_are_keyed_by_input_identity_not_name(tmp_path, tiny_model_d
     out = tmp_path / "out"
     monkeypatch.chdir(tmp_path)
     with monkeypatch.context() as m:
-        m.setattr(outputs, "assemble_stack", lambda *a, **k: 0)  # stopped before the stack is assembled
+        m.setattr(command, "assemble_stack", lambda *a, **k: 0)  # stopped before the stack is assembled
         assert embed("dA", "-o", out, "-m", tiny_model_dir, "--stack", "-q").exit_code == 0
     assert len(list((out / outputs.PARTS).iterdir())) == 3  # dA's parts are waiting there
     result = embed("dB", "-o", out, "-m", tiny_model_dir, "--stack", "-q")

@@ -15,7 +15,8 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import typer
 
-from .. import audio, parquet
+from .. import audio
+from ..outputs import parquet
 from ..console import BackendOpt, BatchSizeOpt, ModelOpt, RevisionOpt, err, exit_on_failures, load_embedder
 from ..files import find_audio
 

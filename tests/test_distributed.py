@@ -138,12 +138,12 @@ def test_reader_and_resume_scan(tmp_path):
     killed.write_bytes(two.read_bytes()[:-20])  # no footer
     with pytest.raises(IndexFormatError, match="audioembed-ab-000002.parquet: unreadable Parquet shard.*rerun embed-cluster"):
         parquet.read_embeddings(out)
-    removed = []
-    assert parquet.finished_paths(out, removed, RECORD) == {"/z.wav", "/bad.wav", "/a.wav"}
+    found = parquet.scan(out, RECORD)
+    assert found.done == {"/z.wav", "/bad.wav", "/a.wav"}
     assert not killed.exists() and killed.with_name(killed.name + ".damaged").read_bytes() == two.read_bytes()[:-20]
-    assert "audioembed-ab-000002.parquet: damaged" in removed[0] and "renamed" in removed[0]
+    assert "audioembed-ab-000002.parquet: damaged" in found.notes[0] and "renamed" in found.notes[0]
     assert parquet.read_embeddings(out)[0] == ["/a.wav", "/z.wav"]  # the damaged shard is no longer in the way
-    assert parquet.finished_paths(tmp_path / "absent") == set()
+    assert parquet.scan(tmp_path / "absent").done == set()
 
 
 def test_a_shard_appears_whole_or_not_at_all(tmp_path, monkeypatch):

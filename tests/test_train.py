@@ -155,7 +155,7 @@ def test_mixup_bank_mixes_in_linear_amplitude_and_rings():
 def test_each_negative_moves_content_and_keeps_values(strategy):
     x = torch.randn(64, 96)
     for seed in range(50):
-        y = negatives.perturb_one(x, strategy, 4, torch.Generator().manual_seed(seed))
+        y = negatives.perturb_with(x[None], [strategy], 4, torch.Generator().manual_seed(seed))[0]
         assert y.shape == x.shape
         assert not torch.equal(y, x), f"{strategy} returned the input unchanged (seed {seed})"
         assert torch.equal(torch.sort(y.flatten()).values, torch.sort(x.flatten()).values)  # same content
@@ -165,7 +165,7 @@ def test_freq_shift_moves_bands_by_the_drawn_amount_and_fills_with_silence():
     x = torch.randn(64, 96)
     seen = set()
     for seed in range(60):
-        y = negatives.perturb_one(x, "freq_shift", 4, torch.Generator().manual_seed(seed), shift=(2, 5))
+        y = negatives.perturb_with(x[None], ["freq_shift"], 4, torch.Generator().manual_seed(seed), shift=(2, 5))[0]
         shift = next(k for k in (*range(2, 6), *range(-5, -1)) if torch.equal(y[max(k, 0) : 64 + min(k, 0)], x[max(-k, 0) : 64 - max(k, 0)]))
         seen.add(shift)
         filled = y[:shift] if shift > 0 else y[shift:]
@@ -188,7 +188,7 @@ def test_pitch_shift_moves_a_harmonic_by_the_interval_on_the_hz_axis():
     expected = {k: centroid(logmel(440.0 * 2 ** (k / 12))) for k in (-3, -2, -1, 1, 2, 3)}
     moved = set()
     for seed in range(40):
-        got = centroid(negatives.perturb_one(x, "pitch_shift", 4, torch.Generator().manual_seed(seed), semitones=(1, 3)))
+        got = centroid(negatives.perturb_with(x[None], ["pitch_shift"], 4, torch.Generator().manual_seed(seed), semitones=(1, 3))[0])
         k = min(expected, key=lambda k: abs(expected[k] - got))
         assert abs(expected[k] - got) < 0.15, (seed, got)
         moved.add(k)

@@ -37,7 +37,7 @@ class AudioEncoder(nn.Module):
                 nn.BatchNorm2d(cfg.channels),
                 # Max-pooling before the ReLU gives the same numbers and gradients (both are monotone:
                 # relu(max(a, b)) == max(relu(a), relu(b))) with the ReLU on a map 4x smaller; in place,
-                # since max-pool's backward keeps only its input and indices. CPU training 1.1-1.2x faster (docs/training.md).
+                # since max-pool's backward keeps only its input and indices. CPU training 1.1-1.2x faster (docs/experiments/cpu-speed.md).
                 nn.MaxPool2d(2, stride=2),
                 nn.ReLU(inplace=True),
             ]

@@ -255,14 +255,6 @@ def scan(out: os.PathLike, record: dict | None = None, overwrite: bool = False) 
     return result
 
 
-def finished_paths(out: os.PathLike, removed: list[str] | None = None, record: dict | None = None) -> set[str]:
-    """Paths already in OUT (see `scan`); what was tidied or left alone is appended to `removed`."""
-    s = scan(out, record)
-    if removed is not None:
-        removed += s.notes
-    return s.done
-
-
 def _marked(files: Iterable[Path]):
     """(shard, ParquetFile, record) for each shard of ours that carries the marker; damaged ones raise."""
     import pyarrow.parquet as pq

@@ -103,12 +103,6 @@ def _identity_rows(f: int, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return torch.arange(f).float(), torch.arange(t).float(), torch.zeros(f, dtype=torch.bool)
 
 
-def perturb_one(x: torch.Tensor, strategy: str, segments: int, gen: torch.Generator, shift: tuple = (2, 12),
-                semitones: tuple = (1, 6)) -> torch.Tensor:
-    """x (n_mels, T) -> the same values with positions moved by `strategy`."""
-    return perturb_with(x[None], [strategy], segments, gen, shift, semitones)[0]
-
-
 def perturb_with(x: torch.Tensor, strategies: list, segments: int, gen: torch.Generator, shift: tuple = (2, 12),
                  semitones: tuple = (1, 6)) -> torch.Tensor:
     """(B, n_mels, T) -> item b perturbed by strategies[b]: one gather per axis for the batch

@@ -30,16 +30,12 @@ class TrainSettings:
     # Schedule (steps wins over epochs; an epoch is one crop per cached clip on average).
     steps: int = setting(0, "Training steps (overrides --epochs; 0: use --epochs).", flag=True)
     epochs: float = setting(10.0, "Epochs; one epoch = one crop per cached clip.", flag=True)
-    # the shipped model's: twice the updates per crop of BYOL-A's 64, for small CPU budgets
+    # Half BYOL-A's 64: twice the updates per crop, for small CPU budgets (the release recipe, docs/training.md).
     batch_size: int = setting(32, "Crops per step per process.", flag=True)
-    # BYOL-A's 3e-4 is for batch 256; at batch 32 it cost most of the pitch class by 64,000 crops,
-    # where 1e-4 kept it and learned family faster (same seed and data; docs/training.md).
+    # BYOL-A's 3e-4 is set for batch 256; at batch 32 see docs/experiments/pitch-course.md.
     lr: float = setting(1e-4, "Learning rate of Adam (> 0).", flag=True)
-    # After this fraction of the steps, the learning rate follows a half cosine from lr down to 0 at
-    # the last step (1.0: constant). Resuming with another value changes the rest of the run only.
+    # Resuming with another value changes the rest of the run only. Studies: docs/experiments/lr-drop-128k.md.
     lr_decay_from: float = setting(1.0, "Fraction of the steps after which lr falls on a half cosine to 0 at the end (1: constant).")
-    # The learning rate the half cosine starts from (None: lr). A lower value drops the rate at
-    # lr_decay_from, then decays it: one run that learns fast, then settles slowly.
     lr_after: float | None = setting(None, "The lr the half cosine starts from (off: lr): a drop at lr_decay_from, then the decay.")
     weight_decay: float = setting(0.0, "Adam's weight decay.")
     ema: float = setting(0.99, "Decay of the target network's moving average (BYOL-A).")
@@ -59,57 +55,39 @@ class TrainSettings:
     mixup_ratio: float = setting(0.4, "Largest weight of the past clip mixed in (log-mixup-exp).")
     mixup_bank: int = setting(2048, "Past crops kept to mix in.")
     rrc_virtual_scale: tuple[float, float] = setting((1.0, 1.5), "Random resize crop: the zero canvas's size range, × the input.")
-    # BYOL-A's frequency crop (0.6-1.5): zooming and shifting the mel axis between the views teaches
-    # invariance to pitch, which costs pitch class in plain BYOL-A; the negatives in a head of their
-    # own (below) keep it (+6.3 ± 3.1 points over the ablation, 3 seeds per arm, docs/training.md).
+    # BYOL-A's frequency crop teaches invariance to pitch; the negatives' head keeps it
+    # (docs/experiments/head-negatives.md).
     rrc_freq_scale: tuple[float, float] = setting((0.6, 1.5), "Random resize crop's frequency scale ([1, 1]: none).")
-    # After this fraction of the steps the views' frequency crop stops (the mel axis kept whole; 1.0: never).
-    # Same random draws either way. Stopped at 128,000 of 500,000 crops it cost family (docs/training.md): not adopted.
+    # Not adopted (docs/experiments/freq-crop-stop.md); the same random draws either way.
     freq_crop_until: float = setting(1.0, "Fraction of the steps after which the views' frequency crop stops (1: never).")
     rrc_time_scale: tuple[float, float] = setting((0.6, 1.5), "Random resize crop's time scale.")
     fader_gain: float = setting(1.0, "Largest ramp of the linear fader, ± in the log domain.")
-    # Adversarial negatives: "none" gives exactly BYOL-A. Default (the release's): a pitch shift of
-    # 1-6 semitones, hardest of 4, pushed to cosine 0 (margin 0) in a head of their own; chosen on
-    # short runs, 3 seeds per arm (docs/training.md).
+    # Adversarial negatives; "none" is exactly BYOL-A. The defaults below are the release's
+    # (docs/experiments/choosing-negatives.md).
     negatives: tuple[str, ...] = setting(
         ("pitch_shift",), "'all', 'freq' (the frequency-axis ones), 'none' (plain BYOL-A) or a comma list of freq_roll, "
                           "freq_shuffle, freq_flip, freq_shift, pitch_shift, time_shuffle, time_flip.", flag=True)
     neg_segments: int = setting(4, "Bands or segments the shuffles cut into.")
     neg_lambda: float = setting(1.0, "Weight of the negative hinge.")
     neg_margin: float = setting(0.0, "Cosine below which a negative costs nothing.")
-    # Where negatives are pushed: "projection" (their prediction vs the anchor's target projection,
-    # BYOL's space), "representation" (their clip embedding vs the anchor's: what users get), or
-    # "head" (both through a projector of the negatives' own, not the views': the views may then teach
-    # invariance to a frequency zoom in their projection while the negatives keep position in the
-    # representation under it, where the two terms in one projection pull against each other).
+    # "projection": their prediction vs the anchor's target projection; "representation": the clip embeddings;
+    # "head": a projector of the negatives' own (docs/experiments/head-negatives.md).
     neg_space: str = setting("head", "projection (BYOL's space), representation (the clip embedding) or head (a projector of their own).")
-    # A cap on the representation itself: also add λ·relu(cos(y_neg, y_anchor) − this) on the clip
-    # embeddings (None: off). A head of their own can keep its negatives apart on a feature the
-    # representation shrinks step by step; this keeps the representation's cosine to the negative
-    # (the hardest pitch shift: the log's `repr`) from rising past the value. Not with neg_space
-    # "representation", where the hinge itself is on the clip embeddings. Tried at 0.8 and not adopted:
-    # every dev set lost 1-4 points (docs/training.md).
+    # Adds λ·relu(cos(y_neg, y_anchor) − this) on the clip embeddings; not with neg_space "representation".
+    # Not adopted (docs/experiments/repr-cap.md).
     neg_repr_margin: float | None = setting(None, "Also cap the clip embeddings' cosine to their negatives at this value (a second hinge).")
-    # Hardest of k: draw k candidate perturbations per crop and keep the one the online network
-    # (eval mode, no gradient) finds most similar to its anchor; 1 = a random draw.
+    # The online network judges the candidates in eval mode, without gradient.
     neg_candidates: int = setting(4, "Hardest of k: draw k perturbations per crop, keep the one the network finds most similar (1: random).")
     neg_shift: tuple[int, int] = setting((2, 12), "freq_shift's range, in mel bands (no wrap).")
-    # pitch_shift moves the spectrum by this many semitones, up or down (fractional mel bands,
-    # interpolated): a musical interval, where freq_shift's whole bands are 0.3-2 semitones each.
+    # Fractional mel bands, interpolated: freq_shift's whole bands are 0.3-2 semitones each.
     neg_semitones: tuple[int, int] = setting((1, 6), "pitch_shift's range, in semitones up or down.")
-    # Arithmetic of the network passes: bfloat16 autocast (weights, EMA target, losses and
-    # batch-norm statistics stay float32) or float32. "auto": bfloat16 where the device runs it
-    # natively (a GPU with bfloat16; a CPU with AVX-512 BF16 or AMX), float32 elsewhere: on a CPU
-    # without them bfloat16 is emulated, a step 7x slower than float32 (measured on an AVX2-only EPYC).
+    # bfloat16 is autocast: weights, EMA target, losses and batch-norm statistics stay float32. Emulated
+    # bfloat16 (a CPU without AVX-512 BF16 or AMX) is slower than float32 (docs/experiments/cpu-speed.md).
     precision: str = setting("auto", "auto (bfloat16 where the device has it in hardware, else float32), bfloat16 or float32.")
-    # Sample crops so that every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) is drawn
-    # equally often, whatever its hours; False draws clips uniformly.
     balance_folders: bool = setting(False, "Draw every top-level folder of DATA_DIR (e.g. music/ speech/ sfx/) equally often.", flag=True)
     # Bookkeeping.
     log_every: int = setting(20, "Steps per log row.")
     ckpt_every: int = setting(100, "Steps between checkpoints.")
-    # Every this many steps, also export the model as it stands to OUT.snapshots/step-NNNNNN (0: never),
-    # so a long run's course can be evaluated on the dev sets and a step chosen afterwards.
     snapshot_every: int = setting(
         0, "Also export the model every N steps to OUT.snapshots/step-NNNNNN (for choosing a step on dev sets); 0: never.", flag=True)
     workers: int = setting(2, "Processes that decode audio into the log-mel cache.")

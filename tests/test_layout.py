@@ -110,3 +110,16 @@ def test_python_m_audioembed_hear_still_runs_the_hear_tools_entry():
     """`python -m audioembed.hear MODULE ARGS` (docs/evaluate.md): with no module it prints its usage."""
     done = subprocess.run([sys.executable, "-m", "audioembed.hear"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "usage: python -m audioembed.hear MODULE" in done.stderr
+
+
+def test_no_code_script_or_manual_page_names_a_machines_path():
+    """Scripts take their data folder as an argument or an environment variable (docs/results/ keeps what runs printed)."""
+    root = PACKAGE.parent
+    roots = ("/work/", "/home/", "/root/", "/Users/")
+    files = [p for folder in ("audioembed", "scripts", "benchmarks", "docs") for p in (root / folder).rglob("*")
+             if p.is_file() and p.suffix in (".py", ".sh", ".md", ".json", ".yaml", ".yml", ".toml")
+             and "results" not in p.relative_to(root).parts]
+    files += [root / "README.md", root / "pyproject.toml", root / "mkdocs.yml"]
+    assert len(files) > 50
+    named = {str(p.relative_to(root)): r for p in files for r in roots if r in p.read_text(encoding="utf-8", errors="replace")}
+    assert named == {}

@@ -61,10 +61,6 @@ RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch o
 BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda (torch).")
 BatchSizeOpt = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call.")
-ModelOpt = typer.Option(
-    None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base, the copy bundled with audioembed: no network; hf-hub:audioembed/audioembed-base asks the Hub)."
-)
-RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
 
 
 MAX_LISTED = 10  # skipped files (or rows) named in a summary

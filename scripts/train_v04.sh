@@ -4,7 +4,8 @@
 #   ARCH=audiontt2022           BYOL-A v2's encoder: 2 conv blocks, MLP 2,048 hidden, 2,048-d stacked output
 #   ARCH=audiontt2020-stacked   v0.3.0's encoder trained for the stacked readout (1,024-d)
 # Both arms of a seed side by side on a thread each: the negatives (`neg`) and plain BYOL-A (`none`).
-# Usage:  DATA=/path/to/data ARCH=audiontt2022 SEED=42 [STOP_AFTER=MIN] scripts/train_v04.sh
+# Usage:  DATA=/path/to/data ARCH=audiontt2022 SEED=42 [ARMS="neg none"] [STOP_AFTER=MIN] scripts/train_v04.sh
+#   ARMS picks the arms to run (both by default): one arm alone fills a core another run has left free.
 #   DATA holds corpus/ (scripts/data/build_corpus.py) and melcache/; runs go to $DATA/runs-v04/ARCH-sSEED-ARM.
 # Resumable: rerun the same command (each arm continues from its checkpoint; a finished arm is skipped).
 # Snapshots every 1,000 steps (32,000 crops); a lost checkpoint continues from the last one with --init-from.
@@ -20,12 +21,13 @@ common=(--config "scripts/configs/$ARCH.json" --cache-dir "$DATA/melcache" --ste
 [ -n "${STOP_AFTER:-}" ] && common+=(--stop-after "$STOP_AFTER")
 # The log-mel cache once (the first run), before the two arms share it.
 nice -n 15 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/unused" --cache-only --cache-dir "$DATA/melcache"
-declare -A ARMS=([neg]="" [none]="--negatives none")
-for arm in neg none; do
+declare -A ARMS_CMD=([neg]="" [none]="--negatives none")
+for arm in ${ARMS:-neg none}; do
+  [ -n "${ARMS_CMD[$arm]+x}" ] || { echo "ARMS: unknown arm '$arm' (neg, none)" >&2; exit 2; }
   name="$ARCH-s$SEED-$arm"
   [ -f "$RUNS/$name/config.json" ] && continue
   resume=(); [ -f "$RUNS/$name.checkpoints/last.pt" ] && resume=(--resume)
   # shellcheck disable=SC2086
-  nice -n 15 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/$name" ${ARMS[$arm]} "${common[@]}" "${resume[@]}" 2>>"$RUNS/$name.log" &
+  nice -n 15 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/$name" ${ARMS_CMD[$arm]} "${common[@]}" "${resume[@]}" 2>>"$RUNS/$name.log" &
 done
 wait

@@ -386,6 +386,17 @@ def test_parquet_lists_of_mixed_length_are_an_index_error(tmp_path):
         load_index(tmp_path)
 
 
+def test_a_tree_with_a_foreign_parquet_beside_it_is_still_a_tree(tmp_path):
+    """Only files named as embed-cluster names its shards make a folder a Parquet index: a user's own .parquet, or
+    a FIFO so named (opening it would block), beside a tree of .npy leaves the tree searchable."""
+    _tree(tmp_path, {"a.npy": [1.0, 0.0], "b.npy": [0.0, 1.0]})
+    (tmp_path / "notes.parquet").write_bytes(b"not ours")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.parquet")
+    index = load_index(tmp_path)
+    assert index.names == ["a.npy", "b.npy"] and index.vectors.shape == (2, 2)
+
+
 # The command: names, JSON, NaN, models, queries ---------------------------------------------------------------
 
 def _tree(root, vectors):

@@ -317,7 +317,7 @@ def read_embeddings(out: os.PathLike) -> tuple[list[str], np.ndarray]:
 
 def read_index(path: Path) -> Index | None:
     """What `audioembed embed-cluster` wrote, as an Index: rows with an error are left out; None without shards."""
-    if not path.is_dir() or not any(path.glob("*.parquet")):
+    if not shards(path):  # a user's own .parquet (or a FIFO so named) in a tree of .npy is not ours to read
         return None
     try:
         import pyarrow as pa

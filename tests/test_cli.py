@@ -153,7 +153,7 @@ def test_stack_resumes_and_overwrite_means_what_it_means_without_stack(audio_tre
     np.testing.assert_allclose(grown[rows.index(next(r for r in rows if r.endswith("new.wav")))],
                                Embedder(tiny_model_dir, backend="onnx").embed(audio_tree / "sub" / "new.wav"), atol=1e-6)
     assert "5 embedded, 0 skipped" in embed(*args, "--overwrite").output
-    assert sorted(p.name for p in out.iterdir()) == [".audioembed-lock", "audioembed.json", "embeddings.npy", "index.csv"]  # parts cleaned up
+    assert sorted(p.name for p in out.iterdir()) == ["audioembed.json", "embeddings.npy", "index.csv"]  # parts cleaned up
     (out / ".audioembed-parts").mkdir()
     part = f"{outputs.input_key(audio_tree / 'a.wav')}.npy"  # parts are named by their input's identity
     (out / ".audioembed-parts" / part).write_bytes(b"\x93NUMPY cut short by a power loss")  # parts are not fsynced

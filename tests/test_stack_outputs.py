@@ -54,11 +54,11 @@ def other_model_dir(tmp_path_factory):
 # Two --stack jobs on one OUT ----------------------------------------------------------------------------------
 
 
-def _cli(root, out, model):
+def _cli(root, out, model, stack=True, log=None):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "audioembed.cli", "embed", str(root), "-o", str(out), "-m", str(model), "--stack",
-            "--backend", "onnx", "--batch-size", "1", "--workers", "1"]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = [sys.executable, "-m", "audioembed.cli", "embed", str(root), "-o", str(out), "-m", str(model),
+            "--backend", "onnx", "--batch-size", "1", "--workers", "1"] + (["--stack"] if stack else [])
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE if log is None else log, stderr=subprocess.STDOUT, text=True)
 
 
 def _two_jobs_on_one_out(tmp_path, model, n_files, runs):
@@ -92,24 +92,36 @@ def test_two_stack_jobs_on_one_out_keep_every_row_200_files_10_runs(tmp_path, ti
     _two_jobs_on_one_out(tmp_path, tiny_model_dir, n_files=200, runs=10)
 
 
-def test_a_second_job_waits_for_the_lock_and_says_so(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("stack", [True, False], ids=["stack", "tree"])
+def test_a_second_job_waits_for_the_lock_and_says_so(tmp_path, tiny_model_dir, other_model_dir, stack):
+    """A stack is read and replaced whole; a tree's model record is claimed and its sources merged: either way a
+    job waits for another on the same OUT, and writes nothing meanwhile. Then a job of another model is refused,
+    where without the lock both would have claimed an empty OUT and mixed their vectors."""
     sources = write_clips(tmp_path / "in", 2)
     out = tmp_path / "out"
     out.mkdir()
     holder = outputs.OutLock(out)
     holder.acquire()  # another job (this process's own descriptor: flock is per open file)
-    proc = _cli(tmp_path / "in", out, tiny_model_dir)
+    log_path = tmp_path / "log.txt"
+    with open(log_path, "w") as log:
+        proc = _cli(tmp_path / "in", out, tiny_model_dir, stack, log)
     try:
         deadline = time.monotonic() + 120
-        while not (out / outputs.RECORD).exists() and time.monotonic() < deadline and proc.poll() is None:
+        while "waiting for it" not in log_path.read_text() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        time.sleep(1.0)
-        assert proc.poll() is None and not (out / "embeddings.npy").exists()  # still waiting, nothing written
+        time.sleep(0.5)
+        assert proc.poll() is None, log_path.read_text()  # still waiting,
+        assert list(out.iterdir()) == []  # and nothing written: no record, no vector, no lock file
     finally:
         holder.release()
-    log = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0 and f"another audioembed job is writing to {out}; waiting for it" in log, log
-    assert sorted(stack_rows(out)) == sorted(map(str, sources))
+    assert proc.wait(timeout=120) == 0, log_path.read_text()
+    assert f"another audioembed job is writing to {out}; waiting for it" in log_path.read_text()
+    if stack:
+        assert sorted(stack_rows(out)) == sorted(map(str, sources))
+    else:
+        assert sorted(p.name for p in out.glob("*.npy")) == sorted(p.with_suffix(".npy").name for p in sources)
+    other = _cli(tmp_path / "in", out, other_model_dir, stack)
+    assert other.wait(timeout=120) == 2 and "written by the model" in other.communicate()[0]
 
 
 # Parts and rows keyed by the input's identity --------------------------------------------------------------------
@@ -355,11 +367,11 @@ def test_hidden_folders_are_entered_only_when_named(tmp_path, tiny_model_dir):
     assert (tmp_path / "named" / "lib" / "test.npy").is_file()
 
 
-def test_an_out_that_cannot_hold_the_record_or_the_lock_is_a_one_line_error(tmp_path, tiny_model_dir):
+def test_an_out_that_cannot_hold_the_record_is_a_one_line_error(tmp_path, tiny_model_dir):
     write_clips(tmp_path / "in", 1)
     for name, flags, said in ((outputs.RECORD, [], "audioembed.json: cannot read it (Is a directory)"),
-                              (outputs.LOCK, ["--stack"], "cannot record the model in")):
-        out = tmp_path / f"out-{name}"
+                              (outputs.RECORD, ["--stack"], "audioembed.json: cannot read it (Is a directory)")):
+        out = tmp_path / f"out-{name}{len(flags)}"
         (out / name).mkdir(parents=True)  # a folder where the file should be
         result = embed(tmp_path / "in", "-o", out, "-m", tiny_model_dir, "-q", *flags)
         assert result.exit_code == 2 and said in result.output and result.exception.__class__ is SystemExit, result.output

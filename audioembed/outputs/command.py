@@ -59,7 +59,8 @@ def embed(
     lock = OutLock(out)
     try:
         try:
-            if stack:  # one stack job at a time on OUT, to the end: each reads and replaces the whole stack
+            if not single:  # one job at a time on OUT, to the end: a stack is read and replaced whole, and a tree's
+                # record (its model) and sources are read, merged and written: two jobs at once would mix models
                 lock.acquire(None if quiet else lambda: console.err(f"note: another audioembed job is writing to {out}; waiting for it (Ctrl-C stops)"))
             if not single:
                 record.claim(out, embedder.model_record(), overwrite)

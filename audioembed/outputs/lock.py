@@ -1,4 +1,5 @@
-"""One job at a time on OUT: --stack jobs each read and replace the whole stack."""
+"""One job at a time on OUT: a --stack job reads and replaces the whole stack; a tree job merges its model record
+and sources into OUT/audioembed.json, and two jobs of different models at once would mix their vectors."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .names import LOCK
-
 
 class OutLock:
-    """One job at a time on OUT: an fcntl.flock on OUT/.audioembed-lock, released when the process ends
-    (however it ends). On systems without fcntl it does nothing."""
+    """One job at a time on OUT: an fcntl.flock on the folder itself (no lock file left among the outputs), released
+    when the process ends, however it ends. On systems without fcntl it does nothing."""
 
     def __init__(self, out: Path):
         self.out, self.fd = out, None
@@ -21,7 +20,7 @@ class OutLock:
             import fcntl
         except ImportError:  # Windows
             return
-        self.fd = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(self.out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -32,6 +31,9 @@ class OutLock:
             except BaseException:
                 self.release()
                 raise
+        except BaseException:
+            self.release()
+            raise
 
     def release(self) -> None:
         if self.fd is not None:

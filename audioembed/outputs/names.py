@@ -12,7 +12,6 @@ EMBEDDINGS = "embeddings.npy"  # --stack: the (N, D) matrix
 INDEX_CSV = "index.csv"  # --stack: row -> input path
 RECORD = "audioembed.json"  # the model that wrote OUT (tree and --stack), the tree's sources, --stack's manifest
 PARTS = ".audioembed-parts"  # --stack: one .npy per finished file, until the stack is assembled from them
-LOCK = ".audioembed-lock"  # one job at a time assembles a stack (fcntl.flock)
 
 
 def frame_files(clip: Path) -> tuple[Path, Path]:

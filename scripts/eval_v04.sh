@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quality v0.4's table (docs/experiments/readout.md): every finished run of scripts/train_v04.sh beside v0.3.0 read out
 # both ways, random-init per architecture and readout, and log-mel statistics, on the four development sets, then the
-# mean ± std over training seeds per arm (scripts/summarize_seeds.py).
+# mean ± std over training seeds per arm and each arm against the release rule (scripts/summarize_seeds.py).
 # Usage:  DATA=/path/to/data scripts/eval_v04.sh      (DATA holds devsets/ and runs-v04/; writes $DATA/runs-v04/eval-v04.json)
 # Runs evaluated before are read from the embedding cache ($DATA/evalcache), so rerunning as runs finish is cheap.
 set -euo pipefail
@@ -16,4 +16,4 @@ for run in "$RUNS"/*-s[0-9]*; do
 done
 OPENBLAS_NUM_THREADS=1 nice -n 10 audioembed evaluate "$DATA"/devsets/{gm_family,gm_pitch,ktuberling_lang,zeroad_sfx} \
   "${models[@]}" --baselines logmel-stats,random-init --cache "$DATA/evalcache" --json "$RUNS/eval-v04.json"
-python3 scripts/summarize_seeds.py "$RUNS/eval-v04.json" --runs "$RUNS"
+python3 scripts/summarize_seeds.py "$RUNS/eval-v04.json" --runs "$RUNS" --rule models/audioembed-base

@@ -1,6 +1,7 @@
-"""Mean ± std over seeds of an `audioembed evaluate --json` report whose models are runs NAME-sSEED.
+"""Mean ± std over seeds of an `audioembed evaluate --json` report whose models are runs named with a seed
+(`NAME-sSEED` or `ARCH-sSEED-ARM`, as scripts/train_v04.sh names them), and the quality issue's release rule.
 
-    python scripts/summarize_seeds.py DATA/sel/eval-*.json [--runs DATA/sel]
+    python scripts/summarize_seeds.py DATA/runs-v04/eval-v04.json [--runs DATA/runs-v04] [--rule models/audioembed-base]
 
 Several reports (e.g. runs evaluated as they finished) are read as one.
 
@@ -8,6 +9,12 @@ Each cell: the mean over seeds of a run's linear-probe accuracy, ± the standard
 seeds (the spread a gain has to exceed). With --runs, the last logged training row of each run
 (training.json: training.final) adds the representation probes: cosine of two views (pos), of
 a position-perturbed copy (neg) and of a 2–4-band frequency shift (shift).
+
+--rule REFERENCE checks each arm against the release rule of quality v0.4, REFERENCE being the shipped model's
+row (v0.3.0): (1) the arm's dev-set mean is above REFERENCE's by more than the training seeds' spread (the std over
+seeds of each seed's dev-set mean); (2) no set falls below REFERENCE by more than that set's std over seeds;
+(3) every set is at or above random weights read out the same way (the `random-init` row of the run's
+architecture, read from its config.json under --runs). An arm with one seed has no spread: it is "undecided".
 """
 
 from __future__ import annotations
@@ -17,29 +24,93 @@ import collections
 import json
 import re
 import statistics
+import sys
 from pathlib import Path
 
 from audioembed import record
 
 
 def arm_of(name: str) -> str:
-    return re.sub(r"-s\d+$", "", name)
+    """A row's arm: its folder name without the seed (`a/audiontt2022-s42-neg` -> `audiontt2022-neg`)."""
+    return re.sub(r"-s\d+(?=-|$)", "", Path(name).name)
+
+
+def read_reports(paths: list[Path]) -> tuple[list[str], dict, dict]:
+    """-> (datasets, {row: {dataset: accuracy %}}, {arm: [rows]}); the first report that holds a cell wins."""
+    reports = [json.loads(p.read_text()) for p in paths]
+    datasets = list(dict.fromkeys(d["name"] for r in reports for d in r["datasets"]))
+    cells: dict = collections.defaultdict(dict)
+    kinds: dict = {}
+    for report in reports:
+        for row in report.get("rows", []):
+            kinds.setdefault(row["name"], row["kind"])
+        for cell in report["results"]:
+            if cell["accuracy_mean"] is not None and cell["dataset"] not in cells[cell["row"]]:
+                cells[cell["row"]][cell["dataset"]] = 100 * cell["accuracy_mean"]
+    arms: dict = collections.defaultdict(list)
+    for row in cells:
+        arms[arm_of(row) if kinds.get(row, "model") == "model" else row].append(row)
+    return datasets, cells, arms
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def random_row_for(run: Path, rows: set[str]) -> str | None:
+    """The random-init row read out as `run` is: `random-init (N blocks, READOUT D-d)`, or plain `random-init`
+    when the report evaluated one architecture."""
+    from audioembed.config import ModelConfig
+    from audioembed.eval.command import architecture_label
+
+    label = architecture_label(ModelConfig.load(run / "config.json"))
+    labelled = f"random-init ({label})"
+    return labelled if labelled in rows else ("random-init" if "random-init" in rows else None)
+
+
+def rule(arm: str, seeds: list[str], reference: str, cells: dict, datasets: list[str], runs: Path | None) -> list[str]:
+    """The release rule's three conditions for one arm, each a line; the last line is the verdict."""
+    ref = cells[reference]
+    per_seed_mean = [statistics.mean(cells[r][d] for d in datasets) for r in seeds]
+    mean, spread = mean_std(per_seed_mean)
+    ref_mean = statistics.mean(ref[d] for d in datasets)
+    lines, ok = [], True
+    if spread is None:
+        lines.append(f"  mean {mean:.1f} vs {ref_mean:.1f} ({mean - ref_mean:+.1f}); one seed: no spread, undecided")
+        ok = None
+    else:
+        passed = mean - ref_mean > spread
+        ok = ok and passed
+        lines.append(f"  (1) mean {mean:.1f} vs {ref_mean:.1f}: {mean - ref_mean:+.1f} against a spread of {spread:.1f}: "
+                     f"{'pass' if passed else 'FAIL'}")
+    for d in datasets:
+        m, s = mean_std([cells[r][d] for r in seeds])
+        if s is not None:
+            passed = m >= ref[d] - s
+            ok = ok and passed
+            lines.append(f"  (2) {d}: {m:.1f} ± {s:.1f} vs {ref[d]:.1f}: {m - ref[d]:+.1f}: {'pass' if passed else 'FAIL'}")
+    random = random_row_for(runs / Path(seeds[0]).name, set(cells)) if runs else None
+    if random is None:
+        lines.append("  (3) no random-init row read out as this arm is (pass --runs, evaluate with random-init): undecided")
+        ok = None if ok is not False else False
+    else:
+        for d in datasets:
+            m = statistics.mean(cells[r][d] for r in seeds)
+            passed = m >= cells[random][d]
+            ok = ok if passed else False
+            lines.append(f"  (3) {d}: {m:.1f} vs {random} {cells[random][d]:.1f}: {'pass' if passed else 'FAIL'}")
+    verdict = {True: "passes the rule", False: "does not pass the rule", None: "undecided"}[ok]
+    return [f"{arm} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {verdict}"] + lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("reports", type=Path, nargs="+")
-    ap.add_argument("--runs", type=Path, help="folder holding the run folders (for the training probes)")
+    ap.add_argument("--runs", type=Path, help="folder holding the run folders (training probes, architectures)")
+    ap.add_argument("--rule", metavar="REFERENCE", help="check each arm of runs against the release rule, REFERENCE "
+                    "being the shipped model's row in the report (e.g. models/audioembed-base)")
     args = ap.parse_args()
-    reports = [json.loads(p.read_text()) for p in args.reports]
-    datasets = list(dict.fromkeys(d["name"] for r in reports for d in r["datasets"]))
-    acc: dict = collections.defaultdict(lambda: collections.defaultdict(list))
-    seen = set()
-    for report in reports:
-        for cell in report["results"]:
-            if cell["accuracy_mean"] is not None and (cell["row"], cell["dataset"]) not in seen:
-                seen.add((cell["row"], cell["dataset"]))
-                acc[arm_of(cell["row"])][cell["dataset"]].append(100 * cell["accuracy_mean"])
+    datasets, cells, arms = read_reports(args.reports)
     probes: dict = collections.defaultdict(lambda: collections.defaultdict(list))
     if args.runs:
         for cfg in sorted(args.runs.glob("*/config.json")):
@@ -48,18 +119,28 @@ def main() -> None:
                 if key in final:
                     probes[arm_of(cfg.parent.name)][key].append(final[key])
     keys = ["probe_pos", "probe_neg", "probe_shift"] if probes else []
-    print("| arm (seeds) | " + " | ".join(datasets + keys) + " |")
-    print("|---" * (1 + len(datasets) + len(keys)) + "|")
-    for arm, cells in acc.items():
-        n = max(len(v) for v in cells.values())
+    print("| arm (seeds) | " + " | ".join(datasets + ["mean"] + keys) + " |")
+    print("|---" * (2 + len(datasets) + len(keys)) + "|")
+    for arm, rows in arms.items():
         texts = []
         for d in datasets:
-            v = cells.get(d, [])
-            texts.append(f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else (f"{v[0]:.1f}" if v else "—"))
+            v = [cells[r][d] for r in rows if d in cells[r]]
+            m, s = mean_std(v) if v else (None, None)
+            texts.append("—" if m is None else f"{m:.1f}" + ("" if s is None else f" ± {s:.1f}"))
+        complete = [r for r in rows if all(d in cells[r] for d in datasets)]
+        texts.append(f"{statistics.mean(statistics.mean(cells[r][d] for d in datasets) for r in complete):.1f}" if complete else "—")
         for k in keys:
             v = probes[arm][k]
             texts.append(f"{statistics.mean(v):.3f}" if v else "—")
-        print(f"| {arm} ({n}) | " + " | ".join(texts) + " |")
+        print(f"| {arm} ({len(rows)}) | " + " | ".join(texts) + " |")
+    if args.rule:
+        if args.rule not in cells:
+            sys.exit(f"--rule: no row {args.rule!r} in the report (rows: {', '.join(sorted(cells))})")
+        print()
+        for arm, rows in arms.items():
+            seeded = [r for r in rows if re.search(r"-s\d+(-|$)", Path(r).name) and all(d in cells[r] for d in datasets)]
+            if seeded:
+                print("\n".join(rule(arm, seeded, args.rule, cells, datasets, args.runs)))
 
 
 if __name__ == "__main__":

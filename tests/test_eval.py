@@ -495,3 +495,45 @@ def test_random_init_follows_each_evaluated_architecture_and_readout(dataset_dir
     built = sorted((tmp_path / "cache" / "models").glob("random-init-*"))
     configs = sorted((ModelConfig.load(f / "config.json") for f in built), key=lambda c: c.dim)
     assert [(c.readout, c.n_blocks, c.dim, c.hidden) for c in configs] == [("mlp", 3, 32, 32), ("stacked", 2, 144, 24)]
+
+
+# scripts/summarize_seeds.py: the quality issue's release rule over training seeds -------------------------------
+
+def _seed_report(rows: dict) -> dict:
+    """An `evaluate --json` report with the given {row: (kind, [accuracy per dataset])}."""
+    names = ["a", "b"]
+    return {"datasets": [{"name": n} for n in names],
+            "rows": [{"name": r, "kind": kind} for r, (kind, _) in rows.items()],
+            "results": [{"row": r, "dataset": n, "accuracy_mean": acc[i]}
+                        for r, (_, acc) in rows.items() for i, n in enumerate(names)]}
+
+
+@pytest.mark.parametrize("case, verdict", [
+    ("clear gain", "passes the rule"),
+    ("gain within the seeds' spread", "does not pass the rule"),
+    ("one set below random weights", "does not pass the rule"),
+    ("one set far below the reference", "does not pass the rule"),
+    ("one seed", "undecided"),
+])
+def test_summarize_seeds_applies_the_release_rule(tmp_path, tiny_model_dir, case, verdict):
+    import shutil
+    import subprocess
+
+    runs = tmp_path / "runs"
+    seeds = {"clear gain": [(0.80, 0.90), (0.81, 0.91), (0.80, 0.92)],
+             "gain within the seeds' spread": [(0.60, 0.90), (0.80, 0.91), (0.95, 0.92)],
+             "one set below random weights": [(0.80, 0.855), (0.81, 0.855), (0.80, 0.855)],
+             "one set far below the reference": [(0.99, 0.70), (0.99, 0.71), (0.99, 0.70)],
+             "one seed": [(0.80, 0.90)]}[case]
+    rows = {"v030": ("model", [0.75, 0.85]), "random-init": ("baseline", [0.70, 0.86])}
+    for i, acc in enumerate(seeds):
+        name = f"arch-s{42 + i}-neg"
+        shutil.copytree(tiny_model_dir, runs / name)
+        rows[str(runs / name)] = ("model", list(acc))
+    report = tmp_path / "eval.json"
+    report.write_text(json.dumps(_seed_report(rows)))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "summarize_seeds.py"), str(report), "--runs", str(runs),
+                          "--rule", "v030"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert f"| arch-neg ({len(seeds)}) |" in out.stdout  # the seeds of an arm are one row
+    assert f"arch-neg ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {verdict}" in out.stdout, out.stdout

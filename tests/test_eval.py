@@ -280,6 +280,37 @@ def test_harness_keeps_splits_when_a_row_loses_clips(logmel_features, tmp_path):
     assert sum(r.n_test for r in cell.runs) == 2 * 27 and cell.mean > 0.9
 
 
+def test_probe_results_are_reused_only_for_the_same_features_labels_and_splits(logmel_features, tmp_path, monkeypatch):
+    """A rerun with one model added probes that model only: a row's runs come from the cache when its features,
+    labels and splits are unchanged, and are recomputed when any of them changes (or the entry is damaged)."""
+    ds, feats = logmel_features
+    fitted = []
+    real = probe.score
+    monkeypatch.setattr(probe, "score", lambda X, y, split, *a: fitted.append(split) or real(X, y, split, *a))
+
+    def cell(matrix, seeds=2, lines=None):
+        fitted.clear()
+        extractor = Fails(matrix, [])
+        extractor.key = features.digest(matrix.tobytes())  # the embedding cache keeps vectors by extractor key
+        (c,) = harness.run([ds], [harness.Row("r", "model", extractor)], tmp_path, folds=3, seeds=seeds,
+                           log=([] if lines is None else lines).append)
+        return c, len(fitted)
+
+    first, n = cell(feats.matrix)
+    assert n == 6
+    lines = []
+    again, n = cell(feats.matrix, lines=lines)
+    assert n == 0 and again.runs == first.runs and "probe cached" in lines[0]
+    changed = feats.matrix.copy()
+    changed[0, 0] += 1e-3  # one value of one clip
+    assert cell(changed)[1] == 6
+    assert cell(feats.matrix, seeds=3)[1] == 9  # other splits
+    for entry in (tmp_path / "probes").iterdir():
+        entry.write_text("{damaged")
+    damaged, n = cell(feats.matrix)
+    assert n == 6 and damaged.runs == first.runs
+
+
 def test_harness_uses_the_datasets_fold_column(tmp_path):
     """A fold column groups clips (one recording, one instrument) that must never sit on both sides of a split.
     Here the vectors say only which group a clip is from: leave-one-group-out cannot guess an unseen group's

@@ -137,7 +137,7 @@ def evaluate(
     folds: int = typer.Option(5, "--folds", min=2, help="k of stratified k-fold when a dataset gives no split or fold column."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Repeats with different fold and validation shuffles."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write settings, per-run numbers and notes here."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default: ~/.cache/audioembed/eval)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache of embeddings and probe results (default: ~/.cache/audioembed/eval)."),
     backend: str = BackendOpt,
     batch_size: int = BatchSizeOpt,
 ) -> None:

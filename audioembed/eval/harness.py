@@ -75,14 +75,15 @@ def run(
                 if not len(feats.ok):
                     raise probe.ProbeError("no clip could be embedded")
                 y = labels[feats.ok]
-                cell.runs = [probe.score(feats.matrix, y, s.restricted(feats.ok, len(labels))) for s in splits]
+                restricted = [s.restricted(feats.ok, len(labels)) for s in splits]
+                cell.runs, probe_cached = probe.score_all(feats.matrix, y, restricted, cache)
             except probe.ProbeError as exc:
-                cell.error = str(exc)
+                cell.error, probe_cached = str(exc), False
             outcome = f"error: {cell.error}" if cell.error else f"{100 * cell.mean:.1f} ± {100 * cell.std:.1f}"
             log(
                 f"{ds.name}: {row.name}: {outcome} ({len(feats.ok)}/{len(ds.paths)} clips: {feats.reused} cached, "
                 f"{feats.computed} computed, {len(feats.failures)} failed; embedding {embedded - started:.0f} s, "
-                f"probe {time.monotonic() - embedded:.0f} s)"
+                f"probe {'cached' if probe_cached else f'{time.monotonic() - embedded:.0f} s'})"
             )
             cells.append(cell)
     return cells

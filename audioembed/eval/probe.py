@@ -9,7 +9,9 @@ training portion (stratified) unless the data gives one; the chosen C is then re
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -137,6 +139,49 @@ def score(X: np.ndarray, y: np.ndarray, split: Split, c_grid: Sequence[float] = 
 
     with threadpool_limits(limits=PROBE_THREADS):
         return _score(X, y, split, c_grid)
+
+
+# Bump when the protocol changes in a way its inputs do not show (the fit, the choice of C, the scoring).
+PROTOCOL_VERSION = 1
+
+
+def _runs_key(X: np.ndarray, y: np.ndarray, splits: Sequence[Split], c_grid: Sequence[float]) -> str:
+    """A digest of everything a row's runs depend on: the features' bytes, the labels, every split's indices,
+    the C grid, the protocol and scikit-learn's version."""
+    import hashlib
+
+    import sklearn
+
+    h = hashlib.sha256()
+    X = np.ascontiguousarray(X)
+    h.update(repr((X.shape, X.dtype.str, PROTOCOL_VERSION, sklearn.__version__, MAX_ITER, VALID_FRACTION,
+                   tuple(map(float, c_grid)))).encode())
+    h.update(X.tobytes())
+    h.update("\0".join(map(str, np.asarray(y).tolist())).encode())
+    for s in splits:
+        h.update(repr((s.seed, s.fold)).encode())
+        for idx in (s.train, s.valid, s.test):
+            h.update(b"-" if idx is None else np.asarray(idx, np.int64).tobytes() + b"|")
+    return h.hexdigest()
+
+
+def score_all(X: np.ndarray, y: np.ndarray, splits: Sequence[Split], cache: Path | None = None,
+              c_grid: Sequence[float] = C_GRID) -> tuple[list[Run], bool]:
+    """The runs of every split, and whether they came from the cache: rerunning `evaluate` with one model added
+    probes that model only, since a row whose features, labels and splits are unchanged has the same runs."""
+    from ..files import atomic_write_bytes
+
+    entry = None if cache is None else cache / "probes" / f"{_runs_key(X, y, splits, c_grid)[:40]}.json"
+    if entry is not None and entry.is_file():
+        try:
+            return [Run(**r) for r in json.loads(entry.read_text())], True
+        except (OSError, ValueError, TypeError):  # a damaged entry is recomputed
+            pass
+    runs = [score(X, y, s, c_grid) for s in splits]
+    if entry is not None:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(entry, json.dumps([dataclasses.asdict(r) for r in runs]).encode())
+    return runs, False
 
 
 def _score(X: np.ndarray, y: np.ndarray, split: Split, c_grid: Sequence[float]) -> Run:

@@ -26,6 +26,9 @@ for arm in ${ARMS:-neg none}; do
   [ -n "${ARMS_CMD[$arm]+x}" ] || { echo "ARMS: unknown arm '$arm' (neg, none)" >&2; exit 2; }
   name="$ARCH-s$SEED-$arm"
   [ -f "$RUNS/$name/config.json" ] && continue
+  if pgrep -f -- "audioembed pretrain .*-o $RUNS/$name " > /dev/null; then  # two runs on one checkpoint would clash
+    echo "$name: already training (another process); left to it" >&2; continue
+  fi
   resume=(); [ -f "$RUNS/$name.checkpoints/last.pt" ] && resume=(--resume)
   # shellcheck disable=SC2086
   nice -n 15 audioembed pretrain "$DATA/corpus/audio" -o "$RUNS/$name" ${ARMS_CMD[$arm]} "${common[@]}" "${resume[@]}" 2>>"$RUNS/$name.log" &

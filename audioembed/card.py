@@ -71,6 +71,23 @@ def _started_from(init: dict | None) -> list[str]:
             f"started anew. The training time above is this run's{own}."]
 
 
+def _sessions(sessions: list[dict]) -> list[str]:
+    """The card's line on how the run's steps were split over processes (stopped, then `--resume`d)."""
+    ran = [x for x in sessions if x.get("to_step", 0) > x.get("from_step", 0)]
+    if not ran:
+        return []
+    walls = [x.get("wall_seconds") for x in ran]
+    minutes = lambda w: "? min" if w is None else f"{w / 60:.1f} min"
+    if len(ran) == 1:
+        return [f"- Wall time: {minutes(walls[0])} in one session (first step to last checkpoint)."]
+    each = ", ".join(f"steps {x['from_step']}–{x['to_step']}: {minutes(w)}" for x, w in zip(ran, walls))
+    known = [w for w in walls if w is not None]
+    total = f"{sum(known) / 60:.1f} min in all" + (" besides those of unknown length" if len(known) < len(walls) else "")
+    return [f"- Trained in {len(ran)} sessions, each resumed from the last one's checkpoint (weights, optimizer "
+            f"moments, random streams and mixup bank: the steps an uninterrupted run would take); wall time, first "
+            f"step to last checkpoint: {each}; {total}, the longest session {max(known, default=0) / 60:.1f} min."]
+
+
 def _training(cfg: ModelConfig, rec: record.TrainingRecord, history: list[dict]) -> list[str]:
     train, data, s = rec.training, rec.data, rec.settings
     method = ("BYOL-A with adversarial position-perturbed negatives "
@@ -91,6 +108,7 @@ def _training(cfg: ModelConfig, rec: record.TrainingRecord, history: list[dict])
         f"{train.get('samples')} crops of {s.get('crop_frames')} frames; device {train.get('device')}"
         + (f", {train['precision']} arithmetic." if train.get("precision") else "."),
         f"- Training time: {train.get('train_seconds', 0) / 60:.1f} min ({_fmt(train.get('samples_per_s'))} samples/s).",
+        *_sessions(train.get("sessions") or []),
         *_started_from(train.get("init_from")),
         "", "| setting | value |", "|---|---|",
         *[f"| {k} | {_fmt(v)} |" for k, v in sorted(s.items())],

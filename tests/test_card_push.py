@@ -56,6 +56,23 @@ def test_card_names_the_training_recipe(tiny_model_dir):
     assert "half-cosine" not in text and "folders drawn" not in text
 
 
+def test_card_gives_the_wall_time_of_each_session(tiny_model_dir):
+    from audioembed.config import ModelConfig
+
+    cfg = ModelConfig.load(tiny_model_dir / "config.json")
+    train = cfg.extra["training"] = {"settings": {}, "steps": 40, "samples": 1280, "processes": 1, "device": "cpu"}
+    assert "Wall time" not in card.body(cfg) and "sessions" not in card.body(cfg)  # runs before sessions were recorded
+    train["sessions"] = [{"from_step": 0, "to_step": 40, "wall_seconds": 5400.0}]
+    assert "- Wall time: 90.0 min in one session" in card.body(cfg)
+    # an old checkpoint's steps (unknown length), a resume, and a resume of a finished run (no steps: not a session)
+    train["sessions"] = [{"from_step": 0, "to_step": 10, "wall_seconds": None},
+                         {"from_step": 10, "to_step": 40, "wall_seconds": 6000.0},
+                         {"from_step": 40, "to_step": 40, "wall_seconds": 0.5}]
+    text = card.body(cfg)
+    assert "Trained in 2 sessions" in text and "steps 0–10: ? min, steps 10–40: 100.0 min;" in text
+    assert "100.0 min in all besides those of unknown length, the longest session 100.0 min." in text
+
+
 def test_push_uploads_a_folder_the_embedder_then_loads(fake_hub, model_copy, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_pushtest")
     result = runner.invoke(app, ["push", str(model_copy), "me/pushed", "--private"])

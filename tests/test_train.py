@@ -403,6 +403,18 @@ def test_resume_continues_exactly(cache, tmp_path):
     assert torch.equal(full.neg_gen.get_state(), second.neg_gen.get_state())
     assert [r["step"] for r in full.history] == [r["step"] for r in second.history]
     assert full.history[0]["loss"] == second.history[0]["loss"]  # the row logged before the stop
+    # Each fit() is a session, recorded with the steps it trained and its wall time, through the checkpoint.
+    assert [(x["from_step"], x["to_step"]) for x in full.sessions] == [(0, 6)]
+    assert [(x["from_step"], x["to_step"]) for x in second.sessions] == [(0, 3), (3, 6)]
+    assert second.sessions[0] == first.sessions[0] and all(x["wall_seconds"] > 0 for x in second.sessions)
+    # A checkpoint from before sessions were recorded: its steps as one session of unknown length.
+    state = torch.load(tmp_path / "full.pt", weights_only=True)
+    del state["sessions"]
+    state["step"] = 5
+    torch.save(state, tmp_path / "old.pt")
+    old = _trainer(cache, steps=6, neg_candidates=2)
+    old.load(tmp_path / "old.pt")
+    assert old.sessions == [{"from_step": 0, "to_step": 5, "wall_seconds": None}]
 
 
 def test_freq_crop_until_equals_a_run_resumed_without_the_crop_at_that_step(cache, tmp_path):
@@ -533,6 +545,9 @@ def test_cli_pretrain_stop_resume_export_and_backend_parity(audio_dir, tmp_path)
     assert cfg.dim == 32 and rec["training"]["steps"] == 4 and cfg.norm_std != 1.0
     card = (out / "README.md").read_text()
     assert "BYOL-A with adversarial" in card and cfg.sha256["model.onnx"] in card
+    # stopped after its first step, then resumed: two sessions, in training.json and on the card
+    assert [(x["from_step"], x["to_step"]) for x in rec["training"]["sessions"]] == [(0, 1), (1, 4)]
+    assert "Trained in 2 sessions" in card and "steps 0–1: " in card and "steps 1–4: " in card
     assert card.startswith("---\n") and "library_name: audioembed" in card  # Hub metadata, by audioembed.card
     # The training folder by its name only: no path of the machine that trained it, in the config or the card.
     assert rec["data"]["data_dir"] == audio_dir.name

@@ -22,7 +22,7 @@ def state_of(t) -> dict:
     per_rank = gather(t.dist, {"gen": t.gen.get_state(), "neg_gen": t.neg_gen.get_state(), "bank": t.views.bank.state_dict(),
                                "rng": torch.get_rng_state()})
     return {"step": t.step, "elapsed": t.elapsed, "history": t.history, "settings": t.s.to_dict(),
-            "cache": t.cache.folder.name, "world": t.dist.world, "init": t.init, "online": t.online.state_dict(),
+            "cache": t.cache.folder.name, "world": t.dist.world, "init": t.init, "sessions": t.sessions, "online": t.online.state_dict(),
             "target": t.target.state_dict(), "opt": t.opt.state_dict(), "ranks": per_rank}
 
 
@@ -74,6 +74,8 @@ def load(t, path: Path) -> None:
                             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); {advice}") from exc
     t.step, t.elapsed, t.history = step, elapsed, history
     t.init = state.get("init")  # checkpoints before start_from existed have none
+    # Checkpoints before sessions were recorded: their steps so far as one session of unknown wall time.
+    t.sessions = [dict(x) for x in state.get("sessions") or ([{"from_step": 0, "to_step": step, "wall_seconds": None}] if step else [])]
 
 
 def start_from(t, folder: Path, cfg: ModelConfig, step: int = 0, name: str | None = None) -> None:

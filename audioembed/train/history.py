@@ -55,7 +55,7 @@ def training_record(t) -> dict:
     return {"settings": t.s.to_dict(), "steps": t.step, "samples": t.step * t.s.batch_size * t.dist.world,
             "train_seconds": round(t.elapsed, 1), "processes": t.dist.world, "device": t.device,
             "precision": t.precision, **({"init_from": t.init} if t.init else {}),
-            "samples_per_s": round(t.samples_per_s, 2),
+            "samples_per_s": round(t.samples_per_s, 2), "sessions": t.sessions,
             "final": {k: digits(v) for k, v in last.items() if k not in ("step", "eta_s")},
             # every logged row, for the training curves in the docs (scripts/make_figures.py)
             "history": [{k: v if k == "step" else digits(v) for k, v in row.items() if k != "eta_s"}

@@ -74,6 +74,9 @@ class Trainer:
             self.online.to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN)
             self.target.to(memory_format=torch.channels_last)
         self.step, self.elapsed, self.history = 0, 0.0, []
+        # One entry per fit() call: the steps it trained and its wall time (a run resumed across machines or
+        # sessions says so on its card; the quality issue's compute limit is per run's wall time).
+        self.sessions: list[dict] = []
         self.init: dict | None = None  # where the weights came from when not random (start_from)
         per_epoch = math.ceil(len(cache) / (s.batch_size * dist.world))
         self.total_steps = s.steps or max(1, math.ceil(s.epochs * per_epoch))
@@ -204,6 +207,12 @@ class Trainer:
         self.online.train()
         window_t, window_n = time.perf_counter(), 0
         started = time.perf_counter()
+        session = {"from_step": self.step, "to_step": self.step, "wall_seconds": 0.0}
+        self.sessions.append(session)
+
+        def save() -> None:  # the session's account goes into the checkpoint with the step it reached
+            session.update(to_step=self.step, wall_seconds=round(time.perf_counter() - started, 1))
+            self.save(ckpt)
         acc: dict[str, list[float]] = {}
         pending: list[dict] = []  # steps' statistics not yet read back from the device
         with StopSignals() as signals:
@@ -231,16 +240,16 @@ class Trainer:
                 why = STOP_SIGNAL if signals.requested else STOP_TIME if out_of_time else 0
                 stop = agree(self.dist, why, self._flag_group)
                 if stop == STOP_SIGNAL:
-                    self.save(ckpt)
+                    save()
                     if self.dist.main:
                         self.log(f"interrupted at step {self.step}: checkpoint saved to {ckpt}; continue with --resume")
                     raise KeyboardInterrupt
                 if self.step % s.ckpt_every == 0:
-                    self.save(ckpt)
+                    save()
                 if stop == STOP_TIME or (stop_at_step is not None and self.step >= stop_at_step):
-                    self.save(ckpt)
+                    save()
                     return self.step >= self.total_steps
-        self.save(ckpt)
+        save()
         return True
 
     @property

@@ -63,9 +63,11 @@ def random_row_for(run: Path, rows: set[str]) -> str | None:
     from audioembed.config import ModelConfig
     from audioembed.eval.command import architecture_label
 
-    label = architecture_label(ModelConfig.load(run / "config.json"))
-    labelled = f"random-init ({label})"
-    return labelled if labelled in rows else ("random-init" if "random-init" in rows else None)
+    cfg = ModelConfig.load(run / "config.json")
+    for labelled in (f"random-init ({architecture_label(cfg, full=True)})", f"random-init ({architecture_label(cfg)})"):
+        if labelled in rows:  # the full name where evaluate needed it to tell two architectures apart
+            return labelled
+    return "random-init" if "random-init" in rows else None
 
 
 def rule(arm: str, seeds: list[str], reference: str, cells: dict, datasets: list[str], runs: Path | None) -> list[str]:

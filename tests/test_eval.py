@@ -528,6 +528,25 @@ def test_random_init_follows_each_evaluated_architecture_and_readout(dataset_dir
     assert [(c.readout, c.n_blocks, c.dim, c.hidden) for c in configs] == [("mlp", 3, 32, 32), ("stacked", 2, 144, 24)]
 
 
+def test_random_init_rows_are_one_per_network_as_built_and_never_share_a_name():
+    """The same network spelled two ways (mlp_hidden unset, or set to the MLP's output width) and normalised a
+    little differently is one random-init row; two networks that the short label names alike get full names
+    (a report is keyed by row name: the second row overwrote the first in the table and the rule)."""
+    from audioembed.eval.command import _architectures, random_init_names
+
+    implicit = ModelConfig(readout="stacked", dim=1024, norm_mean=-1.24955)
+    explicit = ModelConfig(readout="stacked", dim=1024, mlp_hidden=512, norm_mean=-1.24949)
+    assert implicit.hidden == explicit.hidden == 512
+    narrow = ModelConfig(readout="stacked", dim=1024, channels=32)  # also "3 blocks, stacked 1024-d"
+    archs = _architectures([ModelConfig(), explicit, implicit, narrow])
+    assert archs == [ModelConfig(), explicit, narrow]
+    names = random_init_names(archs)
+    assert len(set(names)) == 3 and names[0] == "random-init (3 blocks, mlp 512-d)"
+    assert names[1:] == ["random-init (64 mels, 3 blocks × 64 channels, MLP 512, stacked 1024-d)",
+                         "random-init (64 mels, 3 blocks × 32 channels, MLP 768, stacked 1024-d)"]
+    assert random_init_names([narrow]) == ["random-init"]
+
+
 # scripts/summarize_seeds.py: the quality issue's release rule over training seeds -------------------------------
 
 def _seed_report(rows: dict) -> dict:
@@ -545,6 +564,7 @@ def _seed_report(rows: dict) -> dict:
     ("one set below random weights", "does not pass the rule"),
     ("one set far below the reference", "does not pass the rule"),
     ("one seed", "undecided"),
+    ("random weights under their full name", "does not pass the rule"),
 ])
 def test_summarize_seeds_applies_the_release_rule(tmp_path, tiny_model_dir, case, verdict):
     import shutil
@@ -555,8 +575,15 @@ def test_summarize_seeds_applies_the_release_rule(tmp_path, tiny_model_dir, case
              "gain within the seeds' spread": [(0.60, 0.90), (0.80, 0.91), (0.95, 0.92)],
              "one set below random weights": [(0.80, 0.855), (0.81, 0.855), (0.80, 0.855)],
              "one set far below the reference": [(0.99, 0.70), (0.99, 0.71), (0.99, 0.70)],
-             "one seed": [(0.80, 0.90)]}[case]
+             "one seed": [(0.80, 0.90)],
+             "random weights under their full name": [(0.80, 0.90), (0.81, 0.91), (0.80, 0.92)]}[case]
     rows = {"v030": ("model", [0.75, 0.85]), "random-init": ("baseline", [0.70, 0.86])}
+    if case == "random weights under their full name":  # evaluate named two architectures alike: the runs' own row counts
+        from audioembed.eval.command import architecture_label
+
+        full = f"random-init ({architecture_label(ModelConfig.load(tiny_model_dir / 'config.json'), full=True)})"
+        rows = {"v030": ("model", [0.75, 0.85]), "random-init (3 blocks, mlp 32-d)": ("baseline", [0.70, 0.86]),
+                full: ("baseline", [0.70, 0.95])}
     for i, acc in enumerate(seeds):
         name = f"arch-s{42 + i}-neg"
         shutil.copytree(tiny_model_dir, runs / name)

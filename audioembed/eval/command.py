@@ -65,15 +65,28 @@ def _architectures(configs: list) -> list:
     order: random-init is read out the way each model is, since a readout alone moves random weights' scores."""
     seen, out = set(), []
     for cfg in configs:
-        key = (cfg.n_mels, cfg.hidden, *cfg.architecture().values())
+        # the network as built: mlp_hidden unset and mlp_hidden equal to the MLP's output are one network
+        key = (cfg.n_mels, cfg.channels, cfg.n_blocks, cfg.hidden, cfg.dim, cfg.readout)
         if key not in seen:
             seen.add(key)
             out.append(cfg)
     return out
 
 
-def architecture_label(cfg) -> str:
+def architecture_label(cfg, full: bool = False) -> str:
+    """How a random-init row names its architecture; `full` when the short form would name two of them alike."""
+    if full:
+        return f"{cfg.n_mels} mels, {cfg.n_blocks} blocks × {cfg.channels} channels, MLP {cfg.hidden}, {cfg.readout} {cfg.dim}-d"
     return f"{cfg.n_blocks} blocks, {cfg.readout} {cfg.dim}-d"
+
+
+def random_init_names(archs: list) -> list[str]:
+    """One distinct row name per architecture (a report is keyed by row name: two alike would overwrite each other)."""
+    if len(archs) == 1:
+        return ["random-init"]
+    short = [architecture_label(a) for a in archs]
+    return [f"random-init ({label if short.count(label) == 1 else architecture_label(a, full=True)})"
+            for a, label in zip(archs, short)]
 
 
 def _baseline_rows(names: list[str], configs: list, cache: Path, backend: str, batch_size: int):
@@ -92,8 +105,7 @@ def _baseline_rows(names: list[str], configs: list, cache: Path, backend: str, b
         elif name == "random-init" and not backends.torch_available():
             rows.append(Row(name, "baseline", note=f"needs torch to build: {install_hint('torch')}"))
         elif name == "random-init":
-            for arch in archs:
-                row = name if len(archs) == 1 else f"{name} ({architecture_label(arch)})"
+            for arch, row in zip(archs, random_init_names(archs)):
                 try:
                     folder = baselines.random_init_folder(arch, cache)
                 except Exception as exc:  # torch's exporter raises its own types: a row's failure, not the run's

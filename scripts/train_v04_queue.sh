@@ -11,11 +11,13 @@ cd "$(dirname "$0")/.."
 SLOTS=${SLOTS:-2}
 RUNS=${RUNS:-$DATA/runs-v04}
 TRAIN=${TRAIN:-scripts/train_v04.sh}
+# The lead candidate (AudioNTT2022) first, both arms of each seed, then AudioNTT2020 stacked: a session that ends
+# early leaves whole seeds of one architecture, which the release rule can use, not one seed of each.
 grid=""
-for seed in 42 43 44; do
-  for arch in audiontt2022 audiontt2020-stacked; do grid+=" $arch:$seed:none $arch:$seed:neg"; done
+for arch in audiontt2022 audiontt2020-stacked; do
+  for seed in 42 43 44; do grid+=" $arch:$seed:neg $arch:$seed:none"; done
 done
-QUEUE=${QUEUE:-"audiontt2022:42:neg audiontt2020-stacked:42:none$grid"}
+QUEUE=${QUEUE:-${grid# }}
 declare -A started=()
 stopped() {  # an arm started here that is no longer running and left no model folder
   local name

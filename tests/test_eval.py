@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from audioembed.cli import app
 from audioembed.config import ModelConfig
-from audioembed.eval import baselines, features, harness, probe
-from audioembed.eval.dataset import DatasetError, load_dataset
+from audioembed.eval import baselines, features, harness, probe, report
+from audioembed.eval.dataset import DatasetError, fingerprint, load_dataset
 
 from conftest import TINY
 
@@ -58,6 +58,38 @@ def test_folder_dataset(dataset_dir):
     assert ds.classes == {"high": 10, "low": 10, "noise": 10}
     assert all(p.parent.name == label for p, label in zip(ds.paths, ds.labels))
 
+
+
+def test_fingerprint_follows_the_clips_bytes_labels_and_folds(dataset_dir, tmp_path):
+    """Two reports scored the same clips only where the fingerprints agree (a rebuilt dev set can differ in samples)."""
+    import dataclasses
+    import shutil
+
+    copy = tmp_path / "tones"
+    shutil.copytree(dataset_dir, copy)
+    ds = load_dataset(dataset_dir)
+    base = fingerprint(ds)
+    assert fingerprint(load_dataset(copy)) == base  # the same clips in another place
+    clip = load_dataset(copy).paths[3]
+    data = bytearray(clip.read_bytes())
+    data[-1] ^= 1  # one bit of one sample
+    clip.write_bytes(bytes(data))
+    assert fingerprint(load_dataset(copy)) != base
+    other = next(label for label in ds.classes if label != ds.labels[0])
+    relabelled = dataclasses.replace(ds, labels=[other] + ds.labels[1:])
+    assert fingerprint(relabelled) != base
+    assert fingerprint(dataclasses.replace(ds, fold=["0", "1"] * 15)) != fingerprint(dataclasses.replace(ds, fold=["1", "0"] * 15))
+    clip.unlink()  # a clip that cannot be read changes it and raises nothing (evaluate reports the clip)
+    assert fingerprint(load_dataset(copy)) not in (base, None)
+
+
+def test_report_json_records_the_environment_and_each_datasets_fingerprint(dataset_dir):
+    ds = load_dataset(dataset_dir)
+    out = report.to_json([ds], [], [], {"folds": 5})
+    assert out["datasets"][0]["sha256"] == fingerprint(ds)
+    env = out["environment"]
+    assert env["numpy"] == np.__version__ and env["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert set(env) >= {"scikit-learn", "onnxruntime", "torch"}
 
 def test_manifest_with_split_and_fold_columns(dataset_dir, tmp_path):
     rows = clips_of(dataset_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import hashlib
 from pathlib import Path
 
 from ..errors import AudioEmbedError
@@ -36,6 +37,22 @@ class Dataset:
     @property
     def protocol(self) -> str:
         return "split" if self.split is not None else "fold" if self.fold is not None else "kfold"
+
+
+def fingerprint(ds: Dataset) -> str:
+    """sha256 over every clip's bytes, label and split or fold, in the dataset's order. Two reports scored the same
+    clips only where their fingerprints agree: a dev set rebuilt on another machine (another synthesizer or decoder
+    build) can keep its names and counts and still differ in its samples."""
+    h = hashlib.sha256()
+    for i, path in enumerate(ds.paths):
+        assigned = f"{ds.split[i] if ds.split else ''}\0{ds.fold[i] if ds.fold else ''}"
+        try:
+            with open(path, "rb") as f:
+                content = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as e:  # evaluate reports the clip itself; here it only has to change the fingerprint
+            content = f"unreadable: {type(e).__name__}"
+        h.update(f"{path.name}\0{ds.labels[i]}\0{assigned}\0{content}\n".encode())
+    return h.hexdigest()
 
 
 def load_dataset(path: Path) -> Dataset:

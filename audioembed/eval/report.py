@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .dataset import Dataset
+from .dataset import Dataset, fingerprint
 from .harness import Cell, Row, uneven
 
 
@@ -49,12 +49,28 @@ def _protocol_text(ds: Dataset, cells: list[Cell]) -> str:
     return f"{kind}, {runs} runs"
 
 
+def environment() -> dict[str, str | None]:
+    """The versions a probe's numbers depend on (scikit-learn's solver, the BLAS under numpy, the backends), read from
+    package metadata so that nothing is imported for it (torch stays unloaded on the ONNX path)."""
+    import platform
+    from importlib import metadata
+
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("numpy", "scikit-learn", "onnxruntime", "torch", "soxr", "soundfile"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
 def to_json(datasets: list[Dataset], rows: list[Row], cells: list[Cell], settings: dict[str, Any]) -> dict[str, Any]:
     """Everything needed to redo or re-read the table: settings, datasets, rows, per-run numbers."""
     from .. import __version__
 
     return {
         "audioembed": __version__,
+        "environment": environment(),
         "settings": settings,
         "datasets": [
             {
@@ -63,6 +79,7 @@ def to_json(datasets: list[Dataset], rows: list[Row], cells: list[Cell], setting
                 "clips": len(ds.paths),
                 "classes": ds.classes,
                 "protocol": ds.protocol,
+                "sha256": fingerprint(ds),
             }
             for ds in datasets
         ],

@@ -247,6 +247,8 @@ MUTANTS = [
       tests=("tests/test_eval.py",)),
     M("eval command: one random-init row for all architectures", "audioembed/eval/command.py",
       "        if key not in seen:\n", "        if not out:\n", tests=("tests/test_eval.py",)),
+    M("train data: two builders of one log-mel cache at once (no lock)", "audioembed/train/data.py",
+      "lock.acquire(on_wait=", "(lambda on_wait: None)(on_wait=", tests=("tests/test_train.py",)),
     M("eval dataset: the fingerprint reads names and labels, not the clips' bytes", "audioembed/eval/dataset.py",
       'content = hashlib.file_digest(f, "sha256").hexdigest()', 'content = str(path.stat().st_size)',
       tests=("tests/test_eval.py",)),

@@ -104,6 +104,47 @@ def test_cache_counts_files_skips_corrupt_and_is_reused(audio_dir, cache, tmp_pa
     assert again.folder == cache.folder
 
 
+
+def test_two_builders_of_one_cache_decode_once(audio_dir, tmp_path, monkeypatch):
+    """Two runs started on a new corpus at once: the second waits for the first's cache and reuses it (both writing
+    frames.f16.tmp, the slower one's rename failed)."""
+    import threading
+
+    from audioembed.train import data
+
+    waiting, calls, real = threading.Event(), [], data._segments
+
+    def slow_segments(path, cfg):
+        calls.append(path)
+        waiting.wait(timeout=10)  # the first builder holds on until the second is waiting on it
+        return real(path, cfg)
+
+    monkeypatch.setattr(data, "_segments", slow_segments)
+    results, logs = {}, {"first": [], "second": []}
+
+    def build(name):
+        def log(message):
+            logs[name].append(message)
+            if "being built by another process" in message:
+                waiting.set()
+        try:
+            results[name] = build_cache(audio_dir, tmp_path / "mc", ModelConfig(), workers=1, log=log)
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            results[name] = exc
+
+    first = threading.Thread(target=build, args=("first",))
+    first.start()
+    while not calls:  # the first builder is decoding
+        first.join(0.01)
+    second = threading.Thread(target=build, args=("second",))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert isinstance(results["first"], MelCache) and isinstance(results["second"], MelCache), results
+    assert any("being built by another process" in m for m in logs["second"])
+    assert len(calls) == 13  # every file decoded once, by the first builder
+    assert results["second"].folder == results["first"].folder and len(results["second"]) == 12
+
 def test_crops_are_standardised_and_reproducible(cache):
     a = cache.sample(6, 96, torch.Generator().manual_seed(3))
     b = cache.sample(6, 96, torch.Generator().manual_seed(3))

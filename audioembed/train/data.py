@@ -22,6 +22,7 @@ from .. import audio, mel
 from ..config import ModelConfig
 from ..errors import AudioEmbedError
 from ..files import find_audio
+from ..outputs.lock import OutLock
 
 SEGMENT_SECONDS = 60.0
 MIN_FRAMES = 8  # clips shorter than 80 ms carry nothing to learn from
@@ -131,6 +132,20 @@ def build_cache(
     if (folder / "meta.json").exists():
         return MelCache(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # One builder per cache: two runs started on a new corpus at once (both arms of a grid) would both write
+    # frames.f16.tmp, and the slower one's rename would fail. The second waits for the first, then reuses its cache.
+    lock = OutLock(folder)
+    lock.acquire(on_wait=lambda: log(f"cache: {folder} is being built by another process; waiting for it"))
+    try:
+        if (folder / "meta.json").exists():
+            return MelCache(folder)
+        return _build(folder, data_dir, files, cfg, workers, log)
+    finally:
+        lock.release()
+
+
+def _build(folder: Path, data_dir: Path, files: list[Path], cfg: ModelConfig, workers: int,
+           log: Callable[[str], None]) -> MelCache:
     to_mel = mel.LogMel(cfg).of_wave
 
     def one(path: Path) -> tuple[Path, list[np.ndarray] | str]:

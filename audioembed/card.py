@@ -78,9 +78,16 @@ def _sessions(sessions: list[dict]) -> list[str]:
         return []
     walls = [x.get("wall_seconds") for x in ran]
     minutes = lambda w: "? min" if w is None else f"{w / 60:.1f} min"
+    machines = [x.get("machine") for x in ran]
+    one_machine = len(set(machines)) == 1
+    where = lambda m: f" on {m}" if m else ""
     if len(ran) == 1:
-        return [f"- Wall time: {minutes(walls[0])} in one session (first step to last checkpoint)."]
-    each = ", ".join(f"steps {x['from_step']}–{x['to_step']}: {minutes(w)}" for x, w in zip(ran, walls))
+        return [f"- Wall time: {minutes(walls[0])} in one session{where(machines[0])} (first step to last checkpoint)."]
+    # Each session's machine beside its minutes where they differ (a resume on a faster CPU is not a faster recipe).
+    each = ", ".join(f"steps {x['from_step']}–{x['to_step']}: {minutes(w)}{'' if one_machine else where(m)}"
+                     for x, w, m in zip(ran, walls, machines))
+    if one_machine and machines[0]:
+        each += f", all{where(machines[0])}"
     known = [w for w in walls if w is not None]
     total = f"{sum(known) / 60:.1f} min in all" + (" besides those of unknown length" if len(known) < len(walls) else "")
     return [f"- Trained in {len(ran)} sessions, each resumed from the last one's checkpoint (weights, optimizer "

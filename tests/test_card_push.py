@@ -71,6 +71,17 @@ def test_card_gives_the_wall_time_of_each_session(tiny_model_dir):
     text = card.body(cfg)
     assert "Trained in 2 sessions" in text and "steps 0–10: ? min, steps 10–40: 100.0 min;" in text
     assert "100.0 min in all besides those of unknown length, the longest session 100.0 min." in text
+    # each session's machine: once for a run that stayed on one, beside each session's minutes where they differ
+    train["sessions"] = [{"from_step": 0, "to_step": 40, "wall_seconds": 5400.0, "machine": "CPU (AVX2), 1 thread"}]
+    assert "- Wall time: 90.0 min in one session on CPU (AVX2), 1 thread (first" in card.body(cfg)
+    train["sessions"] = [{"from_step": 0, "to_step": 10, "wall_seconds": 600.0, "machine": "CPU (AVX2), 1 thread"},
+                         {"from_step": 10, "to_step": 40, "wall_seconds": 600.0, "machine": "CPU (AVX2), 1 thread"}]
+    text = card.body(cfg)
+    assert "steps 0–10: 10.0 min, steps 10–40: 10.0 min, all on CPU (AVX2), 1 thread;" in text
+    train["sessions"][1]["machine"] = "CPU (AVX512), 1 thread"
+    text = card.body(cfg)
+    assert "steps 0–10: 10.0 min on CPU (AVX2), 1 thread, steps 10–40: 10.0 min on CPU (AVX512), 1 thread;" in text
+    assert "all on" not in text
 
 
 def test_push_uploads_a_folder_the_embedder_then_loads(fake_hub, model_copy, monkeypatch):

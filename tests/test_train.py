@@ -448,6 +448,8 @@ def test_resume_continues_exactly(cache, tmp_path):
     assert [(x["from_step"], x["to_step"]) for x in full.sessions] == [(0, 6)]
     assert [(x["from_step"], x["to_step"]) for x in second.sessions] == [(0, 3), (3, 6)]
     assert second.sessions[0] == first.sessions[0] and all(x["wall_seconds"] > 0 for x in second.sessions)
+    cpu = f"CPU ({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} thread"
+    assert all(x["machine"].startswith(cpu) for x in second.sessions)  # what its wall time was measured on
     # A checkpoint from before sessions were recorded: its steps as one session of unknown length.
     state = torch.load(tmp_path / "full.pt", weights_only=True)
     del state["sessions"]

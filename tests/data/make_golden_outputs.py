@@ -1,16 +1,34 @@
-"""Generate tests/data/golden_outputs.npz: the shipped model's outputs, to hold refactors to bit-identical results.
+"""Generate tests/data/golden_outputs-KERNELS.npz: the shipped model's outputs, to hold refactors to bit-identical results.
+
+The bits depend on the CPU kernels ONNX Runtime and torch pick (AVX2 or AVX-512: the same code differs by up to
+5e-5), so there is one file per kind (`kernels()`), each written on a machine of that kind. tests/test_golden_outputs.py
+recomputes every array and compares bytes with this machine's kind's file, or, on a kind without a file, compares
+within 1e-4 with every file.
 
 Regenerate only when the shipped weights or the frontend change on purpose (a new release), never to make a
-refactor pass:
+refactor pass, and then on each kind of machine (a file of another kind left behind would fail there):
     python tests/data/make_golden_outputs.py
-tests/test_golden_outputs.py recomputes every array and compares bytes.
 """
 
+import platform
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).parent
+
+
+def kernels() -> str:
+    """The vector instructions the CPU kernels dispatch on: 'avx512' (AVX-512 F), 'avx2', or the machine name."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return platform.machine().lower() or "unknown"
+    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine().lower()
+
+
+def path(kind: str) -> Path:
+    return HERE / f"golden_outputs-{kind}.npz"
 TORCH_THREADS = 1  # torch's CPU kernels split work by thread count; ONNX Runtime's results here do not depend on it
 
 
@@ -40,5 +58,6 @@ if __name__ == "__main__":
     import audioembed
 
     arrays = {**compute("onnx"), **compute("torch")}
-    np.savez_compressed(HERE / "golden_outputs.npz", **arrays, version=np.array(audioembed.__version__))
-    print(f"wrote {len(arrays)} arrays for audioembed {audioembed.__version__}")
+    out = path(kernels())
+    np.savez_compressed(out, **arrays, version=np.array(audioembed.__version__), kernels=np.array(kernels()))
+    print(f"wrote {out.name}: {len(arrays)} arrays for audioembed {audioembed.__version__}")

@@ -362,9 +362,10 @@ def test_killed_run_resumes_without_duplicates(ray_address, tmp_path, tiny_model
     for i in range(48):
         sf.write(root / f"{i:02d}.wav", noisy(16000, 1.0 + i % 5, seed=i), 16000)
     out = tmp_path / "out.parquet"
-    # -m relative to the driver's cwd, which the workers (started from this process's) do not share
+    # -m relative to the driver's cwd, which the workers (started from this process's) do not share; one thread, as
+    # cluster() and the reference below (ONNX Runtime's sums follow its thread count on AVX-512 machines)
     command = [sys.executable, "-m", "audioembed.cli", "embed-cluster", str(root), "-o", str(out), "-m", tiny_model_dir.name,
-               "--workers", "2", "--backend", "onnx", "-q", "--address", ray_address]
+               "--workers", "2", "--threads", "1", "--backend", "onnx", "-q", "--address", ray_address]
     log = tmp_path / "driver.log"
     with open(log, "wb") as sink:
         driver = subprocess.Popen(command, cwd=tiny_model_dir.parent, stdout=sink, stderr=sink, start_new_session=True)

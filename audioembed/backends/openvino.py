@@ -16,6 +16,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import BackendError, ModelError
+from ..windows import WINDOW_FRAMES, context_frames
 from .onnx import check_external_data, check_graph
 
 PRECISIONS = ("f32", "bf16")
@@ -23,10 +24,10 @@ PRECISIONS = ("f32", "bf16")
 # and a row's numbers then never depend on what it was batched with.
 ROWS_PER_RUN = 1
 # OpenVINO specialises its kernels for each input shape it meets: the first call at a new length cost 2-10x a
-# repeat here, and the last window of every file has a length of its own. Inputs are zero-padded (exactly: the
-# graph masks frames past n_frames) to a multiple of this many output frames' worth of log-mel frames, so a run
-# meets a few dozen shapes; full windows (windows.py: a multiple of 2 output frames) need no padding.
-PAD_OUTPUT_FRAMES = 2
+# repeat here, and the last window of every file has a length of its own. So inputs are zero-padded (exactly:
+# the graph zeroes frames past n_frames) up to a grid of lengths with this many steps per octave of output frames
+# (<= 12.5 % more work, ~40 shapes for windows of any length) that stops at a full window (windows.py).
+STEPS_PER_OCTAVE = 8
 _TYPES = {"f32": "tensor(float)", "i64": "tensor(int64)"}  # OpenVINO's element types as onnx.check_graph spells them
 
 
@@ -63,6 +64,7 @@ class OpenVinoBackend:
             raise BackendError(f"the openvino backend runs on the CPU only (device={device!r}); use backend='torch'")
         check_precision(precision)
         self.device, self.precision, self.cfg = "cpu", precision, cfg
+        self.window_mels = WINDOW_FRAMES * cfg.time_reduction + 2 * context_frames(cfg)  # a full window's log-mel frames
         check_external_data(path)
         core = ov.Core()
         try:
@@ -77,7 +79,8 @@ class OpenVinoBackend:
             "PERFORMANCE_HINT": "LATENCY",
         }
         try:
-            self.compiled = core.compile_model(model, "CPU", settings)
+            self._compile = lambda: core.compile_model(model, "CPU", settings)
+            self.compiled = self._compile()
         except Exception as exc:
             raise ModelError(f"{path}: OpenVINO cannot compile the model ({exc})") from exc
         self._request = self.compiled.create_infer_request()
@@ -86,25 +89,35 @@ class OpenVinoBackend:
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
         n = wave.shape[1]
+        if n < self.cfg.n_fft:  # checked here: a call that fails inside OpenVINO breaks the compiled model
+            raise ValueError(f"a wave of {n} samples is shorter than one log-mel frame (n_fft={self.cfg.n_fft})")
         padded = self.padded_length(n)
         if padded > n:
             wave = np.pad(wave, ((0, 0), (0, padded - n)))
         with self._lock:
-            frames = self._request.infer({"wave": wave, "n_frames": n_frames})["frames"]
+            try:
+                frames = self._request.infer({"wave": wave, "n_frames": n_frames})["frames"]
+            except Exception:  # after a failed call, every later call of that compiled model failed (2026.4)
+                self.compiled = self._compile()
+                self._request = self.compiled.create_infer_request()
+                raise
         return frames[:, : self.out_frames(n)] if padded > n else frames
 
     def padded_length(self, n: int) -> int:
-        """The length of the grid point at or above n samples (n itself when on the grid or too short to pad)."""
-        cfg = self.cfg
+        """The grid length at or above n samples; n itself on the grid, or from a full window's length on."""
+        cfg, r = self.cfg, self.cfg.time_reduction
         mels = (n - cfg.n_fft) // cfg.hop_length + 1
-        if mels < 1:
+        if mels < 1 or mels >= self.window_mels:
             return n
-        step = PAD_OUTPUT_FRAMES * cfg.time_reduction
-        return max(n, (-(-mels // step) * step - 1) * cfg.hop_length + cfg.n_fft)
+        # 2**k <= output frames < 2**(k+1): steps of 2**k / STEPS_PER_OCTAVE output frames (at least one). Two
+        # output frames at least: OpenVINO refuses a max-pool over a single frame, where onnxruntime gives one.
+        step = r << max(0, (mels // r).bit_length() - STEPS_PER_OCTAVE.bit_length())  # in log-mel frames
+        grid = min(max(-(-mels // step) * step, 2 * r), self.window_mels)
+        return max(n, (grid - 1) * cfg.hop_length + cfg.n_fft)
 
     def out_frames(self, n: int) -> int:
-        """Output frames the graph gives for n samples: whole log-mel frames, then time_reduction of them each."""
-        return ((n - self.cfg.n_fft) // self.cfg.hop_length + 1) // self.cfg.time_reduction
+        """Output frames the graph gives for n samples: one per time_reduction log-mel frames, and at least one."""
+        return max(1, ((n - self.cfg.n_fft) // self.cfg.hop_length + 1) // self.cfg.time_reduction)
 
 
 def _signature(ports) -> dict[str, tuple[str, int]]:

@@ -129,10 +129,8 @@ class Embedder:
     """Load a model once, then `embed` files, arrays or tensors: one vector per clip, any length.
 
     model: a hub repo id (with `revision`) or a local model folder; None is the default model.
-    backend: "auto" (torch on a CUDA GPU; on a CPU OpenVINO in bfloat16 where the CPU has it natively and openvino
-        is installed, else ONNX Runtime), "torch", "onnx" or "openvino".
-    device: "auto", "cpu" or "cuda" (torch backend; "cuda" makes "auto" mean torch).
-    precision: "auto", "f32" or "bf16" (openvino, on a CPU with native bfloat16); "f32" makes "auto" mean onnx.
+    backend: "auto", "torch", "onnx" or "openvino"; precision: "auto", "f32" or "bf16" (openvino); device: "auto", "cpu"
+        or "cuda" (torch). auto: torch on a CUDA GPU, OpenVINO bf16 on a CPU that has it natively, else ONNX Runtime f32.
     """
 
     def __init__(
@@ -153,8 +151,7 @@ class Embedder:
         self.backend_name = backends.choose(backend, device, precision)
         self.precision = backends.choose_precision(self.backend_name, precision)
         self.resolved, self.config = hub.fetch(model, revision, model_folder.BACKEND_FILES[self.backend_name])
-        self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads,
-                                     self.precision)
+        self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads, self.precision)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = batch_size
@@ -162,10 +159,8 @@ class Embedder:
 
     def __repr__(self) -> str:
         r = self.resolved
-        return (
-            f"Embedder(model={r.model_id!r}, source={r.source}, backend={self.backend_name}, "
-            f"precision={self.precision}, device={self.backend.device}, dim={self.dim})"
-        )
+        return (f"Embedder(model={r.model_id!r}, source={r.source}, backend={self.backend_name}, "
+                f"precision={self.precision}, device={self.backend.device}, dim={self.dim})")
 
     @property
     def dim(self) -> int:

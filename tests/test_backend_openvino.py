@@ -3,6 +3,7 @@ has it, bit-identical repeats per backend and precision, agreement with ONNX Run
 
 import importlib.util
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +70,18 @@ def test_openvino_auto_precision_follows_the_hardware(hardware, tiny_model_dir, 
         assert str(e.backend.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
     else:
         assert e.precision == "bf16" and "precision=bf16" in repr(e) and "backend=openvino" in repr(e)
+
+
+@needs_openvino
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="no /proc/cpuinfo: not Linux")
+def test_bf16_detection_agrees_with_the_cpu_flags():
+    """What OpenVINO reports against what the kernel says the CPU has (the bf16 tests skip where it says no)."""
+    flags = set(" ".join(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split())
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        assert ov_backend.bf16_native()
+    if not flags & {"avx512_bf16", "amx_bf16", "avx_ne_convert", "avx512_fp16"}:  # nothing bfloat16 can run on
+        assert not ov_backend.bf16_native()
 
 
 def test_bf16_on_a_cpu_without_it_is_a_clear_error(hardware, tiny_model_dir):

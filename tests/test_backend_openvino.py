@@ -264,3 +264,14 @@ def test_cli_note_says_which_backend_and_precision_auto_chose(tiny_model_dir, tm
     want = Embedder(tiny_model_dir, backend="openvino", precision="bf16").embed(tone(440, seconds=2.0), sr=16000)
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), want)
     assert "note:" not in runner.invoke(app, args + ["-o", str(tmp_path / "d.npy"), "-q"]).output
+
+
+@needs_openvino
+def test_the_hub_gives_openvino_model_onnx_and_nothing_else(fake_hub, tiny_model_dir):
+    commit = fake_hub.add_repo("someone/tiny-ov", tiny_model_dir, revision="v1")
+    e = Embedder("someone/tiny-ov", revision="v1", backend="openvino", precision="f32")
+    assert e.resolved.source == "hub" and e.resolved.folder.name == commit
+    fetched = [r for r in fake_hub.requests if "tiny-ov" in r and r.startswith("GET")]
+    assert any("model.onnx" in r for r in fetched) and not any("model.safetensors" in r for r in fetched)
+    np.testing.assert_array_equal(e.embed(tone(440), sr=16000),
+                                  Embedder(tiny_model_dir, backend="openvino", precision="f32").embed(tone(440), sr=16000))

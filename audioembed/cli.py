@@ -21,6 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio embedd
                   cls=console.Group)
 
 ModelOpt, RevisionOpt, BackendOpt, DeviceOpt = console.ModelOpt, console.RevisionOpt, console.BackendOpt, console.DeviceOpt
+PrecisionOpt = console.PrecisionOpt
 
 
 @app.callback()
@@ -41,12 +42,13 @@ def info(
     revision: Optional[str] = RevisionOpt,
     backend: str = BackendOpt,
     device: str = DeviceOpt,
+    precision: str = PrecisionOpt,
 ) -> None:
     """Show which model resolves, from where, on which backend, and its files' sha256."""
     from . import __version__
     from . import model_folder
 
-    e = console.load_embedder(model, revision, backend, device)
+    e = console.load_embedder(model, revision, backend, device, precision=precision)
     cfg, r = e.config, e.resolved
     rows = [
         ("audioembed", __version__),
@@ -54,7 +56,7 @@ def info(
         ("revision", r.revision or "-"),
         ("source", r.source),
         ("folder", str(r.folder)),
-        ("backend", f"{e.backend_name} ({e.backend.device})"),
+        ("backend", f"{e.backend_name} ({e.backend.device}, {e.precision})"),
         ("dim", str(cfg.dim)),
         ("sample rate", f"{cfg.sample_rate} Hz"),
         ("frame hop", f"{cfg.frame_seconds * 1000:g} ms"),

@@ -58,7 +58,8 @@ ModelOpt = typer.Option(
     None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base, the copy bundled with audioembed: no network; hf-hub:audioembed/audioembed-base asks the Hub)."
 )
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
-BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx: faster on a CPU), torch or onnx.")
+BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU; on a CPU openvino where it computes bf16 natively and is installed, else onnx), torch, onnx or openvino.")
+PrecisionOpt = typer.Option("auto", "--precision", help="auto (bf16 on openvino where the CPU has it natively, else f32), f32 or bf16 (openvino).")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda (torch).")
 BatchSizeOpt = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call.")
 
@@ -81,17 +82,22 @@ def exit_on_failures(failures: list, where: str = "") -> None:
         raise typer.Exit(1)
 
 
-def load_embedder(model, revision, backend, device, quiet: bool = False, **kw):
-    """The Embedder a command asked for; a model that cannot load is one `error:` line and exit status 2."""
+def load_embedder(model, revision, backend, device, quiet: bool = False, precision: str = "auto", **kw):
+    """The Embedder a command asked for; a model that cannot load is one `error:` line and exit status 2.
+    When auto chose bfloat16 (vectors then differ from float32 ones in the 4th digit), one `note:` line says so."""
     from . import Embedder
     from .errors import AudioEmbedError
 
     try:
         with model_notes(quiet):
-            return Embedder(model, revision=revision, backend=backend, device=device, **kw)
+            embedder = Embedder(model, revision=revision, backend=backend, device=device, precision=precision, **kw)
     except AudioEmbedError as exc:
         err(f"error: {exc}")
         raise typer.Exit(2)
+    if not quiet and embedder.precision == "bf16" and "auto" in (backend, precision):
+        err(f"note: backend {embedder.backend_name}, precision bf16 (auto: this CPU computes bfloat16 natively); "
+            "--precision f32 gives float32 vectors")
+    return embedder
 
 
 @contextlib.contextmanager

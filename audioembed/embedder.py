@@ -129,8 +129,8 @@ class Embedder:
     """Load a model once, then `embed` files, arrays or tensors: one vector per clip, any length.
 
     model: a hub repo id (with `revision`) or a local model folder; None is the default model.
-    backend: "auto" (torch on a CUDA GPU, else ONNX Runtime, the faster on a CPU), "torch" or "onnx".
-    device: "auto", "cpu" or "cuda" (torch backend; "cuda" makes "auto" mean torch).
+    backend: "auto", "torch", "onnx" or "openvino"; precision: "auto", "f32" or "bf16" (openvino); device: "auto", "cpu"
+        or "cuda" (torch). auto: torch on a CUDA GPU, OpenVINO bf16 on a CPU that has it natively, else ONNX Runtime f32.
     """
 
     def __init__(
@@ -143,13 +143,15 @@ class Embedder:
         batch_size: int = 16,
         num_threads: int | None = None,
         num_workers: int | None = None,
+        precision: str = "auto",
     ):
         # What another process needs to load the same model (datasets' num_proc pickles the map function).
         self._args = (model, dict(revision=revision, backend=backend, device=device, batch_size=batch_size,
-                                  num_threads=num_threads, num_workers=num_workers))
-        self.backend_name = backends.choose(backend, device)
+                                  num_threads=num_threads, num_workers=num_workers, precision=precision))
+        self.backend_name = backends.choose(backend, device, precision)
+        self.precision = backends.choose_precision(self.backend_name, precision)
         self.resolved, self.config = hub.fetch(model, revision, model_folder.BACKEND_FILES[self.backend_name])
-        self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads)
+        self.backend = backends.load(self.backend_name, self.resolved.folder, self.config, device, num_threads, self.precision)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = batch_size
@@ -157,10 +159,8 @@ class Embedder:
 
     def __repr__(self) -> str:
         r = self.resolved
-        return (
-            f"Embedder(model={r.model_id!r}, source={r.source}, backend={self.backend_name}, "
-            f"device={self.backend.device}, dim={self.dim})"
-        )
+        return (f"Embedder(model={r.model_id!r}, source={r.source}, backend={self.backend_name}, "
+                f"precision={self.precision}, device={self.backend.device}, dim={self.dim})")
 
     @property
     def dim(self) -> int:

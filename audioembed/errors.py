@@ -43,6 +43,7 @@ EXTRA_PACKAGES = {
     "train": ["torch", "safetensors", "onnx"],
     "eval": ["scikit-learn", "threadpoolctl"],
     "av": ["av"],
+    "openvino": ["openvino"],
     "search": ["faiss-cpu"],
     "ray": ["ray", "pandas", "pyarrow", "fsspec"],
     "datasets": ["datasets"],

@@ -18,7 +18,7 @@ CONFIG = "config.json"
 SAFETENSORS = "model.safetensors"
 ONNX = "model.onnx"
 CARD = "README.md"
-BACKEND_FILES = {"torch": SAFETENSORS, "onnx": ONNX}  # the weights each backend reads
+BACKEND_FILES = {"torch": SAFETENSORS, "onnx": ONNX, "openvino": ONNX}  # the weights each backend reads
 WEIGHT_FILES = (SAFETENSORS, ONNX)
 
 

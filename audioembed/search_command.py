@@ -32,6 +32,7 @@ def search(
     revision: Optional[str] = console.RevisionOpt,
     backend: str = console.BackendOpt,
     device: str = console.DeviceOpt,
+    precision: str = console.PrecisionOpt,
 ) -> None:
     import json
 
@@ -46,7 +47,7 @@ def search(
     except AudioEmbedError as exc:
         console.err(f"error: {exc}")
         raise typer.Exit(2)
-    names, vectors, selves, failures = _query_vectors(queries, model, revision, backend, device, idx, exclude_self)
+    names, vectors, selves, failures = _query_vectors(queries, model, revision, backend, device, idx, exclude_self, precision)
     ok = []
     for i, (name, v) in enumerate(zip(names, vectors)):
         if v.shape != (idx.dim,):
@@ -92,7 +93,7 @@ def _json_text(text: str) -> str:
     return "".join(map(escape, text))
 
 
-def _query_vectors(queries, model, revision, backend, device, idx, exclude_self=False):
+def _query_vectors(queries, model, revision, backend, device, idx, exclude_self=False, precision="auto"):
     """Vectors for the search queries (.npy files as they are, a row each; audio files embedded with one model
     load at most), with the index rows that are each query's own file (for --exclude-self)."""
     from .errors import IndexFormatError
@@ -120,7 +121,7 @@ def _query_vectors(queries, model, revision, backend, device, idx, exclude_self=
         else:
             failures.append(f"{q}: no such file or folder")
     if audio_files:
-        embedder = console.load_embedder(model, revision, backend, device)
+        embedder = console.load_embedder(model, revision, backend, device, precision=precision)
         record = embedder.model_record()
         if idx.model is None:
             console.err(f"note: {idx.path} does not record which model wrote it (an older audioembed); "

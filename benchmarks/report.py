@@ -107,6 +107,7 @@ def rows(res: dict, common: dict) -> list[Row]:
             "onnx_embed": "ONNX, Embedder.embed", "onnx_backend": "ONNX, backend.run only",
             "logmel_numpy": "numpy log-mel only (audioembed.mel)",
             "torch_embed": "torch, Embedder.embed", "torch_backend": "torch, module only",
+            "openvino_bf16_embed": "OpenVINO bf16, Embedder.embed", "openvino_bf16_backend": "OpenVINO bf16, backend.run only",
             "audiontt2020_eager": "AudioNTT2020 eager reference", "cnn14": "PANNs CNN14",
         }
         limit = t["limit_gflops"] * 1e9
@@ -122,6 +123,11 @@ def rows(res: dict, common: dict) -> list[Row]:
             r2 = rate["onnx_embed"][b] / rate["cnn14"][b]
             out.append(target(f"ONNX / AudioNTT2020 eager, batch {b}", r1, 1.5, f"{r1:.2f}x", ">= 1.5x"))
             out.append(target(f"ONNX / CNN14, batch {b}", r2, 10, f"{r2:.1f}x", ">= 10x"))
+        for b in bs if "openvino_bf16_embed" in rate else []:  # a CPU with native bfloat16 and openvino installed
+            alone = rate["openvino_bf16_backend"][b] / rate["onnx_backend"][b]
+            embed = rate["openvino_bf16_embed"][b] / rate["onnx_embed"][b]
+            out.append(target(f"OpenVINO bf16 / ONNX f32, model alone, batch {b}", alone, 3, f"{alone:.2f}x", ">= 3x"))
+            out.append(target(f"OpenVINO bf16 / ONNX f32, Embedder.embed, batch {b}", embed, 2, f"{embed:.2f}x", ">= 2x"))
     if "e2e" in res:
         e = res["e2e"]
         r, w = e["audio_seconds_per_second"], e["wall_s"]

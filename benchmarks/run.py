@@ -143,9 +143,16 @@ def model_contenders(model: Path, cfg, threads: int, batch_sizes: list[int]) -> 
     cnn14 = peers.Cnn14().eval()
     n32 = int(seconds * peers.Cnn14.sample_rate)  # CNN14 takes 32 kHz: the same 10 s at its own rate
     cnn14_in = {b: torch.from_numpy(0.1 * rng.standard_normal((b, n32), dtype=np.float32)) for b in batch_sizes}
+    from audioembed import backends
+    from audioembed.backends import openvino
+
+    kinds = {"onnx": ("onnx", "f32"), "torch": ("torch", "f32")}
+    if backends.openvino_available() and openvino.bf16_native():  # what auto picks there (issue 39's bars)
+        kinds["openvino_bf16"] = ("openvino", "bf16")
     embedders = {
-        name: {b: Embedder(model, backend=name, device="cpu", batch_size=b, num_threads=threads) for b in batch_sizes}
-        for name in ("onnx", "torch")
+        name: {b: Embedder(model, backend=backend, precision=precision, device="cpu", batch_size=b, num_threads=threads)
+               for b in batch_sizes}
+        for name, (backend, precision) in kinds.items()
     }
 
     def backend_call(name):
@@ -185,6 +192,8 @@ def model_contenders(model: Path, cfg, threads: int, batch_sizes: list[int]) -> 
         **before_graph,
         "torch_embed": embed_call("torch"),
         "torch_backend": backend_call("torch"),
+        **({"openvino_bf16_embed": embed_call("openvino_bf16"), "openvino_bf16_backend": backend_call("openvino_bf16")}
+           if "openvino_bf16" in embedders else {}),
         "audiontt2020_eager": torch_call(ntt, {b: torch.from_numpy(np.stack(c)) for b, c in clips.items()}),
         "cnn14": torch_call(cnn14, cnn14_in),
     }
@@ -328,9 +337,12 @@ def machine() -> dict:
     import onnxruntime
     import torch
 
+    from audioembed import backends
+
     return {
         "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
         "numpy": np.__version__, "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
+        "openvino": __import__("openvino").__version__ if backends.openvino_available() else None,
     }
 
 

@@ -125,7 +125,7 @@ def test_missing_model_is_a_clear_error(tmp_path, audio_tree):
 def test_info_prints_model_and_hashes(tiny_model_dir):
     result = runner.invoke(app, ["info", "-m", str(tiny_model_dir), "--backend", "onnx"])
     assert result.exit_code == 0
-    assert "onnx (cpu)" in result.output and "dim" in result.output
+    assert "onnx (cpu, f32)" in result.output and "dim" in result.output
     assert result.output.count("(verified)") == 2
 
 

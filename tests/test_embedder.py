@@ -13,7 +13,7 @@ from audioembed import windows as win
 from audioembed.errors import AudioError, BackendError
 
 import reference
-from conftest import noisy, tone
+from conftest import NATIVE_BF16_ONLY, native_bf16, noisy, tone
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +81,15 @@ def test_window_count_and_memory_are_bounded_by_the_window(tiny_torch_model):
     assert all(a[1] == b[0] for a, b in zip(kept, kept[1:]))
 
 
-def test_padded_batches_equal_one_item_at_a_time(tiny_model_dir):
+@pytest.mark.parametrize("backend, precision", [
+    ("onnx", "f32"), ("torch", "f32"), ("openvino", "f32"),
+    pytest.param("openvino", "bf16", marks=pytest.mark.skipif(not native_bf16(), reason=NATIVE_BF16_ONLY)),
+])
+def test_padded_batches_equal_one_item_at_a_time(tiny_model_dir, backend, precision):
     clips = [noisy(seconds=s, seed=i) for i, s in enumerate((0.3, 4.0, 12.5, 1.1, 0.9))]
-    batched = Embedder(tiny_model_dir, backend="onnx", batch_size=8).embed(clips, sr=16000)
-    single = Embedder(tiny_model_dir, backend="onnx", batch_size=1, num_workers=1).embed(clips, sr=16000)
+    kw = dict(backend=backend, precision=precision)
+    batched = Embedder(tiny_model_dir, batch_size=8, **kw).embed(clips, sr=16000)
+    single = Embedder(tiny_model_dir, batch_size=1, num_workers=1, **kw).embed(clips, sr=16000)
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
@@ -187,7 +192,7 @@ def test_import_is_light():
     out = run_isolated(
         """
         import sys, audioembed
-        print(sorted(m for m in ("torch", "onnxruntime", "sklearn", "soundfile", "huggingface_hub") if m in sys.modules))
+        print(sorted(m for m in ("torch", "onnxruntime", "openvino", "sklearn", "soundfile", "huggingface_hub") if m in sys.modules))
         """
     )
     assert out.strip() == "[]"
@@ -199,6 +204,8 @@ def test_onnx_path_works_without_torch(tiny_model_dir):
         import sys, numpy as np
         sys.modules["torch"] = None  # any import of torch now fails
         from audioembed import Embedder
+        from audioembed.backends import openvino
+        openvino.bf16_native = lambda: False  # auto means ONNX Runtime here, whatever this CPU has
         e = Embedder({str(tiny_model_dir)!r})
         print(e.backend_name, e.embed(np.ones(16000, np.float32) * 0.1, sr=16000).shape)
         """
@@ -241,11 +248,14 @@ def test_queued_windows_do_not_pin_the_decode_buffer(tiny_torch_model):
 
 
 def test_auto_backend_is_onnx_on_a_cpu_even_with_torch_installed(tiny_model_dir):
-    """torch is 3-7x slower than ONNX Runtime on a CPU: auto must not pick it just because it is importable."""
+    """torch is 3-7x slower than ONNX Runtime on a CPU: auto must not pick it just because it is importable
+    (on a CPU without native bfloat16; with it, OpenVINO: tests/test_backend_openvino.py)."""
     out = run_isolated(
         f"""
         import sys
         from audioembed import Embedder, backends
+        from audioembed.backends import openvino
+        openvino.bf16_native = lambda: False
         assert backends.torch_available()
         e = Embedder({str(tiny_model_dir)!r})
         print(e.backend_name, "torch" in sys.modules)

@@ -156,13 +156,14 @@ def test_onnx_external_data_inside_the_folder_loads(tiny_model_dir, tmp_path):
     np.testing.assert_array_equal(Embedder(folder, backend="onnx").embed(tone(440), sr=16000), expected)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])  # openvino reads the same model.onnx
 @pytest.mark.parametrize("location", ["../outside.bin", "sub/../../outside.bin", "/tmp/audioembed-outside.bin"])
-def test_onnx_external_data_outside_the_folder_is_refused(tiny_model_dir, tmp_path, location):
+def test_onnx_external_data_outside_the_folder_is_refused(tiny_model_dir, tmp_path, location, backend):
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     _external_data_model(folder, location)
     with pytest.raises(ModelError, match=REFUSED):
-        Embedder(folder, backend="onnx")
+        Embedder(folder, backend=backend)
 
 
 def test_onnx_external_data_symlinked_outside_is_refused(tiny_model_dir, tmp_path):
@@ -257,12 +258,13 @@ def _with_config(tiny_model_dir, folder: Path, **changes) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
 @pytest.mark.parametrize("key, value", [("hop_length", 80), ("n_blocks", 2), ("dim", 7), ("hop_length", 320)])
-def test_config_is_checked_against_the_onnx_graph(tiny_model_dir, tmp_path, key, value):
+def test_config_is_checked_against_the_onnx_graph(tiny_model_dir, tmp_path, key, value, backend):
     """A config that disagrees with the graph would give wrong timestamps or a wrong Embedder.dim, silently."""
     folder = _with_config(tiny_model_dir, tmp_path / "m", **{key: value})
     with pytest.raises(ModelError, match=r"model\.onnx: the graph does not match config\.json"):
-        Embedder(folder, backend="onnx")
+        Embedder(folder, backend=backend)
 
 
 @pytest.mark.parametrize("key, value", [("channels", 16), ("n_blocks", 2), ("dim", 7), ("n_mels", 128)])

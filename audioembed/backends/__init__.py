@@ -1,6 +1,7 @@
 """Backends run a model folder's weights: wave (B, N) float32 + n_frames (B,) int64 -> frames (B, T, D).
 
-Both expose the same tiny interface, so the Embedder never cares which one it holds.
+torch (model.safetensors), ONNX Runtime and OpenVINO (both model.onnx) expose the same tiny interface, so
+the Embedder never cares which one it holds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
 class Backend(Protocol):
     name: str
     device: str
+    precision: str  # what it computes in: 'f32', or 'bf16' (openvino)
     rows_per_run: int | None  # windows per run() call; None: the whole batch at once
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray: ...
@@ -43,24 +45,64 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def choose(backend: str, device: str = "auto") -> str:
-    """'auto' -> the fastest where it runs: torch on a CUDA GPU, ONNX Runtime on a CPU (faster there:
-    benchmarks/backend_choice.py). A device other than auto or cpu ('cuda', 'mps') means torch."""
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def openvino_bf16() -> bool:
+    """OpenVINO installed and a CPU that computes bfloat16 natively: then it is the fastest CPU route."""
+    from . import openvino
+
+    return openvino_available() and openvino.bf16_native()
+
+
+def choose(backend: str, device: str = "auto", precision: str = "auto") -> str:
+    """'auto' -> the fastest where it runs: torch on a CUDA GPU; on a CPU OpenVINO in bfloat16 where the CPU has
+    it natively and the openvino extra is installed (precision auto or bf16), else ONNX Runtime (faster than torch
+    on a CPU: benchmarks/backend_choice.py). A device other than auto or cpu ('cuda', 'mps') means torch."""
     if backend == "auto":
         gpu = device not in ("auto", "cpu") or (device == "auto" and cuda_available())
-        backend = "torch" if gpu else "onnx"
+        if gpu:
+            backend = "torch"
+        elif precision == "bf16" or (precision == "auto" and openvino_bf16()):
+            backend = "openvino"  # bf16 asked for without the extra: the error below says how to get it
+        else:
+            backend = "onnx"
     if backend not in BACKEND_FILES:
-        raise BackendError(f"unknown backend {backend!r}: use 'auto', 'torch' or 'onnx'")
+        raise BackendError(f"unknown backend {backend!r}: use 'auto', 'torch', 'onnx' or 'openvino'")
     if backend == "torch" and not torch_available():
         raise BackendError(f"backend='torch' needs PyTorch: {install_hint('torch')}")
+    if backend == "openvino" and not openvino_available():
+        raise BackendError(f"backend='openvino' needs OpenVINO: {install_hint('openvino')}")
     return backend
 
 
-def load(name: str, folder: Path, cfg: ModelConfig, device: str, num_threads: int | None) -> Backend:
+def choose_precision(backend: str, precision: str = "auto") -> str:
+    """'f32' or 'bf16' for a chosen backend: bf16 on OpenVINO where the CPU has it natively ('auto'), else f32."""
+    if backend == "openvino":
+        from . import openvino
+
+        if precision == "auto":
+            return "bf16" if openvino.bf16_native() else "f32"
+        openvino.check_precision(precision)
+        return precision
+    if precision not in ("auto", "f32"):
+        raise BackendError(
+            f"backend {backend!r} computes in float32 only (precision={precision!r}); 'bf16' needs "
+            "backend='openvino' on a CPU with native bfloat16; use precision='f32' or 'auto'"
+        )
+    return "f32"
+
+
+def load(name: str, folder: Path, cfg: ModelConfig, device: str, num_threads: int | None, precision: str = "f32") -> Backend:
     if name == "torch":
         from .torch import TorchBackend
 
         return TorchBackend(folder / BACKEND_FILES["torch"], cfg, device, num_threads)
+    if name == "openvino":
+        from .openvino import OpenVinoBackend
+
+        return OpenVinoBackend(folder / BACKEND_FILES["openvino"], cfg, device, num_threads, precision)
     from .onnx import OnnxBackend
 
     return OnnxBackend(folder / BACKEND_FILES["onnx"], cfg, device, num_threads)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,6 +20,7 @@ ROWS_PER_RUN = 1
 
 
 class OnnxBackend:
+    precision = "f32"
     name = "onnx"
     rows_per_run = ROWS_PER_RUN
 
@@ -39,7 +41,12 @@ class OnnxBackend:
             self.session = ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelError(f"{path}: cannot load the ONNX model ({exc})") from exc
-        check_graph(self.session, path, cfg)
+        check_graph(
+            path, cfg,
+            {i.name: (i.type, len(i.shape)) for i in self.session.get_inputs()},
+            {o.name: (o.type, len(o.shape)) for o in self.session.get_outputs()},
+            self.run,
+        )
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
         return self.session.run(["frames"], {"wave": wave, "n_frames": n_frames})[0]
@@ -48,11 +55,15 @@ class OnnxBackend:
 _INPUTS = {"wave": ("tensor(float)", 2), "n_frames": ("tensor(int64)", 1)}
 
 
-def check_graph(session, path: Path, cfg: ModelConfig) -> None:
+def check_graph(
+    path: Path, cfg: ModelConfig, inputs: dict[str, tuple[str, int]], outputs: dict[str, tuple[str, int]],
+    run: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> None:
     """The graph must take (wave, n_frames), give frames (B, T, dim) and reduce time as config.json says:
-    a config that disagrees would give wrong timestamps or vectors of another size, silently."""
-    inputs = {i.name: (i.type, len(i.shape)) for i in session.get_inputs()}
-    outputs = {o.name: (o.type, len(o.shape)) for o in session.get_outputs()}
+    a config that disagrees would give wrong timestamps or vectors of another size, silently.
+
+    inputs, outputs: name -> (ONNX type as onnxruntime spells it, e.g. "tensor(float)", rank), from whichever
+    runtime loaded the graph; run: that runtime's (wave, n_frames) -> frames."""
     if inputs != _INPUTS or outputs.get("frames") != ("tensor(float)", 3):
         raise ModelError(
             f"{path}: not an audioembed model: its inputs are {inputs} and outputs {outputs}; expected inputs "
@@ -62,7 +73,7 @@ def check_graph(session, path: Path, cfg: ModelConfig) -> None:
     n_mel = 8 * cfg.time_reduction
     wave = np.zeros((1, (n_mel - 1) * cfg.hop_length + cfg.n_fft), np.float32)
     try:
-        shape = session.run(["frames"], {"wave": wave, "n_frames": np.array([n_mel], np.int64)})[0].shape
+        shape = run(wave, np.array([n_mel], np.int64)).shape
     except Exception as exc:
         raise ModelError(f"{path}: the model fails on a {wave.shape[1]}-sample input ({exc})") from exc
     if shape != (1, 8, cfg.dim):

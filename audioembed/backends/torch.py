@@ -12,6 +12,7 @@ from ..nn.weights import load_weights
 
 
 class TorchBackend:
+    precision = "f32"
     name = "torch"
     rows_per_run = None  # a GPU is fastest on whole batches
 

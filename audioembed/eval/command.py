@@ -15,7 +15,7 @@ BASELINES = ("logmel-stats", "random-init")
 DEFAULT_BASELINES = "logmel-stats,random-init,peers"
 
 
-from ..console import BackendOpt, BatchSizeOpt
+from ..console import BackendOpt, BatchSizeOpt, PrecisionOpt
 from ..console import err as _err
 from ..model_folder import ONNX
 
@@ -40,7 +40,7 @@ def parse_baselines(text: str) -> list[str]:
     return names
 
 
-def _model_rows(models: list[str], backend: str, batch_size: int):
+def _model_rows(models: list[str], backend: str, batch_size: int, precision: str = "auto"):
     from .. import Embedder
     from ..console import model_notes
     from ..errors import AudioEmbedError
@@ -51,7 +51,8 @@ def _model_rows(models: list[str], backend: str, batch_size: int):
     for name in models:
         try:
             with model_notes():
-                embedder = Embedder(None if name == "default" else name, backend=backend, batch_size=batch_size)
+                embedder = Embedder(None if name == "default" else name, backend=backend, batch_size=batch_size,
+                                    precision=precision)
         except AudioEmbedError as exc:
             rows.append(Row(name, "model", note=str(exc), failed=True))
             continue
@@ -89,7 +90,7 @@ def random_init_names(archs: list) -> list[str]:
             for a, label in zip(archs, short)]
 
 
-def _baseline_rows(names: list[str], configs: list, cache: Path, backend: str, batch_size: int):
+def _baseline_rows(names: list[str], configs: list, cache: Path, backend: str, batch_size: int, precision: str = "auto"):
     from .. import Embedder, backends
     from ..errors import AudioEmbedError, install_hint
     from . import baselines, peers
@@ -112,14 +113,15 @@ def _baseline_rows(names: list[str], configs: list, cache: Path, backend: str, b
                     rows.append(Row(row, "baseline", note=f"cannot build it ({type(exc).__name__}: {exc})", failed=True))
                     continue
                 if not (folder / ONNX).is_file():  # onnx is not installed: export was not possible
-                    if backend == "onnx":
-                        rows.append(Row(row, "baseline", note="--backend onnx needs the onnx package to export it: pip install onnx"))
+                    if backend in ("onnx", "openvino"):
+                        rows.append(Row(row, "baseline", note=f"--backend {backend} needs the onnx package to export it: pip install onnx"))
                         continue
-                    backend_used = "torch"
+                    backend_used, precision_used = "torch", "auto"
                 else:
-                    backend_used = backend
+                    backend_used, precision_used = backend, precision
                 try:
-                    rows.append(Row(row, "baseline", ModelExtractor(row, Embedder(folder, backend=backend_used, batch_size=batch_size))))
+                    rows.append(Row(row, "baseline", ModelExtractor(row, Embedder(folder, backend=backend_used, batch_size=batch_size,
+                                                                                 precision=precision_used))))
                 except AudioEmbedError as exc:
                     rows.append(Row(row, "baseline", note=str(exc), failed=True))
         else:
@@ -151,6 +153,7 @@ def evaluate(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write settings, per-run numbers and notes here."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache of embeddings and probe results (default: ~/.cache/audioembed/eval)."),
     backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
     batch_size: int = BatchSizeOpt,
 ) -> None:
     """Linear-probe accuracy (frozen embeddings, logistic regression) of models next to baselines and peers."""
@@ -164,7 +167,7 @@ def evaluate(
     names = parse_baselines(baselines)
     try:
         probe.require_sklearn()
-        backends.choose(backend)
+        backends.choose_precision(backends.choose(backend, precision=precision), precision)
         loaded = [load_dataset(path) for path in datasets]
         for ds in loaded:  # refuse unscorable splits before any embedding work
             probe.plan(ds.labels, ds.split, ds.fold, folds=folds, seeds=seeds)
@@ -178,10 +181,10 @@ def evaluate(
         raise typer.Exit(2)
     cache = (cache or default_cache()).expanduser()
     models = list(dict.fromkeys(m for m in (model or ["default"]) if m != "none"))
-    rows, configs = _model_rows(models, backend, batch_size)
+    rows, configs = _model_rows(models, backend, batch_size, precision)
     configs = configs or [ModelConfig()]
     cfg = configs[0]
-    rows += _baseline_rows(names, configs, cache, backend, batch_size)
+    rows += _baseline_rows(names, configs, cache, backend, batch_size, precision)
     if not any(r.extractor for r in rows):
         for row in rows:
             _err(f"error: {row.name}: {row.note}")
@@ -199,6 +202,7 @@ def evaluate(
             "seeds": seeds,
             "c_grid": list(probe.C_GRID),
             "backend": backend,
+            "precision": precision,
             "batch_size": batch_size,
             "cache": str(cache),
             "baselines_config": cfg.name,

@@ -45,7 +45,8 @@ class ModelExtractor:
         self.name, self.embedder = name, embedder
         folder = embedder.resolved.folder
         weights = sha256(folder / BACKEND_FILES[embedder.backend_name])
-        self.key = digest("model", embedder.backend_name, sha256(folder / CONFIG), weights)
+        self.key = digest("model", embedder.backend_name, *(() if embedder.precision == "f32" else (embedder.precision,)),
+                          sha256(folder / CONFIG), weights)
 
     def vectors(self, paths: list[Path]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         for result in self.embedder.iter_results(paths):

@@ -17,7 +17,7 @@ import typer
 
 from .. import audio
 from ..outputs import parquet
-from ..console import BackendOpt, BatchSizeOpt, ModelOpt, RevisionOpt, err, exit_on_failures, load_embedder
+from ..console import BackendOpt, BatchSizeOpt, ModelOpt, PrecisionOpt, RevisionOpt, err, exit_on_failures, load_embedder
 from ..files import find_audio
 
 MAX_ROWS_PER_SHARD = 256  # files per input block = per Parquet shard: what a killed run can lose
@@ -150,7 +150,7 @@ def run(
     if record is None:
         from ..embedder import Embedder
 
-        keys = ("model", "revision", "backend", "device")
+        keys = ("model", "revision", "backend", "device", "precision")
         record = Embedder(**{k: embedder_kwargs[k] for k in keys if k in embedder_kwargs}).model_record()
 
     if not ray.is_initialized():
@@ -189,6 +189,7 @@ def embed_cluster(
     model: Optional[str] = ModelOpt,
     revision: Optional[str] = RevisionOpt,
     backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
     batch_size: int = BatchSizeOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -212,7 +213,7 @@ def embed_cluster(
     if model and Path(model).is_dir():  # a local model folder: workers do not share the driver's cwd
         model = os.path.abspath(model)
     # the model the shards will record, resolved here as the workers will (a bad -m fails now, in one line)
-    record = load_embedder(model, revision, backend, "cpu", quiet, num_threads=1).model_record()
+    record = load_embedder(model, revision, backend, "cpu", quiet, precision, num_threads=1).model_record()
     try:
         found = parquet.scan(out, record, overwrite=overwrite)
     except parquet.OutputError as exc:
@@ -224,7 +225,8 @@ def embed_cluster(
     if todo:
         run(
             todo, out, workers=workers, threads=threads, record=record, address=address, frames=frames,
-            progress=not quiet, model=model, revision=revision, backend=backend, batch_size=batch_size,
+            progress=not quiet, model=model, revision=revision, backend=backend, precision=precision,
+            batch_size=batch_size,
         )
     wanted = {parquet.text(p) for p in todo}
     table = parquet.read_table(out, ["path", "error"]).to_pydict() if todo else {"path": [], "error": []}

@@ -30,6 +30,7 @@ def embed(
     revision: Optional[str] = console.RevisionOpt,
     backend: str = console.BackendOpt,
     device: str = console.DeviceOpt,
+    precision: str = console.PrecisionOpt,
     batch_size: int = console.BatchSizeOpt,
     workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers", min=1, help="Parallel decoding threads."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors: no progress bar, notes or decoder messages."),
@@ -55,7 +56,8 @@ def embed(
         raise typer.Exit(2)
     if not single:
         files.remove_stale_temp_files(out)
-    embedder = console.load_embedder(model, revision, backend, device, quiet, batch_size=batch_size, num_workers=workers)
+    embedder = console.load_embedder(model, revision, backend, device, quiet, precision, batch_size=batch_size,
+                                     num_workers=workers)
     lock = OutLock(out)
     try:
         try:

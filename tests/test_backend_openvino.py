@@ -1,0 +1,277 @@
+"""The OpenVINO backend: what auto picks (bf16 hardware or not, the extra installed or not), bf16 only where the CPU
+has it, bit-identical repeats per backend and precision, agreement with ONNX Runtime, the same refusals."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from audioembed import Embedder, backends
+from audioembed.backends import openvino as ov_backend
+from audioembed.errors import BackendError, IntegrityError
+
+from conftest import NATIVE_BF16_ONLY, native_bf16, noisy, real_openvino_bf16, tone
+
+needs_openvino = pytest.mark.skipif(not backends.openvino_available(), reason="openvino is not installed")
+needs_bf16 = pytest.mark.skipif(not native_bf16(), reason=NATIVE_BF16_ONLY)
+CLIPS = (0.3, 2.77, 10.31, 13.0)  # seconds: one window, a last window of its own length, two windows
+
+
+def clips():
+    return [noisy(seconds=s, seed=i) for i, s in enumerate(CLIPS)]
+
+
+@pytest.fixture
+def hardware(monkeypatch):
+    """hardware(openvino_installed, bf16): what backends.choose sees; torch sees no GPU."""
+    find_spec = importlib.util.find_spec
+
+    def set_hardware(installed: bool, bf16: bool) -> None:
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" and not installed
+                            else find_spec(name, *a))
+        monkeypatch.setattr(ov_backend, "bf16_native", lambda: bf16)
+        monkeypatch.setattr(backends, "openvino_bf16", real_openvino_bf16)  # conftest's float32_auto undone
+        monkeypatch.setattr(backends, "cuda_available", lambda: False)
+
+    return set_hardware
+
+
+@pytest.mark.parametrize("installed, bf16, expected", [
+    (True, True, ("openvino", "bf16")),
+    (True, False, ("onnx", "f32")),
+    (False, True, ("onnx", "f32")),
+    (False, False, ("onnx", "f32")),
+])
+def test_auto_is_openvino_bf16_only_with_the_extra_on_a_cpu_that_has_bf16(hardware, installed, bf16, expected):
+    hardware(installed, bf16)
+    chosen = backends.choose("auto")
+    assert (chosen, backends.choose_precision(chosen)) == expected
+    assert backends.choose("auto", precision="f32") == "onnx"  # float32 asked for: today's rule
+    assert backends.choose("auto", "cpu") == expected[0]
+
+
+def test_a_gpu_still_means_torch_in_float32(hardware, monkeypatch):
+    hardware(True, True)
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
+    assert backends.choose("auto") == "torch" and backends.choose_precision("torch") == "f32"
+    assert backends.choose("auto", "cpu") == "openvino"
+
+
+@needs_openvino
+@pytest.mark.parametrize("bf16", [True, False])
+def test_openvino_auto_precision_follows_the_hardware(hardware, tiny_model_dir, bf16):
+    hardware(True, bf16)
+    e = Embedder(tiny_model_dir, backend="openvino")
+    if not bf16:  # computing float32 (checked on the compiled model, not only on what we asked for)
+        assert e.precision == "f32"
+        assert str(e.backend.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    else:
+        assert e.precision == "bf16" and "precision=bf16" in repr(e) and "backend=openvino" in repr(e)
+
+
+@needs_openvino
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="no /proc/cpuinfo: not Linux")
+def test_bf16_detection_agrees_with_the_cpu_flags():
+    """What OpenVINO reports against what the kernel says the CPU has (the bf16 tests skip where it says no)."""
+    flags = set(" ".join(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split())
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        assert ov_backend.bf16_native()
+    if not flags & {"avx512_bf16", "amx_bf16", "avx_ne_convert", "avx512_fp16"}:  # nothing bfloat16 can run on
+        assert not ov_backend.bf16_native()
+
+
+def test_bf16_on_a_cpu_without_it_is_a_clear_error(hardware, tiny_model_dir):
+    hardware(True, False)
+    for backend in ("openvino", "auto"):
+        with pytest.raises(BackendError, match="precision='bf16' needs a CPU with native bfloat16"):
+            Embedder(tiny_model_dir, backend=backend, precision="bf16")
+
+
+def test_openvino_without_the_extra_says_how_to_install_it(hardware, tiny_model_dir):
+    hardware(False, True)
+    for backend, precision in (("openvino", "auto"), ("auto", "bf16")):
+        with pytest.raises(BackendError, match=r'needs OpenVINO: pip install "\.\[openvino\]"'):
+            Embedder(tiny_model_dir, backend=backend, precision=precision)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_precision_other_than_f32_on_onnx_or_torch_is_refused(tiny_model_dir, backend):
+    with pytest.raises(BackendError, match=f"backend '{backend}' computes in float32 only .*needs backend='openvino'"):
+        Embedder(tiny_model_dir, backend=backend, precision="bf16")
+    assert Embedder(tiny_model_dir, backend=backend, precision="f32").precision == "f32"
+
+
+@needs_openvino
+def test_unknown_precision_and_a_gpu_are_refused(tiny_model_dir):
+    with pytest.raises(BackendError, match="unknown precision 'fp16'"):
+        Embedder(tiny_model_dir, backend="openvino", precision="fp16")
+    with pytest.raises(BackendError, match="CPU only"):
+        Embedder(tiny_model_dir, backend="openvino", device="cuda")
+
+
+# torch on a CPU is left out: its frames differ by an ulp now and then from one call to the next (1-4 calls in 10
+# with the tiny model here, at 1 or 2 threads), so it promises agreement to ~1e-7, not bits (docs/api.md).
+SETTINGS = [
+    ("onnx", "f32"),
+    pytest.param("openvino", "f32", marks=needs_openvino),
+    pytest.param("openvino", "bf16", marks=[needs_openvino, needs_bf16]),
+]
+
+
+@pytest.mark.parametrize("backend, precision", SETTINGS)
+def test_repeat_runs_are_bit_identical_per_backend_and_precision(tiny_model_dir, backend, precision):
+    first = Embedder(tiny_model_dir, backend=backend, precision=precision, num_threads=2)
+    again = Embedder(tiny_model_dir, backend=backend, precision=precision, num_threads=2)
+    vectors = first.embed(clips(), sr=16000)
+    for e in (first, again, first):
+        np.testing.assert_array_equal(e.embed(clips(), sr=16000), vectors)
+        np.testing.assert_array_equal(e.embed_frames(clips()[2], sr=16000).embeddings,
+                                      first.embed_frames(clips()[2], sr=16000).embeddings)
+
+
+@needs_openvino
+def test_openvino_f32_agrees_with_onnx_runtime(tiny_model_dir):
+    ort = Embedder(tiny_model_dir, backend="onnx")
+    ov = Embedder(tiny_model_dir, backend="openvino", precision="f32")
+    np.testing.assert_allclose(ov.embed(clips(), sr=16000), ort.embed(clips(), sr=16000), rtol=1e-5, atol=1e-5)
+    for x in clips():
+        a, b = ov.embed_frames(x, sr=16000), ort.embed_frames(x, sr=16000)
+        assert a.embeddings.shape == b.embeddings.shape
+        np.testing.assert_allclose(a.embeddings, b.embeddings, rtol=1e-5, atol=1e-5)
+
+
+@needs_openvino
+def test_the_backend_gives_onnx_runtimes_frames_at_any_length(tiny_model_dir):
+    """run() pads inputs to a grid of lengths and trims the output back: same shape, same numbers as ONNX Runtime."""
+    ort, ov = (Embedder(tiny_model_dir, backend=b, precision="f32").backend for b in ("onnx", "openvino"))
+    rng = np.random.default_rng(0)
+    # from one output frame's log-mel frames (what windows.py's shortest window holds) to past a full window
+    for n in (2144, 2500, 4000, 16000, 16160, 33333, 172384, 180000):
+        wave = (0.1 * rng.standard_normal((2, n))).astype(np.float32)
+        n_frames = np.array([(n - 1024) // 160 + 1, max(1, (n - 1024) // 320)], np.int64)
+        want, got = ort.run(wave, n_frames), ov.run(wave, n_frames)
+        assert got.shape == want.shape, n
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=str(n))
+
+
+
+@needs_openvino
+def test_a_call_that_fails_inside_openvino_leaves_the_backend_working(tiny_model_dir, monkeypatch):
+    """After a failed call, OpenVINO 2026.4 failed every later call of the compiled model: it is compiled anew."""
+    backend = Embedder(tiny_model_dir, backend="openvino", precision="f32").backend
+    wave = (0.1 * np.random.default_rng(0).standard_normal((1, 16000))).astype(np.float32)
+    want = backend.run(wave, np.array([94]))
+    with pytest.raises(ValueError, match="shorter than one log-mel frame"):
+        backend.run(wave[:, :1000], np.array([1]))
+    monkeypatch.setattr(backend, "padded_length", lambda n: n)  # unpadded, 2 log-mel frames fail in a max-pool
+    with pytest.raises(RuntimeError, match="MaxPool"):
+        backend.run(wave[:, :1184], np.array([2]))
+    np.testing.assert_array_equal(backend.run(wave, np.array([94])), want)
+
+
+@needs_openvino
+def test_one_compiled_model_meets_few_shapes(tiny_model_dir, monkeypatch):
+    """OpenVINO specialises kernels per input shape (the first call at a new length costs several calls): lengths
+    are padded to a grid, so files of many lengths give a few shapes, and the model is compiled once."""
+    e = Embedder(tiny_model_dir, backend="openvino", precision="f32")
+    seen = []
+    request = e.backend._request
+    monkeypatch.setattr(e.backend, "_request", type("Recorder", (), {
+        "infer": lambda self, inputs: seen.append(inputs["wave"].shape[1]) or request.infer(inputs)})())
+    lengths = np.random.default_rng(1).uniform(0.2, 9.0, 40)
+    e.embed([noisy(seconds=s, seed=i) for i, s in enumerate(lengths)], sr=16000)
+    assert len(seen) == 40 and len(set(seen)) <= 25, sorted(set(seen))  # 40 without the grid
+    assert all(e.backend.padded_length(n) == n for n in seen)  # every call on the grid
+
+
+@needs_openvino
+@needs_bf16
+def test_bf16_is_close_to_f32_and_really_bf16(tiny_model_dir):
+    f32 = Embedder(tiny_model_dir, backend="openvino", precision="f32").embed(clips(), sr=16000, normalize=True)
+    bf16 = Embedder(tiny_model_dir, backend="openvino", precision="bf16").embed(clips(), sr=16000, normalize=True)
+    cosine = (f32 * bf16).sum(1)
+    assert cosine.min() > 0.999, cosine
+    assert np.abs(f32 - bf16).max() > 1e-4  # bfloat16 keeps 8 bits of mantissa: float32's numbers would be a bug
+
+
+def _copy(tiny_model_dir, folder):
+    shutil.copytree(tiny_model_dir, folder)
+    return folder
+
+
+@needs_openvino
+def test_a_tampered_model_onnx_is_refused_as_onnx_runtime_refuses_it(tiny_model_dir, tmp_path):
+    folder = _copy(tiny_model_dir, tmp_path / "m")
+    data = bytearray((folder / "model.onnx").read_bytes())
+    data[-100] ^= 1
+    (folder / "model.onnx").write_bytes(bytes(data))
+    for backend in ("onnx", "openvino"):
+        with pytest.raises(IntegrityError, match=r"model\.onnx: sha256 .* does not match"):
+            Embedder(folder, backend=backend)
+
+
+@needs_openvino
+def test_openvino_path_works_without_torch(tiny_model_dir):
+    from test_embedder import run_isolated
+
+    out = run_isolated(
+        f"""
+        import sys, numpy as np
+        sys.modules["torch"] = None
+        from audioembed import Embedder
+        e = Embedder({str(tiny_model_dir)!r}, backend="openvino", precision="f32")
+        print(e.backend_name, e.precision, e.embed(np.ones(16000, np.float32) * 0.1, sr=16000).shape)
+        """
+    )
+    assert out.split() == ["openvino", "f32", "(32,)"]
+
+
+def _cli_args(tiny_model_dir, tmp_path):
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", tone(440, seconds=2.0), 16000, subtype="FLOAT")
+    return ["embed", str(tmp_path / "a.wav"), "-m", str(tiny_model_dir)]
+
+
+@needs_openvino
+def test_cli_embeds_with_openvino_and_refuses_bf16_on_onnx(tiny_model_dir, tmp_path):
+    from audioembed.cli import app
+
+    args, runner = _cli_args(tiny_model_dir, tmp_path), CliRunner()
+    result = runner.invoke(app, args + ["-o", str(tmp_path / "a.npy"), "--backend", "openvino", "--precision", "f32"])
+    assert result.exit_code == 0, result.output
+    want = Embedder(tiny_model_dir, backend="openvino", precision="f32").embed(tone(440, seconds=2.0), sr=16000)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), want)
+    assert "note: backend" not in result.output  # float32 asked for: nothing to say
+    refused = runner.invoke(app, args + ["-o", str(tmp_path / "b.npy"), "--backend", "onnx", "--precision", "bf16"])
+    assert refused.exit_code == 2 and "error: backend 'onnx' computes in float32 only" in refused.output
+
+
+@needs_openvino
+@needs_bf16
+def test_cli_note_says_which_backend_and_precision_auto_chose(tiny_model_dir, tmp_path, hardware):
+    from audioembed.cli import app
+
+    hardware(True, True)
+    args, runner = _cli_args(tiny_model_dir, tmp_path), CliRunner()
+    auto = runner.invoke(app, args + ["-o", str(tmp_path / "c.npy")])
+    assert auto.exit_code == 0, auto.output
+    assert "note: backend openvino, precision bf16 (auto: this CPU computes bfloat16 natively)" in auto.output
+    want = Embedder(tiny_model_dir, backend="openvino", precision="bf16").embed(tone(440, seconds=2.0), sr=16000)
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), want)
+    assert "note:" not in runner.invoke(app, args + ["-o", str(tmp_path / "d.npy"), "-q"]).output
+
+
+@needs_openvino
+def test_the_hub_gives_openvino_model_onnx_and_nothing_else(fake_hub, tiny_model_dir):
+    commit = fake_hub.add_repo("someone/tiny-ov", tiny_model_dir, revision="v1")
+    e = Embedder("someone/tiny-ov", revision="v1", backend="openvino", precision="f32")
+    assert e.resolved.source == "hub" and e.resolved.folder.name == commit
+    fetched = [r for r in fake_hub.requests if "tiny-ov" in r and r.startswith("GET")]
+    assert any("model.onnx" in r for r in fetched) and not any("model.safetensors" in r for r in fetched)
+    np.testing.assert_array_equal(e.embed(tone(440), sr=16000),
+                                  Embedder(tiny_model_dir, backend="openvino", precision="f32").embed(tone(440), sr=16000))

@@ -58,8 +58,8 @@ ModelOpt = typer.Option(
     None, "--model", "-m", help="Hub repo id or local model folder (default: audioembed-base, the copy bundled with audioembed: no network; hf-hub:audioembed/audioembed-base asks the Hub)."
 )
 RevisionOpt = typer.Option(None, "--revision", help="Hub revision: tag, branch or commit sha.")
-BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU; on a CPU openvino where it computes bf16 natively and is installed, else onnx), torch, onnx or openvino.")
-PrecisionOpt = typer.Option("auto", "--precision", help="auto (bf16 on openvino where the CPU has it natively, else f32), f32 or bf16 (openvino).")
+BackendOpt = typer.Option("auto", "--backend", help="auto (torch on a CUDA GPU, else onnx; openvino with --precision bf16), torch, onnx or openvino.")
+PrecisionOpt = typer.Option("auto", "--precision", help="auto or f32 (float32), or bf16 (openvino, on a CPU with native bfloat16; less accurate: docs/cli.md).")
 DeviceOpt = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda (torch).")
 BatchSizeOpt = typer.Option(16, "--batch-size", min=1, help="Windows (up to ~10 s each) per model call.")
 
@@ -83,8 +83,7 @@ def exit_on_failures(failures: list, where: str = "") -> None:
 
 
 def load_embedder(model, revision, backend, device, quiet: bool = False, precision: str = "auto", **kw):
-    """The Embedder a command asked for; a model that cannot load is one `error:` line and exit status 2.
-    When auto chose bfloat16 (vectors then differ from float32 ones in the 4th digit), one `note:` line says so."""
+    """The Embedder a command asked for; a model that cannot load is one `error:` line and exit status 2."""
     from . import Embedder
     from .errors import AudioEmbedError
 
@@ -94,9 +93,6 @@ def load_embedder(model, revision, backend, device, quiet: bool = False, precisi
     except AudioEmbedError as exc:
         err(f"error: {exc}")
         raise typer.Exit(2)
-    if not quiet and embedder.precision == "bf16" and "auto" in (backend, precision):
-        err(f"note: backend {embedder.backend_name}, precision bf16 (auto: this CPU computes bfloat16 natively); "
-            "--precision f32 gives float32 vectors")
     return embedder
 
 

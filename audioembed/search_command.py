@@ -126,7 +126,7 @@ def _query_vectors(queries, model, revision, backend, device, idx, exclude_self=
         if idx.model is None:
             console.err(f"note: {idx.path} does not record which model wrote it (an older audioembed); "
                  "make sure the queries are embedded with that model")
-        elif not same_model(idx.model, record):
+        elif not same_model(idx.model, record, precision=False):  # bf16 queries against f32 rows: cosine ~0.9999
             console.err(f"error: {idx.path} was written by {idx.model.get('model')} (revision {idx.model.get('revision')}), "
                  f"but the queries would be embedded with {record['model']} (revision {record['revision']}); "
                  f"their scores would mean nothing: pass --model {idx.model.get('model')}, or embed the index again")

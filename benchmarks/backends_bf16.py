@@ -1,6 +1,7 @@
 """OpenVINO bfloat16 (and float32) against ONNX Runtime float32, side by side in one run; bf16's accuracy on real audio.
 
 python benchmarks/backends_bf16.py [FOLDER] [--model M] [--threads 2] [--batch-sizes 1 32] [--rounds 3] [--calls 5]
+(--rounds 0: the accuracy figures on FOLDER only)
 
 Speed: 10 s clips of noise, each contender called --calls times per round (its best call is the round's figure),
 contenders interleaved in a new shuffled order each round; a ratio is taken within a round (both sides measured
@@ -93,6 +94,8 @@ def accuracy(model, folder: Path, threads: int, k: int = 10) -> dict:
     for name in ("openvino bf16", "openvino f32"):
         cosine = (unit[name] * ref).sum(1)
         out[f"{name}: lowest cosine vs onnx f32"] = float(cosine.min())
+        out[f"{name}: median cosine vs onnx f32"] = float(np.median(cosine))
+        out[f"{name}: files below cosine 0.9995"] = int((cosine < 0.9995).sum())
         kk = min(k, len(keep) - 1)
         if kk > 0:
             out[f"{name}: top-{k} agreement vs onnx f32"] = float(np.mean([
@@ -124,13 +127,14 @@ def main() -> None:
     import onnxruntime
     import openvino as ov
 
-    res = {"cpu_bf16": True, "cores": os.cpu_count(), "onnxruntime": onnxruntime.__version__, "openvino": ov.__version__,
-           "speed": speed(args.model, args.threads, args.batch_sizes, args.rounds, args.calls, args.seconds)}
-    print(f"{args.threads} threads, {args.seconds:g} s clips, {args.rounds} rounds, best of {args.calls} calls a round; "
-          f"openvino {ov.__version__}, onnxruntime {onnxruntime.__version__}")
-    print("| way | batch | onnx f32 (x real time) | openvino bf16 / onnx f32 (each round) | openvino f32 / onnx f32 |")
-    print("|---|---|---|---|---|")
-    for row in res["speed"]["rows"]:
+    res = {"cpu_bf16": True, "cores": os.cpu_count(), "onnxruntime": onnxruntime.__version__, "openvino": ov.__version__}
+    print(f"openvino {ov.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads")
+    if args.rounds > 0:  # --rounds 0: the accuracy figures only
+        res["speed"] = speed(args.model, args.threads, args.batch_sizes, args.rounds, args.calls, args.seconds)
+        print(f"{args.seconds:g} s clips, {args.rounds} rounds, best of {args.calls} calls a round")
+        print("| way | batch | onnx f32 (x real time) | openvino bf16 / onnx f32 (each round) | openvino f32 / onnx f32 |")
+        print("|---|---|---|---|---|")
+    for row in res.get("speed", {}).get("rows", []):
         fmt = lambda values: ", ".join(f"{v:.2f}x" for v in values)  # noqa: E731
         print(f"| {row['way']} | {row['batch']} | {max(row['x_real_time']['onnx f32']):.0f} | "
               f"{fmt(row['openvino bf16 / onnx f32'])} | {fmt(row['openvino f32 / onnx f32'])} |")

@@ -59,8 +59,6 @@ def pytest_make_collect_report(collector):
 from audioembed import backends as _backends  # noqa: E402
 from audioembed.backends import openvino as _openvino  # noqa: E402
 
-real_openvino_bf16 = _backends.openvino_bf16  # auto's real test (the fixture below hides it)
-
 
 def native_bf16() -> bool:
     """OpenVINO installed and a CPU with native bfloat16: where the bf16 tests can run."""
@@ -68,16 +66,6 @@ def native_bf16() -> bool:
 
 
 NATIVE_BF16_ONLY = "this CPU has no native bfloat16 (AVX-512 BF16 or AMX)"  # a skip reason: see EXPECTED_SKIPS
-
-
-@pytest.fixture(scope="session", autouse=True)
-def float32_auto():
-    """backend='auto' means OpenVINO in bfloat16 on a CPU that has it and ONNX Runtime float32 elsewhere; the
-    suite's reference numbers are float32 ones, so here auto sees a CPU without bfloat16 wherever it runs.
-    tests/test_backend_openvino.py asks for bf16 (or the real choice) itself."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_backends, "openvino_bf16", lambda: False)
-        yield
 
 
 TINY = dict(name="tiny-test", dim=32, channels=8, norm_mean=-6.0, norm_std=5.0)

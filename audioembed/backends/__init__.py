@@ -49,25 +49,14 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def openvino_bf16() -> bool:
-    """OpenVINO installed and a CPU that computes bfloat16 natively: then it is the fastest CPU route."""
-    from . import openvino
-
-    return openvino_available() and openvino.bf16_native()
-
-
 def choose(backend: str, device: str = "auto", precision: str = "auto") -> str:
-    """'auto' -> the fastest where it runs: torch on a CUDA GPU; on a CPU OpenVINO in bfloat16 where the CPU has
-    it natively and the openvino extra is installed (precision auto or bf16), else ONNX Runtime (faster than torch
-    on a CPU: benchmarks/backend_choice.py). A device other than auto or cpu ('cuda', 'mps') means torch."""
+    """'auto' -> torch on a CUDA GPU, ONNX Runtime on a CPU (faster there than torch: benchmarks/backend_choice.py),
+    OpenVINO where bf16 is asked for. auto never picks bfloat16 by itself: OpenVINO's bf16 runs 2.3-3x faster than
+    ONNX Runtime here but misses the accuracy bar on real audio (half of 1,000 corpus files below cosine 0.9995, the
+    lowest 0.924; docs/cli.md). A device other than auto or cpu ('cuda', 'mps') means torch."""
     if backend == "auto":
         gpu = device not in ("auto", "cpu") or (device == "auto" and cuda_available())
-        if gpu:
-            backend = "torch"
-        elif precision == "bf16" or (precision == "auto" and openvino_bf16()):
-            backend = "openvino"  # bf16 asked for without the extra: the error below says how to get it
-        else:
-            backend = "onnx"
+        backend = "torch" if gpu else "openvino" if precision == "bf16" else "onnx"
     if backend not in BACKEND_FILES:
         raise BackendError(f"unknown backend {backend!r}: use 'auto', 'torch', 'onnx' or 'openvino'")
     if backend == "torch" and not torch_available():
@@ -78,12 +67,12 @@ def choose(backend: str, device: str = "auto", precision: str = "auto") -> str:
 
 
 def choose_precision(backend: str, precision: str = "auto") -> str:
-    """'f32' or 'bf16' for a chosen backend: bf16 on OpenVINO where the CPU has it natively ('auto'), else f32."""
+    """'f32' or 'bf16' for a chosen backend: bf16 only when asked for, on OpenVINO and a CPU that has it natively."""
+    if precision == "auto":
+        return "f32"
     if backend == "openvino":
         from . import openvino
 
-        if precision == "auto":
-            return "bf16" if openvino.bf16_native() else "f32"
         openvino.check_precision(precision)
         return precision
     if precision not in ("auto", "f32"):

@@ -136,7 +136,8 @@ def describe(record: dict | None) -> str:
         return "an unknown model"
     digests = ", ".join(f"{k} {v[:12]}" for k, v in sorted((record.get("weights_sha256") or {}).items()))
     revision = f"@{record['revision']}" if record.get("revision") else ""
-    return f"{record.get('model')}{revision} ({record.get('dim')}-d, sha256 {digests or 'none'})"
+    precision = f", {record['precision']}" if record.get("precision", "f32") != "f32" else ""
+    return f"{record.get('model')}{revision} ({record.get('dim')}-d{precision}, sha256 {digests or 'none'})"
 
 
 def _why(exc: BaseException) -> str:

@@ -24,10 +24,11 @@ def read_model_record(out: Path) -> dict | None:
     return None if meta is None else meta.get("model")
 
 
-def same_model(a: dict, b: dict) -> bool:
+def same_model(a: dict, b: dict, precision: bool = True) -> bool:
     """Whether two model records name the same vectors: their weight files' sha256 where both recorded them (a
-    model folder may be moved or renamed), else the model id and revision; the dimension always."""
-    if a.get("dim") != b.get("dim"):
+    model folder may be moved or renamed), else the model id and revision; the dimension always; and the precision
+    (bfloat16 or float32) unless precision=False (a search's queries: scores across the two still mean the same)."""
+    if a.get("dim") != b.get("dim") or (precision and a.get("precision", "f32") != b.get("precision", "f32")):
         return False
     ha, hb = a.get("weights_sha256") or {}, b.get("weights_sha256") or {}
     common = set(ha) & set(hb)
@@ -40,7 +41,8 @@ def describe_model(record: dict) -> str:
     """A model record in a few words: `name@revision (weights 1a2b3c4d5e6f, 512-d)`."""
     name = printable(str(record.get("model"))) + (f"@{printable(str(record['revision']))}" if record.get("revision") else "")
     digests = sorted((record.get("weights_sha256") or {}).values())
-    return f"{name} ({'weights ' + str(digests[0])[:12] + ', ' if digests else ''}{record.get('dim')}-d)"
+    precision = f", {printable(str(record['precision']))}" if record.get("precision", "f32") != "f32" else ""
+    return f"{name} ({'weights ' + str(digests[0])[:12] + ', ' if digests else ''}{record.get('dim')}-d{precision})"
 
 
 def claim(out: Path, record: dict, overwrite: bool) -> None:

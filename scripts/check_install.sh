@@ -15,7 +15,7 @@ cp -r examples "$WORK/examples"
 cd "$WORK"  # the README's command, run where the clone's files are not importable
 venv/bin/audioembed embed examples/ -o vectors/
 test "$(find vectors -name '*.npy' | wc -l)" -eq "$(find examples -name '*.wav' -o -name '*.flac' | wc -l)"
-HF_HUB_OFFLINE=1 venv/bin/audioembed info | grep -E '^backend +onnx \(cpu\)$'
+HF_HUB_OFFLINE=1 venv/bin/audioembed info | grep -E '^backend +onnx \(cpu, f32\)$'
 venv/bin/python -c "import sys, audioembed; sys.exit('torch' in sys.modules)"
 # The weights bundled in the wheel, offline with an empty hub cache: found inside the installed package, and giving
 # the same vectors as models/audioembed-base (and as the README's job wrote above).

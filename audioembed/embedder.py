@@ -172,12 +172,9 @@ class Embedder:
 
     def model_record(self) -> dict[str, Any]:
         """Which model wrote a vector: outputs store this and refuse to mix vectors whose records differ."""
-        r = self.resolved
-        record = {"model": r.model_id, "revision": r.revision, "weights_sha256": dict(sorted(self.config.sha256.items())),
-                  "dim": self.dim}
-        if self.precision != "f32":  # bfloat16 vectors differ from float32 ones (f32 records stay as they were)
-            record["precision"] = self.precision
-        return record
+        r = self.resolved  # bfloat16 vectors differ from float32 ones: bf16 is recorded (f32 records stay as they were)
+        return {"model": r.model_id, "revision": r.revision, "weights_sha256": dict(sorted(self.config.sha256.items())),
+                "dim": self.dim, **({"precision": self.precision} if self.precision != "f32" else {})}
 
     # Public API -------------------------------------------------------------------------------
 

@@ -51,9 +51,9 @@ def openvino_available() -> bool:
 
 def choose(backend: str, device: str = "auto", precision: str = "auto") -> str:
     """'auto' -> torch on a CUDA GPU, ONNX Runtime on a CPU (faster there than torch: benchmarks/backend_choice.py),
-    OpenVINO where bf16 is asked for. auto never picks bfloat16 by itself: OpenVINO's bf16 runs 2.3-3x faster than
-    ONNX Runtime here but misses the accuracy bar on real audio (half of 1,000 corpus files below cosine 0.9995, the
-    lowest 0.924; docs/cli.md). A device other than auto or cpu ('cuda', 'mps') means torch."""
+    OpenVINO where bf16 is asked for. auto never picks bfloat16 by itself: with its frontend in float32 (accurate:
+    lowest cosine 0.99977 on 1,000 corpus files) OpenVINO's bf16 is only 1.2-1.6x ONNX Runtime's speed here, and
+    the whole graph in bf16 (2.3-3x) misses the accuracy bar (docs/cli.md). 'cuda' or 'mps' means torch."""
     if backend == "auto":
         gpu = device not in ("auto", "cpu") or (device == "auto" and cuda_available())
         backend = "torch" if gpu else "openvino" if precision == "bf16" else "onnx"

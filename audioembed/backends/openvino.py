@@ -78,14 +78,23 @@ class OpenVinoBackend:
             "NUM_STREAMS": 1,  # one stream, one request: no work split that could change with the load
             "PERFORMANCE_HINT": "LATENCY",
         }
+        inputs, outputs = _signature(model.inputs), _signature(model.outputs)
+        # The log-mel frontend (an STFT computed as a convolution) in bfloat16 moved clip vectors of real audio to a
+        # cosine of 0.92 against float32; the CNN alone in bfloat16, fed a float32 log-mel, stays at >= 0.99998. So
+        # in bf16 the graph runs as two stages: the frontend in float32, then the CNN in bfloat16.
+        stages = [(model, settings)]
+        if precision == "bf16":
+            front, cnn = split_at_the_cnn(core.read_model(os.fspath(path)), model)
+            stages = [(front, {**settings, "INFERENCE_PRECISION_HINT": "f32"}), (cnn, settings)]
         try:
-            self._compile = lambda: core.compile_model(model, "CPU", settings)
-            self.compiled = self._compile()
+            self._compile = lambda: [core.compile_model(m, "CPU", config) for m, config in stages]
+            self._stages = self._compile()
         except Exception as exc:
             raise ModelError(f"{path}: OpenVINO cannot compile the model ({exc})") from exc
-        self._request = self.compiled.create_infer_request()
+        self.compiled = self._stages[-1]  # the one that computes in `precision`
+        self._requests = [c.create_infer_request() for c in self._stages]
         self._lock = threading.Lock()  # an infer request serves one call at a time; onnxruntime's session is shared
-        check_graph(path, cfg, _signature(model.inputs), _signature(model.outputs), self.run)
+        check_graph(path, cfg, inputs, outputs, self.run)
 
     def run(self, wave: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
         n = wave.shape[1]
@@ -96,10 +105,13 @@ class OpenVinoBackend:
             wave = np.pad(wave, ((0, 0), (0, padded - n)))
         with self._lock:
             try:
-                frames = self._request.infer({"wave": wave, "n_frames": n_frames})["frames"]
+                feed = {"wave": wave, "n_frames": n_frames}
+                for request in self._requests[:-1]:  # bf16: the float32 frontend's log-mel feeds the CNN
+                    feed = {"log_mel": request.infer(feed)[0], "n_frames": n_frames}
+                frames = self._requests[-1].infer(feed)["frames"]
             except Exception:  # after a failed call, every later call of that compiled model failed (2026.4)
-                self.compiled = self._compile()
-                self._request = self.compiled.create_infer_request()
+                self._stages = self._compile()
+                self.compiled, self._requests = self._stages[-1], [c.create_infer_request() for c in self._stages]
                 raise
         return frames[:, : self.out_frames(n)] if padded > n else frames
 
@@ -118,6 +130,26 @@ class OpenVinoBackend:
     def out_frames(self, n: int) -> int:
         """Output frames the graph gives for n samples: one per time_reduction log-mel frames, and at least one."""
         return max(1, ((n - self.cfg.n_fft) // self.cfg.hop_length + 1) // self.cfg.time_reduction)
+
+
+def split_at_the_cnn(front, cnn):
+    """Two models from two copies of one graph: wave, n_frames -> the CNN's input (the masked, normalised log-mel
+    that feeds the first 2-D convolution), and log_mel, n_frames -> frames."""
+    import openvino as ov
+
+    def first_conv(model):
+        for op in model.get_ordered_ops():
+            if op.get_type_name() == "Convolution" and op.input_value(0).get_partial_shape().rank.get_length() == 4:
+                return op
+        raise ModelError("model.onnx has no 2-D convolution to split the bf16 graph at")
+
+    mel = first_conv(front).input_value(0)
+    head = ov.Model([mel], front.get_parameters(), "frontend")
+    conv = first_conv(cnn)
+    log_mel = ov.opset13.parameter(conv.input_value(0).get_partial_shape(), ov.Type.f32, name="log_mel")
+    conv.input(0).replace_source_output(log_mel.output(0))
+    n_frames = [p for p in cnn.get_parameters() if p.get_friendly_name() == "n_frames"]
+    return head, ov.Model(cnn.outputs, [log_mel, *n_frames], "cnn")
 
 
 def _signature(ports) -> dict[str, tuple[str, int]]:

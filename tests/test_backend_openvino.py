@@ -305,6 +305,9 @@ def test_bf16_vectors_never_mix_with_f32_ones_in_an_output_but_search_takes_bf16
     assert outputs.same_model(f32, Embedder(tiny_model_dir, backend="onnx").model_record())
     assert not outputs.same_model(f32, bf16) and outputs.same_model(f32, bf16, precision=False)
     assert "32-d, bf16)" in outputs.describe_model(bf16)
+    from audioembed.outputs import parquet
+
+    assert "32-d, bf16, sha256" in parquet.describe(bf16) and "32-d, sha256" in parquet.describe(f32)  # a worker's refusal
     runner, out = CliRunner(), tmp_path / "out"
     base = ["embed", str(src), "-o", str(out), "-m", str(tiny_model_dir), "--backend", "openvino", "-q"]
     assert runner.invoke(app, base + ["--precision", "f32"]).exit_code == 0

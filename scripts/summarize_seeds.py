@@ -15,6 +15,9 @@ row (v0.3.0): (1) the arm's dev-set mean is above REFERENCE's by more than the t
 seeds of each seed's dev-set mean); (2) no set falls below REFERENCE by more than that set's std over seeds;
 (3) every set is at or above random weights read out the same way (the `random-init` row of the run's
 architecture, read from its config.json under --runs). An arm with one seed has no spread: it is "undecided".
+
+Where an architecture has both arms (`ARCH-sSEED-neg` and `ARCH-sSEED-none`), the negatives' gain over the
+ablation is printed per set and for the mean, paired by seed: mean ± std over the seeds both arms finished.
 """
 
 from __future__ import annotations
@@ -105,6 +108,27 @@ def rule(arm: str, seeds: list[str], reference: str, cells: dict, datasets: list
     return [f"{arm} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {verdict}"] + lines
 
 
+def negatives_gain(cells: dict, datasets: list[str]) -> list[str]:
+    """Lines stating, per architecture, the negatives arm minus its `--negatives none` twin of the same seed."""
+    runs = {Path(r).name: r for r in cells if re.search(r"-s\d+-(neg|none)$", Path(r).name)}
+    pairs: dict = collections.defaultdict(list)
+    for name, row in sorted(runs.items()):
+        twin = runs.get(name[: -len("-neg")] + "-none") if name.endswith("-neg") else None
+        if twin and all(d in cells[row] and d in cells[twin] for d in datasets):
+            pairs[re.sub(r"-s\d+-neg$", "", name)].append((row, twin))
+    lines = []
+    for arch, seeds in pairs.items():
+        texts = []
+        for d in [*datasets, "mean"]:
+            diffs = [(statistics.mean(cells[n][x] for x in datasets) - statistics.mean(cells[p][x] for x in datasets))
+                     if d == "mean" else cells[n][d] - cells[p][d] for n, p in seeds]
+            m, s = mean_std(diffs)
+            texts.append(f"{d} {m:+.1f}" + ("" if s is None else f" ± {s:.1f}"))
+        lines.append(f"{arch}: negatives minus --negatives none, paired by seed ({len(seeds)} seed"
+                     f"{'s' if len(seeds) > 1 else ''}): " + ", ".join(texts))
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("reports", type=Path, nargs="+")
@@ -135,6 +159,10 @@ def main() -> None:
             v = probes[arm][k]
             texts.append(f"{statistics.mean(v):.3f}" if v else "—")
         print(f"| {arm} ({len(rows)}) | " + " | ".join(texts) + " |")
+    gains = negatives_gain(cells, datasets)
+    if gains:
+        print()
+        print("\n".join(gains))
     if args.rule:
         if args.rule not in cells:
             sys.exit(f"--rule: no row {args.rule!r} in the report (rows: {', '.join(sorted(cells))})")

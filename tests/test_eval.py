@@ -627,3 +627,20 @@ def test_summarize_seeds_applies_the_release_rule(tmp_path, tiny_model_dir, case
     assert out.returncode == 0, out.stderr
     assert f"| arch-neg ({len(seeds)}) |" in out.stdout  # the seeds of an arm are one row
     assert f"arch-neg ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {verdict}" in out.stdout, out.stdout
+
+
+def test_summarize_seeds_states_the_negatives_gain_paired_by_seed(tmp_path):
+    import subprocess
+
+    rows = {"v030": ("model", [0.75, 0.85]),
+            "runs/arch-s42-neg": ("model", [0.80, 0.90]), "runs/arch-s42-none": ("model", [0.78, 0.91]),
+            "runs/arch-s43-neg": ("model", [0.82, 0.90]), "runs/arch-s43-none": ("model", [0.78, 0.90]),
+            "runs/arch-s44-neg": ("model", [0.99, 0.99])}  # no twin yet: not paired
+    report = tmp_path / "eval.json"
+    report.write_text(json.dumps(_seed_report(rows)))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "summarize_seeds.py"), str(report)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    # per seed: a +2.0 and +4.0, b -1.0 and 0.0, mean +0.5 and +2.0
+    assert ("arch: negatives minus --negatives none, paired by seed (2 seeds): a +3.0 ± 1.4, b -0.5 ± 0.7, "
+            "mean +1.2 ± 1.1") in out.stdout, out.stdout

@@ -3,9 +3,10 @@
 The window, mel filterbank and DFT basis here build the torch module (nn.frontend.LogMel, a DFT
 convolution exported inside model.onnx). `LogMel` below computes the same log-mel with numpy's FFT
 for what runs outside the graph: the training cache and the log-mel baseline.
-Why the graph keeps a DFT convolution rather than taking this FFT's output: on 2 CPU cores the
-in-graph convolution measured faster per 10 s clip than numpy's single-threaded FFT or ONNX's STFT
-operator (benchmarks/stft_operator.py; docs/results/stft_operator.json).
+The graph keeps its DFT convolution, so that model.onnx alone maps waves to vectors anywhere; the ONNX
+Runtime backend cuts it off at load (backends/graph_cut.py) and feeds the rest `PowerSpectrum` below:
+scipy's FFT, which transforms many frames at once with SIMD, took a tenth of the convolution's time
+(benchmarks/stft_split.py), where numpy's FFT and ONNX's STFT operator were no faster than the convolution.
 """
 
 from __future__ import annotations
@@ -78,6 +79,25 @@ def centre_pad(wave: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     if len(x) <= pad:
         x = np.concatenate([x, np.zeros(pad + 1 - len(x), np.float32)])
     return np.pad(x, pad, mode="reflect")
+
+
+class PowerSpectrum:
+    """(B, N) centre-padded waves -> (B, K, T) float32 power |STFT|^2 of the K bins a mel filter touches,
+    T = (N - n_fft) // hop + 1: the tensor model.onnx's DFT convolution computes before its mel filterbank.
+    workers: threads that share the frames (as ONNX Runtime's intra-op threads share the convolution)."""
+
+    def __init__(self, cfg: ModelConfig, workers: int = 1):
+        import scipy.fft
+
+        self.rfft, self.n_fft, self.hop, self.workers = scipy.fft.rfft, cfg.n_fft, cfg.hop_length, workers
+        self.n_bins = used_bins(cfg)
+        self.window = hann_window(cfg).astype(np.float32)
+
+    def __call__(self, padded: np.ndarray) -> np.ndarray:
+        frames = np.lib.stride_tricks.sliding_window_view(np.asarray(padded, np.float32), self.n_fft, axis=-1)
+        spec = self.rfft(frames[:, :: self.hop] * self.window, axis=-1, workers=self.workers)[..., : self.n_bins]
+        power = spec.real * spec.real + spec.imag * spec.imag
+        return np.ascontiguousarray(power.transpose(0, 2, 1), dtype=np.float32)
 
 
 class LogMel:

@@ -99,6 +99,9 @@ def rows(res: dict, common: dict) -> list[Row]:
                            f"{t['gemm_gflops'][name]:.1f} GFLOP/s (rounds {span([x / 1e9 for x in t['rounds'][name][0]])})"))
         out.append(Row("limit: the best GEMM above", f"{t['limit_gflops']:.1f} GFLOP/s ({GEMM_LABELS[t['limit']]})"))
     out.extend(flop_rows(common["flop_check"]))
+    if common.get("onnx_stft") == "fft":
+        out.append(Row("ONNX Runtime's STFT", "scipy's FFT before the graph cut after its STFT (backends/graph_cut.py): "
+                       "the rates below count the FFT's FLOPs; the profile rows are of the whole model.onnx"))
     if "throughput" in res:
         rate, rounds = t["audio_seconds_per_second"], t["rounds"]
         bs = sorted(rate["onnx_embed"])

@@ -644,3 +644,16 @@ def test_summarize_seeds_states_the_negatives_gain_paired_by_seed(tmp_path):
     # per seed: a +2.0 and +4.0, b -1.0 and 0.0, mean +0.5 and +2.0
     assert ("arch: negatives minus --negatives none, paired by seed (2 seeds): a +3.0 ± 1.4, b -0.5 ± 0.7, "
             "mean +1.2 ± 1.1") in out.stdout, out.stdout
+
+
+def test_the_cache_key_follows_what_computed_the_stft(tiny_model_dir):
+    """Vectors from the graph's DFT convolution and from scipy's FFT differ in their last bits: a probe moves with
+    such bits, so a table never mixes cached vectors of the one with fresh vectors of the other."""
+    from audioembed import Embedder
+    from audioembed.eval.features import ModelExtractor
+
+    embedder = Embedder(tiny_model_dir, backend="onnx")
+    assert embedder.backend.stft == "fft"
+    fft = ModelExtractor("m", embedder).key
+    embedder.backend.stft = "graph"
+    assert ModelExtractor("m", embedder).key != fft

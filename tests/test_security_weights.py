@@ -153,7 +153,9 @@ def test_onnx_external_data_inside_the_folder_loads(tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, folder)
     _external_data_model(folder, "weights.bin")
     expected = Embedder(tiny_model_dir, backend="onnx").embed(tone(440), sr=16000)
-    np.testing.assert_array_equal(Embedder(folder, backend="onnx").embed(tone(440), sr=16000), expected)
+    loaded = Embedder(folder, backend="onnx")
+    assert loaded.backend.stft == "graph"  # a graph cut from bytes could not find its external file: the whole graph runs
+    np.testing.assert_allclose(loaded.embed(tone(440), sr=16000), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])  # openvino reads the same model.onnx

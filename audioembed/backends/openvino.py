@@ -17,7 +17,8 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import BackendError, ModelError
 from ..windows import WINDOW_FRAMES, context_frames
-from .onnx import check_external_data, check_graph
+from .graph_cut import verified_cut
+from .onnx import check_external_data, check_graph, session_options
 
 PRECISIONS = ("f32", "bf16")
 # One window per call, as onnx.py: on a CPU whole batches were no faster in bfloat16 either (issue 39's table),
@@ -65,12 +66,21 @@ class OpenVinoBackend:
         check_precision(precision)
         self.device, self.precision, self.cfg = "cpu", precision, cfg
         self.window_mels = WINDOW_FRAMES * cfg.time_reduction + 2 * context_frames(cfg)  # a full window's log-mel frames
-        check_external_data(path)
+        external = check_external_data(path)
         core = ov.Core()
         try:
             model = core.read_model(os.fspath(path))
         except Exception as exc:
             raise ModelError(f"{path}: cannot load the ONNX model ({exc})") from exc
+        inputs, outputs = _signature(model.inputs), _signature(model.outputs)
+        # The graph from its power spectrum on, fed by scipy's FFT, as onnx.py runs it (graph_cut.py): the STFT as a
+        # convolution was most of the time, and in bfloat16 it moved real audio's vectors to a cosine of 0.92.
+        cut = verified_cut(path, cfg, session_options(num_threads), external=bool(external))
+        source = cut.model if cut is not None else os.fspath(path)
+        if cut is not None:
+            model = core.read_model(source)
+        self._feed = cut.feed if cut is not None else (lambda wave: {"wave": wave})
+        self.stft = "fft" if cut is not None else "graph"
         settings = {
             # Explicit both ways: left unset, OpenVINO picks bfloat16 by itself on a CPU that has it.
             "INFERENCE_PRECISION_HINT": precision,
@@ -78,13 +88,12 @@ class OpenVinoBackend:
             "NUM_STREAMS": 1,  # one stream, one request: no work split that could change with the load
             "PERFORMANCE_HINT": "LATENCY",
         }
-        inputs, outputs = _signature(model.inputs), _signature(model.outputs)
-        # The log-mel frontend (an STFT computed as a convolution) in bfloat16 moved clip vectors of real audio to a
-        # cosine of 0.92 against float32; the CNN alone in bfloat16, fed a float32 log-mel, stays at >= 0.99998. So
-        # in bf16 the graph runs as two stages: the frontend in float32, then the CNN in bfloat16.
+        # The CNN alone in bfloat16, fed a float32 log-mel, stays at a cosine >= 0.99998 to float32. So in bf16 the
+        # graph runs as two stages: what is left of the frontend (mel filterbank, log, standardisation) in float32,
+        # then the CNN in bfloat16.
         stages = [(model, settings)]
         if precision == "bf16":
-            front, cnn = split_at_the_cnn(core.read_model(os.fspath(path)), model)
+            front, cnn = split_at_the_cnn(core.read_model(source), model)
             stages = [(front, {**settings, "INFERENCE_PRECISION_HINT": "f32"}), (cnn, settings)]
         try:
             self._compile = lambda: [core.compile_model(m, "CPU", config) for m, config in stages]
@@ -105,7 +114,7 @@ class OpenVinoBackend:
             wave = np.pad(wave, ((0, 0), (0, padded - n)))
         with self._lock:
             try:
-                feed = {"wave": wave, "n_frames": n_frames}
+                feed = {**self._feed(wave), "n_frames": n_frames}
                 for request in self._requests[:-1]:  # bf16: the float32 frontend's log-mel feeds the CNN
                     feed = {"log_mel": request.infer(feed)[0], "n_frames": n_frames}
                 frames = self._requests[-1].infer(feed)["frames"]
@@ -133,8 +142,9 @@ class OpenVinoBackend:
 
 
 def split_at_the_cnn(front, cnn):
-    """Two models from two copies of one graph: wave, n_frames -> the CNN's input (the masked, normalised log-mel
-    that feeds the first 2-D convolution), and log_mel, n_frames -> frames."""
+    """Two models from two copies of one graph: its inputs (the wave, or a cut graph's power spectrum) and n_frames
+    -> the CNN's input (the masked, normalised log-mel that feeds the first 2-D convolution), and log_mel, n_frames
+    -> frames."""
     import openvino as ov
 
     def first_conv(model):

@@ -45,8 +45,10 @@ class ModelExtractor:
         self.name, self.embedder = name, embedder
         folder = embedder.resolved.folder
         weights = sha256(folder / BACKEND_FILES[embedder.backend_name])
+        # what computed the STFT (onnx: scipy's FFT, or the graph's own convolution) moves the last bits too
+        stft = getattr(embedder.backend, "stft", "graph")
         self.key = digest("model", embedder.backend_name, *(() if embedder.precision == "f32" else (embedder.precision,)),
-                          sha256(folder / CONFIG), weights)
+                          *(() if stft == "graph" else (f"stft={stft}",)), sha256(folder / CONFIG), weights)
 
     def vectors(self, paths: list[Path]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         for result in self.embedder.iter_results(paths):

@@ -84,7 +84,10 @@ def centre_pad(wave: np.ndarray, cfg: ModelConfig) -> np.ndarray:
 class PowerSpectrum:
     """(B, N) centre-padded waves -> (B, K, T) float32 power |STFT|^2 of the K bins a mel filter touches,
     T = (N - n_fft) // hop + 1: the tensor model.onnx's DFT convolution computes before its mel filterbank.
-    workers: threads that share the frames (as ONNX Runtime's intra-op threads share the convolution)."""
+    workers: threads that share the frames (as ONNX Runtime's intra-op threads share the convolution).
+    In float32, like the convolution: on 60 corpus clips their log-mels are off an exact (float64) one by a median
+    of 1.0e-4 and 0.6e-4 (the worst: 0.011 and 0.0016, quiet bins beside loud ones). A float64 FFT is exact
+    to 6e-8 but took most of the gain (2 threads, 10 s: 1.04x the convolution's speed, against 1.34x)."""
 
     def __init__(self, cfg: ModelConfig, workers: int = 1):
         import scipy.fft

@@ -2,11 +2,13 @@
 scipy's FFT (backends/graph_cut.py, the default): time per window, side by side in one process.
 
     python benchmarks/stft_split.py [--model models/audioembed-base ...] [--seconds 1 10] [--threads 1 2]
-                                    [--rounds 9] [--json PATH]
+                                    [--rounds 9] [--json PATH] [--folder AUDIO --files 300]
 
 Each round runs both ways once per (model, length, threads), alternating which goes first; the figures are the
 medians over rounds, and the ratio is graph / fft per round, then its median (> 1: the FFT is faster). The
 largest difference between the two ways' frames is printed beside them. Pause other work on the cores first.
+With --folder: --files audio files spread evenly over the folder's sorted list are embedded both ways through
+Embedder.embed (clip vectors, real audio); the largest difference and the lowest cosine are printed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--folder", type=Path, help="real audio to compare the two ways' clip vectors on")
+    ap.add_argument("--files", type=int, default=300)
     args = ap.parse_args()
     models = args.model or [Path(__file__).resolve().parent.parent / "models" / "audioembed-base"]
     rng = np.random.default_rng(0)
@@ -64,11 +68,33 @@ def main() -> None:
                 rows.append(row)
                 print(f"{folder.name:28s} {threads} thread(s) {seconds:5.1f} s: graph {row['graph_ms']:7.2f} ms, "
                       f"fft {row['fft_ms']:7.2f} ms, graph / fft {ratio:.2f}x, max |diff| {diff:.2g}", flush=True)
+    accuracy = real_audio(models, args.folder, args.files) if args.folder else None
     if args.json:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         args.json.write_text(json.dumps({"rows": rows, "rounds": args.rounds, "machine": platform.machine(),
-                                         "cpus": os.cpu_count(), "load_at_end": load,
+                                         "cpus": os.cpu_count(), "load_at_end": load, "real_audio": accuracy,
                                          "when": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}, indent=1))
+
+
+def real_audio(models: list[Path], folder: Path, n: int) -> list[dict]:
+    from audioembed import Embedder
+    from audioembed.audio import AUDIO_EXTENSIONS
+
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    paths = [paths[i] for i in np.linspace(0, len(paths) - 1, min(n, len(paths))).astype(int)]
+    out = []
+    for model in models:
+        fft = Embedder(model, backend="onnx")
+        graph = Embedder(model, backend="onnx")
+        graph.backend = OnnxBackend(Path(model) / "model.onnx", graph.config, stft="graph")
+        a, b = fft.embed(paths), graph.embed(paths)
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        row = {"model": Path(model).name, "files": len(paths), "max_abs_diff": float(np.abs(a - b).max()),
+               "largest_value": float(np.abs(b).max()), "lowest_cosine": float(cosine.min())}
+        out.append(row)
+        print(f"{row['model']}: {len(paths)} files of {folder}: max |diff| {row['max_abs_diff']:.2g} (largest value "
+              f"{row['largest_value']:.3g}), lowest cosine {row['lowest_cosine']:.9f}", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -138,3 +138,4 @@ def test_no_cut_where_the_graph_is_not_an_stft_then_a_filterbank(kind):
              "a subgraph": lambda: _graph(subgraph=True)}[kind]()
     ort.InferenceSession(model, providers=["CPUExecutionProvider"])  # a valid graph, just not one to cut
     assert without_stft(model) is None
+

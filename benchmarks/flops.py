@@ -47,14 +47,14 @@ def frontend_flops(cfg: ModelConfig, seconds: float = 10.0, form: str = "fft") -
 
 
 def cnn_flops(cfg: ModelConfig, seconds: float = 10.0) -> dict[str, float]:
-    """The encoder on the log-mel of a `seconds` clip: the 3x3 convs at their resolutions, the two linear layers."""
+    """The encoder on the log-mel of a `seconds` clip: the 3x3 convs at their resolutions, the two linear layers
+    (conv map -> hidden -> the MLP's output: dim, or dim less the conv map where the readout stacks it)."""
     f, t, c_in = cfg.n_mels, n_mel_frames(cfg, seconds), 1
     conv = 0.0
     for _ in range(cfg.n_blocks):
         conv += 2.0 * f * t * cfg.channels * c_in * 9
         f, t, c_in = f // 2, t // 2, cfg.channels
-    flat = cfg.channels * (cfg.n_mels // cfg.time_reduction)
-    return {"conv": conv, "mlp": 2.0 * t * (flat * cfg.dim + cfg.dim * cfg.dim)}
+    return {"conv": conv, "mlp": 2.0 * t * (cfg.conv_dim * cfg.hidden + cfg.hidden * cfg.mlp_out)}
 
 
 def audioembed_flops(cfg: ModelConfig, seconds: float = 10.0, frontend: str = "fft") -> dict:

@@ -61,13 +61,12 @@ def _linear_flops(i: int, o: int) -> float:
 
 
 def flops_per_sample(s: TrainSettings, cfg: ModelConfig) -> dict[str, float]:
-    """Model FLOPs one training crop costs (forward x1, backward x2 of what trains)."""
+    """Model FLOPs one training crop costs (forward x1, backward x2 of what trains); cfg: the trained encoder's."""
     f, t, c_in, enc = cfg.n_mels, s.crop_frames, 1, 0.0
     for _ in range(cfg.n_blocks):
-        enc += 2.0 * f * t * s.channels * c_in * 9
-        f, t, c_in = f // 2, t // 2, s.channels
-    flat = s.channels * (cfg.n_mels // cfg.time_reduction)
-    enc += t * (_linear_flops(flat, s.dim) + _linear_flops(s.dim, s.dim))
+        enc += 2.0 * f * t * cfg.channels * c_in * 9
+        f, t, c_in = f // 2, t // 2, cfg.channels
+    enc += t * (_linear_flops(cfg.conv_dim, cfg.hidden) + _linear_flops(cfg.hidden, cfg.mlp_out))
     proj = _linear_flops(s.dim, s.proj_hidden) + _linear_flops(s.proj_hidden, s.proj_dim)
     pred = _linear_flops(s.proj_dim, s.proj_hidden) + _linear_flops(s.proj_hidden, s.proj_dim)
     online = 2 * 3 * (enc + proj + pred)  # two views, forward + backward
@@ -204,7 +203,6 @@ def main() -> None:
     overrides, vs = parse_set(args.set), parse_set(args.vs)
     with tempfile.TemporaryDirectory() as tmp:
         cache = fake_cache(Path(tmp))
-        cfg = ModelConfig()
         dev = args.device
         rate32, rate16 = matmul_rate(torch.float32, dev), matmul_rate(torch.bfloat16, dev)
         where = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"{args.threads} threads"
@@ -217,7 +215,7 @@ def main() -> None:
             trainers = make_trainers({**overrides, **neg}, cache, dev, ref, f"at {args.ref}", vs, vs_name)
             s = trainers["current"].s
             rates = measure(trainers, s.batch_size, args.warmup, args.steps, args.rounds, dev)
-            fl = flops_per_sample(s, cfg)["total"]
+            fl = flops_per_sample(s, trainers["current"].cfg)["total"]
             med = statistics.median(rates["current"])
             out["arms"][arm] = {"samples_per_s": rates, "median": med, "gflop_per_sample": fl / 1e9,
                                 "precision": trainers["current"].precision,

@@ -22,13 +22,15 @@ def test_product_flops_from_shapes():
     assert flops.product_flops("Gemm", [[7, 5], [7, 3]], [5, 3], trans_a=True) == 2.0 * 5 * 3 * 7
 
 
-@pytest.fixture(scope="module")
-def model16(tmp_path_factory):
-    """Channels a multiple of every NCHWc block (8 with AVX2, 16 with AVX-512): ONNX Runtime pads nothing."""
+@pytest.fixture(scope="module", params=["mlp", "stacked"])
+def model16(tmp_path_factory, request):
+    """Channels a multiple of every NCHWc block (8 with AVX2, 16 with AVX-512): ONNX Runtime pads nothing. Also
+    AudioNTT2022's shape: a stacked readout, an MLP wider than its output, two blocks."""
     from conftest import build_tiny_model
 
-    out = tmp_path_factory.mktemp("models") / "tiny16"
-    build_tiny_model(out, channels=16)
+    out = tmp_path_factory.mktemp("models") / f"tiny16-{request.param}"
+    shape = {"stacked": dict(n_blocks=2, readout="stacked", mlp_hidden=96, dim=16 * 16 + 40)}.get(request.param, {})
+    build_tiny_model(out, channels=16, **shape)
     return out
 
 

@@ -43,6 +43,10 @@ class ModelConfig:
     # last conv block's map flattened per frame (channels x bands) beside the MLP output, as BYOL-A v2's
     # AudioNTT2022 does; the MLP then outputs dim minus the conv part (docs/experiments/readout.md).
     readout: str = "mlp"
+    # A stacked frame's conv half is multiplied by this. The conv map's values are several times the MLP's, so in raw
+    # cosine (search, clustering) the conv half drowns the other; a linear probe standardises and is blind to it.
+    # scripts/readout_folder.py --stack-scale-from sets it to balance the halves' norms on unlabelled audio.
+    stack_scale: float = 1.0
     # sha256 of the weight files, recorded at export and checked at load.
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)
     # How the model was trained (settings, data summary, history): carried in memory while a folder is written, then
@@ -87,6 +91,11 @@ class ModelConfig:
             raise ModelError(f"config.json: readout={self.readout!r} must be one of {', '.join(READOUTS)}")
         if self.mlp_hidden is not None:
             _check_int("mlp_hidden", self.mlp_hidden, 1, 16384)
+        scale = self.stack_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 1e-3 <= scale <= 1e3:
+            raise ModelError(f"config.json: stack_scale={scale!r} must be a number from 0.001 to 1000")
+        if scale != 1.0 and self.readout != "stacked":
+            raise ModelError(f"config.json: stack_scale={scale!r} scales a stacked frame's conv half; readout is {self.readout!r}")
         if self.mlp_out < 1:
             raise ModelError(
                 f"config.json: readout 'stacked' needs dim > the conv map's {self.conv_dim} values per frame "
@@ -145,7 +154,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         # Keys at their AudioNTT2020 defaults are left out, so folders written before them keep their bytes.
-        for key, default in (("mlp_hidden", None), ("readout", "mlp"), ("extra", {})):
+        for key, default in (("mlp_hidden", None), ("readout", "mlp"), ("stack_scale", 1.0), ("extra", {})):
             if data[key] == default:
                 del data[key]
         return data

@@ -70,7 +70,7 @@ def frames(folder: Path, wave: np.ndarray) -> np.ndarray:
     h = np.maximum(x @ w["fc.0.weight"].T + w["fc.0.bias"], 0.0)
     mlp = np.maximum(h @ w["fc.3.weight"].T + w["fc.3.bias"], 0.0)
     # BYOL-A v2 (AudioNTT2022): torch.hstack([conv map, MLP output]) per frame.
-    return np.concatenate([x, mlp], axis=1) if cfg.readout == "stacked" else mlp
+    return np.concatenate([x * cfg.stack_scale, mlp], axis=1) if cfg.readout == "stacked" else mlp
 
 
 def embedding(folder: Path, wave: np.ndarray) -> np.ndarray:

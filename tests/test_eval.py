@@ -1,5 +1,6 @@
 """`audioembed evaluate`: datasets, cached features, baselines, the linear probe and the CLI, on generated data."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -476,6 +477,11 @@ def test_random_init_is_the_models_architecture_with_fixed_weights(tiny_model_di
     other = baselines.random_init_folder(cfg, tmp_path / "b")
     assert (other / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
     assert (folder / "model.safetensors").read_bytes() != (tiny_model_dir / "model.safetensors").read_bytes()
+    # A balanced stacked readout's stack_scale was measured on trained weights: random ones are read out at 1.
+    stacked = ModelConfig(name="s", channels=8, n_blocks=2, dim=8 * 16 + 24, readout="stacked")
+    balanced = baselines.random_init_folder(dataclasses.replace(stacked, stack_scale=0.3), tmp_path / "c")
+    assert ModelConfig.load(balanced / "config.json").stack_scale == 1.0
+    assert balanced.name == baselines.random_init_folder(stacked, tmp_path / "c").name
 
 
 def test_peers_when_installed(dataset_dir):

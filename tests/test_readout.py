@@ -1,6 +1,10 @@
 """The readout field: the MLP output alone (AudioNTT2020) or the conv map stacked beside it (AudioNTT2022)."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from audioembed.errors import ModelError
 import reference
 from conftest import build_tiny_model, noisy
 
+ROOT = Path(__file__).resolve().parent.parent
 STACKED = dict(readout="stacked", n_blocks=2, mlp_hidden=48, dim=8 * 16 + 24)  # conv part: 8 ch x 64/4 bands
 
 
@@ -51,6 +56,48 @@ def test_the_readout_fields_are_written_only_when_they_differ_from_audiontt2020(
     assert ModelConfig.load(tiny_model_dir / "config.json").readout == "mlp"
     stacked = json.loads((stacked_dir / "config.json").read_text())
     assert stacked["readout"] == "stacked" and stacked["mlp_hidden"] == 48 and stacked["n_blocks"] == 2
+    assert "stack_scale" not in plain and "stack_scale" not in stacked  # written only where it is not 1
+
+
+@pytest.fixture(scope="module")
+def balanced_dir(stacked_dir, tmp_path_factory):
+    """The stacked model's weights with stack_scale set by scripts/readout_folder.py from unlabelled audio."""
+    import soundfile as sf
+
+    audio = tmp_path_factory.mktemp("unlabelled")
+    for i in range(5):
+        sf.write(audio / f"{i}.wav", noisy(seconds=1.0 + 0.3 * i, seed=40 + i), 16000)
+    out = tmp_path_factory.mktemp("models") / "balanced"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "readout_folder.py"), str(stacked_dir), "-o", str(out),
+                    "--stack-scale-from", str(audio)], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return out, audio
+
+
+def test_stack_scale_balances_the_halves_and_keeps_each_halfs_direction(stacked_dir, balanced_dir):
+    """Set from audio, the halves' norms meet (median over the clips); torch, ONNX and the reference agree; the conv
+    half is the plain one times the scale and the MLP half is untouched."""
+    out, audio = balanced_dir
+    cfg = ModelConfig.load(out / "config.json")
+    files = sorted(str(p) for p in audio.glob("*.wav"))
+    plain = Embedder(stacked_dir, backend="onnx").embed(files)
+    conv, mlp = np.linalg.norm(plain[:, :128], axis=1), np.linalg.norm(plain[:, 128:], axis=1)
+    assert cfg.stack_scale == pytest.approx(np.median(mlp / conv), rel=1e-3) and cfg.stack_scale != pytest.approx(1.0)
+    for backend in ("onnx", "torch"):
+        got = Embedder(out, backend=backend).embed(files)
+        np.testing.assert_allclose(got[:, :128], plain[:, :128] * cfg.stack_scale, rtol=1e-4, atol=2e-5)
+        np.testing.assert_allclose(got[:, 128:], plain[:, 128:], rtol=0, atol=2e-5)
+        halves = np.linalg.norm(got[:, :128], axis=1) / np.linalg.norm(got[:, 128:], axis=1)
+        assert np.median(halves) == pytest.approx(1.0, rel=1e-3)
+    x = noisy(seconds=2.3, seed=5)
+    np.testing.assert_allclose(Embedder(out, backend="onnx").embed(x, sr=16000), reference.embedding(out, x), rtol=0, atol=2e-5)
+    assert json.loads((out / "config.json").read_text())["stack_scale"] == cfg.stack_scale
+
+
+@pytest.mark.parametrize("bad", [dict(STACKED, stack_scale=0.0), dict(STACKED, stack_scale=float("nan")),
+                                 dict(STACKED, stack_scale=True), dict(stack_scale=0.5)])
+def test_bad_stack_scales_are_refused_naming_the_key(bad):
+    with pytest.raises(ModelError, match="stack_scale"):
+        ModelConfig(**bad)
 
 
 def test_parameter_count_follows_the_readout():

@@ -65,6 +65,7 @@ def random_init_folder(cfg: ModelConfig, cache: Path, seed: int = RANDOM_SEED) -
     model.onnx only when the onnx package is installed (torch's exporter needs it; the [torch] and [eval]
     extras do not install it): without it the baseline runs on torch. A failed build leaves nothing behind.
     """
+    cfg = dataclasses.replace(cfg, stack_scale=1.0)  # a stacked readout's balance was measured on trained weights
     folder = cache / "models" / f"random-init-{digest(sorted(cfg.numbers().items()), seed)[:16]}"
     onnx = importlib.util.find_spec("onnx") is not None
     if (folder / CONFIG).is_file() and (not onnx or (folder / ONNX).is_file()):

@@ -66,7 +66,8 @@ class AudioEncoder(nn.Module):
         b, c, f, t = x.shape
         x = x.permute(0, 3, 2, 1).reshape(b, t, f * c)  # (B, T', mel * ch) as BYOL-A
         if self.stacked:  # AudioNTT2022: the conv map's values, then the MLP's
-            return torch.cat([x, self.fc(x)], dim=-1)
+            conv = x if self.cfg.stack_scale == 1.0 else x * self.cfg.stack_scale  # (no node in graphs at 1)
+            return torch.cat([conv, self.fc(x)], dim=-1)
         return self.fc(x)
 
     def forward(self, wave: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:

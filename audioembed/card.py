@@ -45,8 +45,9 @@ def _architecture(cfg: ModelConfig) -> str:
     """The encoder in words: BYOL-A's AudioNTT2020 or, with the stacked readout, AudioNTT2022-style (BYOL-A v2)."""
     blocks = f"{cfg.n_blocks} conv blocks × {cfg.channels} channels, an MLP of {cfg.hidden} hidden units"
     if cfg.readout == "stacked":
-        return (f"an AudioNTT2022-style CNN ({blocks}; each frame stacks the last conv map's {cfg.conv_dim} values "
-                f"beside the MLP's {cfg.mlp_out})")
+        scaled = "" if cfg.stack_scale == 1.0 else f", times {cfg.stack_scale:g} so both halves weigh alike in cosine,"
+        return (f"an AudioNTT2022-style CNN ({blocks}; each frame stacks the last conv map's {cfg.conv_dim} values"
+                f"{scaled} beside the MLP's {cfg.mlp_out})")
     return f"an AudioNTT2020-style CNN ({blocks}; each frame is the MLP's {cfg.mlp_out} outputs)"
 
 

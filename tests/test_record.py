@@ -49,7 +49,7 @@ def test_folders_from_before_training_json_still_load_with_their_record(tmp_path
     assert record.load(old) == record.load(SHIPPED)
     from audioembed import Embedder
 
-    assert Embedder(old, backend="onnx").dim == 512
+    assert Embedder(old, backend="onnx").dim == ModelConfig.load(SHIPPED / "config.json").dim
 
 
 def test_a_folder_without_a_record_reads_as_empty(tiny_model_dir):

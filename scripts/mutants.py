@@ -279,6 +279,8 @@ MUTANTS = [
       '("stack_scale", 1.0), ', "", tests=("tests/test_readout.py",)),
     M("baselines: random weights read out with the trained model's stack_scale", "audioembed/eval/baselines.py",
       "    cfg = dataclasses.replace(cfg, stack_scale=1.0)", "", tests=("tests/test_eval.py",)),
+    M("card: a balanced stacked readout's factor left unsaid", "audioembed/card.py",
+      'scaled = "" if cfg.stack_scale == 1.0 else', 'scaled = "" if True else', tests=("tests/test_readout.py",)),
     M("flops: the MLP's second layer counted hidden x hidden (AudioNTT2022's output is narrower)", "benchmarks/flops.py",
       "cfg.hidden * cfg.mlp_out", "cfg.hidden * cfg.hidden", tests=("tests/test_benchmarks.py",)),
     M("graph_cut: a power spectrum that depends on more than the wave is cut anyway", "audioembed/backends/graph_cut.py",

@@ -103,7 +103,9 @@ def rule(arm: str, seeds: list[str], reference: str, cells: dict, datasets: list
             m = statistics.mean(cells[r][d] for r in seeds)
             passed = m >= cells[random][d]
             ok = ok if passed else False
-            lines.append(f"  (3) {d}: {m:.1f} vs {random} {cells[random][d]:.1f}: {'pass' if passed else 'FAIL'}")
+            # two decimals for the margin: a cell and its random row can round alike and still differ
+            lines.append(f"  (3) {d}: {m:.1f} vs {random} {cells[random][d]:.1f}: {m - cells[random][d]:+.2f}: "
+                         f"{'pass' if passed else 'FAIL'}")
     verdict = {True: "passes the rule", False: "does not pass the rule", None: "undecided"}[ok]
     return [f"{arm} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {verdict}"] + lines
 

@@ -633,6 +633,8 @@ def test_summarize_seeds_applies_the_release_rule(tmp_path, tiny_model_dir, case
     assert out.returncode == 0, out.stderr
     assert f"| arch-neg ({len(seeds)}) |" in out.stdout  # the seeds of an arm are one row
     assert f"arch-neg ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {verdict}" in out.stdout, out.stdout
+    if case == "one set below random weights":  # the margin that rounding to one decimal would hide
+        assert "(3) b: 85.5 vs random-init 86.0: -0.50: FAIL" in out.stdout, out.stdout
 
 
 def test_summarize_seeds_states_the_negatives_gain_paired_by_seed(tmp_path):

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Write a model folder's weights again with another readout, or with its stacked halves balanced.
 
 The stacked readout puts the last conv block's map beside the MLP output (BYOL-A v2's AudioNTT2022): the
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from audioembed.config import ModelConfig
-from audioembed.audio import AUDIO_EXTENSIONS
+from audioembed.files import find_audio
 from audioembed.nn import AudioEncoder
 from audioembed.nn.export import save_model_folder
 from audioembed.nn.weights import load_weights
@@ -33,7 +34,7 @@ def norm_ratio(folder: Path, audio_dir: Path, clips: int) -> float:
     vector, at stack_scale 1."""
     from audioembed import Embedder
 
-    files = sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = find_audio(audio_dir)  # what every command walks: sorted, hidden folders and symlinked ones skipped
     if not files:
         raise SystemExit(f"{audio_dir}: no audio files")
     picked = [files[i] for i in np.linspace(0, len(files) - 1, min(clips, len(files))).round().astype(int)]

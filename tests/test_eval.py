@@ -635,6 +635,31 @@ def test_summarize_seeds_applies_the_release_rule(tmp_path, tiny_model_dir, case
     assert f"arch-neg ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {verdict}" in out.stdout, out.stdout
     if case == "one set below random weights":  # the margin that rounding to one decimal would hide
         assert "(3) b: 85.5 vs random-init 86.0: -0.50: FAIL" in out.stdout, out.stdout
+    if verdict == "passes the rule":  # seed 43 (81 / 91) is the arm's typical run: means 80.3 / 91.0
+        assert f"release: arch-neg (mean 85.7 ± 0.6), its seed nearest the arm's per-set means: {runs / 'arch-s43-neg'}" \
+            in out.stdout, out.stdout
+    else:
+        assert "release: no arm passes the rule; the reference stays the shipped model" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("plain_lead, ships", [(0.3, "arch-neg"), (3.0, "arch-none")])
+def test_summarize_seeds_releases_the_negatives_arm_unless_the_plain_one_leads_by_more_than_the_spread(plain_lead, ships):
+    """Two arms pass: the higher mean ships, but a lead within the seeds' spread goes to the negatives arm."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("summarize_seeds", REPO / "scripts" / "summarize_seeds.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    datasets = ["a", "b"]
+    cells = {"arch-s42-neg": {"a": 80.0, "b": 90.0}, "arch-s43-neg": {"a": 81.0, "b": 91.0},
+             "arch-s44-neg": {"a": 79.0, "b": 89.0}}  # mean 85.0, spread 1.0
+    for name, jitter in [("arch-s42-none", 0.0), ("arch-s43-none", 0.2), ("arch-s44-none", -0.2)]:
+        cells[name] = {"a": 80.0 + plain_lead + jitter, "b": 90.0 + plain_lead + jitter}
+    passed = {"arch-neg": ["arch-s42-neg", "arch-s43-neg", "arch-s44-neg"],
+              "arch-none": ["arch-s42-none", "arch-s43-none", "arch-s44-none"]}
+    line = mod.release(passed, cells, datasets)
+    assert line.startswith(f"release: {ships} "), line
+    assert line.endswith(f"arch-s42-{ships[5:]}"), line  # seed 42 is the middle run of either arm
 
 
 def test_summarize_seeds_states_the_negatives_gain_paired_by_seed(tmp_path):

@@ -20,7 +20,7 @@ from .errors import (
 )
 from .search import cosine_similarity, top_k
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"
 
 __all__ = [
     "AudioDecodeError",

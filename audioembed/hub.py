@@ -22,7 +22,7 @@ from .config import ModelConfig
 from .errors import ModelError, ModelNotFoundError, ModelSourceWarning
 
 DEFAULT_MODEL = "audioembed/audioembed-base"
-DEFAULT_REVISION = "v0.3.1"  # a tag on the hub; pass a commit sha to pin harder
+DEFAULT_REVISION = "v0.4.0"  # a tag on the hub; pass a commit sha to pin harder
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"  # filled in the wheel from models/
 SOURCE_MODELS = Path(__file__).resolve().parent.parent / "models"  # a source checkout
 HUB_PREFIX = "hf-hub:"

@@ -20,7 +20,7 @@ EXAMPLES = ROOT / "examples"
 
 def test_shipped_folder_is_complete_and_its_digests_match():
     cfg = ModelConfig.load(MODEL / "config.json")
-    assert cfg.dim == 512 and cfg.norm_std > 0
+    assert (cfg.dim, cfg.readout, cfg.n_blocks) == (1024, "stacked", 3) and cfg.norm_std > 0  # v0.4.0: AudioNTT2020, stacked
     for name in ("model.safetensors", "model.onnx"):
         assert cfg.sha256[name] == model_folder.sha256(MODEL / name), name
     card = (MODEL / "README.md").read_text()
@@ -55,7 +55,7 @@ def test_example_audio_gives_distinct_finite_vectors_on_both_backends(offline_de
     files = sorted(EXAMPLES.glob("*.flac")) + sorted(EXAMPLES.glob("*.wav"))
     assert len(files) == 5
     onnx = offline_default.embed([str(f) for f in files])
-    assert onnx.shape == (5, 512) and np.isfinite(onnx).all()
+    assert onnx.shape == (5, 1024) and np.isfinite(onnx).all()
     x = audio.load(files[0])  # the shipped weights against the independent numpy model of tests/reference.py
     np.testing.assert_allclose(offline_default.embed(x, sr=16000), reference.embedding(MODEL, x), rtol=0, atol=1e-4)
     torch_e = Embedder(offline_default.resolved.folder, backend="torch")

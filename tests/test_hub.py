@@ -430,7 +430,7 @@ def test_the_default_name_never_means_a_folder_in_the_working_directory(tiny_mod
     loaded = [Embedder(backend="onnx"), Embedder(hub.DEFAULT_MODEL, backend="onnx"), hear.load_model("", backend="onnx").embedder]
     init_from, init_cfg = hub.fetch(hub.DEFAULT_MODEL, hub.DEFAULT_REVISION, "model.safetensors")  # as --init-from does
     for r, dim in [(e.resolved, e.dim) for e in loaded] + [(init_from, init_cfg.dim)]:
-        assert (r.source, r.model_id, r.revision, dim) == ("bundled", hub.DEFAULT_MODEL, hub.DEFAULT_REVISION, 512)
+        assert (r.source, r.model_id, r.revision, dim) == ("bundled", hub.DEFAULT_MODEL, hub.DEFAULT_REVISION, 1024)
         assert r.folder == ROOT / "models" / "audioembed-base"
     assert fake_hub.requests[before:] == []
     local = Embedder("./audioembed/audioembed-base", backend="onnx")  # a path says it means the folder

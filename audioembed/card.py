@@ -42,11 +42,13 @@ def body(cfg: ModelConfig, history: list[dict] | None = None) -> str:
 
 
 def _architecture(cfg: ModelConfig) -> str:
-    """The encoder in words: BYOL-A's AudioNTT2020 or, with the stacked readout, AudioNTT2022-style (BYOL-A v2)."""
+    """The encoder in words: BYOL-A v2's AudioNTT2022 (two conv blocks, read out stacked) or BYOL-A's AudioNTT2020
+    (three), whose MLP readout may also be stacked with its conv map."""
     blocks = f"{cfg.n_blocks} conv blocks × {cfg.channels} channels, an MLP of {cfg.hidden} hidden units"
     if cfg.readout == "stacked":
         scaled = "" if cfg.stack_scale == 1.0 else f", times {cfg.stack_scale:g} so both halves weigh alike in cosine,"
-        return (f"an AudioNTT2022-style CNN ({blocks}; each frame stacks the last conv map's {cfg.conv_dim} values"
+        style = "AudioNTT2022-style CNN" if cfg.n_blocks == 2 else "AudioNTT2020-style CNN read out as AudioNTT2022 is"
+        return (f"an {style} ({blocks}; each frame stacks the last conv map's {cfg.conv_dim} values"
                 f"{scaled} beside the MLP's {cfg.mlp_out})")
     return f"an AudioNTT2020-style CNN ({blocks}; each frame is the MLP's {cfg.mlp_out} outputs)"
 

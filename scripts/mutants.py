@@ -262,6 +262,8 @@ MUTANTS = [
     M("summarize_seeds: the negatives' gain paired with another seed's twin", "scripts/summarize_seeds.py",
       'twin = runs.get(name[: -len("-neg")] + "-none")', 'twin = runs.get(min(runs))',
       tests=("tests/test_eval.py",)),
+    M("card: a stacked three-block encoder called AudioNTT2022", "audioembed/card.py",
+      'if cfg.n_blocks == 2 else', 'if cfg.n_blocks else', tests=("tests/test_readout.py",)),
     M("summarize_seeds: the release ties broken for the plain arm", "scripts/summarize_seeds.py",
       'key=lambda a: (a.endswith("-neg"), stats[a][0])', 'key=lambda a: (a.endswith("-none"), stats[a][0])',
       tests=("tests/test_eval.py",)),

@@ -130,6 +130,9 @@ def test_the_card_names_the_architecture_and_readout():
     assert "AudioNTT2022-style CNN (2 conv blocks × 64 channels, an MLP of 2048 hidden units; each frame stacks the last conv map's 1024 values beside the MLP's 1024)" in text
     balanced = card.body(ModelConfig(name="s", n_blocks=2, mlp_hidden=2048, dim=2048, readout="stacked", stack_scale=0.31))
     assert "the last conv map's 1024 values, times 0.31 so both halves weigh alike in cosine, beside the MLP's 1024" in balanced
+    stacked_2020 = card.body(ModelConfig(name="s", dim=1024, readout="stacked"))  # three blocks: still AudioNTT2020
+    assert ("AudioNTT2020-style CNN read out as AudioNTT2022 is (3 conv blocks × 64 channels, an MLP of 512 hidden units; "
+            "each frame stacks the last conv map's 512 values beside the MLP's 512)") in stacked_2020
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 4])

@@ -1026,6 +1026,19 @@ def test_start_from_refuses_other_architectures_frontends_and_a_step_past_the_en
         _trainer(cache, steps=4).start_from(tmp_path / "snap", snap_cfg, step=4, name="snap")
 
 
+def test_start_from_refuses_a_model_read_out_otherwise_though_its_shapes_fit(cache, tmp_path):
+    """A stacked model's MLP (32 out of 96) has the shapes of a 32-d MLP readout's: loading it there would silently
+    train another network than the one asked for."""
+    from audioembed.errors import ModelError
+
+    _trainer(cache, steps=4, dim=96, readout="stacked").export(tmp_path / "st", {})
+    cfg = ModelConfig.load(tmp_path / "st" / "config.json")
+    assert (cfg.readout, cfg.mlp_out) == ("stacked", 32)
+    with pytest.raises(ModelError, match="st: made with dim=96, this run's encoder has 32; leave the architecture"):
+        _trainer(cache, steps=4).start_from(tmp_path / "st", cfg, name="st")
+    _trainer(cache, steps=4, dim=96, readout="stacked").start_from(tmp_path / "st", cfg, name="st")
+
+
 @pytest.mark.slow  # an integration check: .ci/run runs it (pytest -m slow)
 def test_cli_init_from_records_the_folder_by_name_and_checks_its_flags(audio_dir, tmp_path):
     from typer.testing import CliRunner
@@ -1050,6 +1063,12 @@ def test_cli_init_from_records_the_folder_by_name_and_checks_its_flags(audio_dir
     assert r.exit_code == 2 and "pass one" in r.output
     r = runner.invoke(app, [*base, *tiny, "--steps", "4", "-o", str(tmp_path / "d"), "--init-from", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "--init-from" in r.output and "not a model folder" in r.output
+    # the model's architecture is the run's unless set: a stacked model trained further stays stacked
+    r = runner.invoke(app, [*base, "--config", _config(tmp_path, dim=544, readout="stacked"), "--steps", "2", "-o", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*base, "--steps", "2", "-o", str(tmp_path / "s2"), "--init-from", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    assert (ModelConfig.load(tmp_path / "s2" / "config.json").readout, ModelConfig.load(tmp_path / "s2" / "config.json").dim) == ("stacked", 544)
 
 
 # -- round 3 (issues 40, 41, 42): input checks, export, BYOL maths ---------------------------------

@@ -78,6 +78,9 @@ def load(t, path: Path) -> None:
     t.sessions = [dict(x) for x in state.get("sessions") or ([{"from_step": 0, "to_step": step, "wall_seconds": None}] if step else [])]
 
 
+ENCODER = ("n_blocks", "channels", "mlp_hidden", "dim", "readout")  # what the network is, beyond its weights' shapes
+
+
 def start_from(t, folder: Path, cfg: ModelConfig, step: int = 0, name: str | None = None) -> None:
     """Start from an exported model's encoder (a snapshot, a released model) instead of random weights: to go
     on with a run whose checkpoint is lost (step = the snapshot's step, so the schedule and --steps carry on),
@@ -95,6 +98,10 @@ def start_from(t, folder: Path, cfg: ModelConfig, step: int = 0, name: str | Non
                             f"raise --steps")
     weights = Path(folder) / model_folder.SAFETENSORS
     load_weights(t.online.encoder, weights, against="this run's encoder")
+    for field in ENCODER:  # equal shapes do not mean equal networks: a stacked readout's MLP fits an MLP readout
+        if getattr(cfg, field) != getattr(t.cfg, field):
+            raise ModelError(f"{label}: made with {field}={getattr(cfg, field)!r}, this run's encoder has "
+                             f"{getattr(t.cfg, field)!r}; leave the architecture to --init-from, which takes the model's")
     t.target.encoder.load_state_dict(t.online.encoder.state_dict())  # copied in place: layouts kept
     salt = 1_000_003 * (step + 1)
     t.gen.manual_seed(t.s.seed * 1000 + t.dist.rank + salt)

@@ -78,9 +78,22 @@ def pretrain(
     from .loop import Trainer
 
     given = {k: v for k, v in flags.items() if v is not None}  # flags given override the config file
+    init = None
+    if init_from is not None and not resume:  # its architecture is this run's unless the flags or config say otherwise
+        from .. import model_folder
+        from ..hub import DEFAULT_MODEL, DEFAULT_REVISION, fetch
+        from .checkpoint import ENCODER
+
+        try:
+            # the default model's id at the revision this package pins, as Embedder() would load it
+            init = fetch(init_from, DEFAULT_REVISION if init_from == DEFAULT_MODEL else None, model_folder.SAFETENSORS)
+        except AudioEmbedError as exc:
+            err(f"error: --init-from {init_from}: {exc}")
+            raise typer.Exit(2)
     try:
         values, run = read_config(config) if config else ({}, {})
-        settings = TrainSettings(**{**values, **given})
+        inherited = {k: getattr(init[1], k) for k in ENCODER} if init else {}
+        settings = TrainSettings(**{**inherited, **values, **given})
     except (ValueError, TypeError, OSError) as exc:
         err(f"error: {exc}")
         raise typer.Exit(2)
@@ -129,13 +142,9 @@ def pretrain(
         raise typer.Exit(2)
     if resume:
         log(f"resumed at step {trainer.step} from {ckpt}")
-    elif init_from is not None:
-        from .. import model_folder
-        from ..hub import DEFAULT_MODEL, DEFAULT_REVISION, fetch
-
+    elif init is not None:
+        resolved, init_cfg = init
         try:
-            # the default model's id at the revision this package pins, as Embedder() would load it
-            resolved, init_cfg = fetch(init_from, DEFAULT_REVISION if init_from == DEFAULT_MODEL else None, model_folder.SAFETENSORS)
             # by its name, or its hub id: no path of this machine in the config or the card
             name = resolved.folder.name if resolved.source == "local" else f"{resolved.model_id}@{resolved.revision or 'main'}"
             trainer.start_from(resolved.folder, init_cfg, init_step or 0, name=name)
@@ -143,6 +152,9 @@ def pretrain(
             err(f"error: --init-from {init_from}: {exc}")
             raise typer.Exit(2)
         log(f"started from {name}'s encoder at step {trainer.step} (projector, predictor, optimizer and mixup bank anew)")
+        if init_cfg.stack_scale != 1.0:
+            log(f"note: {name} scales its conv half by {init_cfg.stack_scale:g} for cosine search; this run exports the "
+                "halves as trained (scripts/readout_folder.py --stack-scale-from AUDIO balances them again)")
     log(f"training {trainer.total_steps} steps × {settings.batch_size} on {device} ({dist.world} process(es), {trainer.precision}); "
         f"negatives: {', '.join(settings.negatives) or 'none (BYOL-A)'}")
     summary = {k: cache.meta[k] for k in ("files", "clips", "frames")}

@@ -237,7 +237,7 @@ MUTANTS = [
     M("train settings: a config file's unknown key accepted", "audioembed/train/settings.py",
       "if key not in known and key not in RUN_KEYS:", "if False:"),
     M("pretrain: the config file overrides the flags given", "audioembed/train/command.py",
-      "settings = TrainSettings(**{**values, **given})", "settings = TrainSettings(**{**given, **values})",
+      "settings = TrainSettings(**{**inherited, **values, **given})", "settings = TrainSettings(**{**inherited, **given, **values})",
       tests=("tests/test_train.py",)),
     M("nn device: a GPU torch does not see is asked for anyway", "audioembed/nn/device.py",
       'if device.startswith("cuda") and not torch.cuda.is_available():', "if False:"),

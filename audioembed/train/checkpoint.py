@@ -98,7 +98,9 @@ def start_from(t, folder: Path, cfg: ModelConfig, step: int = 0, name: str | Non
                             f"raise --steps")
     weights = Path(folder) / model_folder.SAFETENSORS
     load_weights(t.online.encoder, weights, against="this run's encoder")
-    for field in ENCODER:  # equal shapes do not mean equal networks: a stacked readout's MLP fits an MLP readout
+    # The weights' shapes fix blocks, channels and the MLP's width; not how a frame is read out: a stacked
+    # readout's MLP (dim less the conv map) fits an MLP readout of that dim.
+    for field in ("dim", "readout"):
         if getattr(cfg, field) != getattr(t.cfg, field):
             raise ModelError(f"{label}: made with {field}={getattr(cfg, field)!r}, this run's encoder has "
                              f"{getattr(t.cfg, field)!r}; leave the architecture to --init-from, which takes the model's")
